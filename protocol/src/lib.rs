@@ -1,0 +1,23 @@
+//! # konsens-protocol
+//!
+//! The sans-IO core of konsens: the automerge-repo wire protocol (version "1"),
+//! document ids and URLs, the connection handshake and the per-document sync
+//! engine. Nothing in this crate opens a socket, touches a disk, reads the clock
+//! or draws random numbers: inputs come in as values, effects go out as values
+//! ([`engine::DocEffect`]), and the runtimes in `konsens-server` and
+//! `konsens-client` carry them out.
+
+pub mod document_id;
+pub mod engine;
+pub mod error;
+pub mod handshake;
+pub mod message;
+
+pub use document_id::{AutomergeUrl, DocumentId};
+pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, Role, StorageWrite, StoredSizes};
+pub use error::ProtocolError;
+pub use handshake::{Handshake, Joined};
+pub use message::{DocMessage, EphemeralMessage, Message, PeerId, PeerMetadata, StorageId, PROTOCOL_VERSION};
+
+/// Default limit for one WebSocket frame: 16 MiB.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
