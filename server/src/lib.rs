@@ -1,1 +1,118 @@
+//! # konsens-server
+//!
+//! The runtime around `konsens-protocol`: a WebSocket endpoint (`/sync`) that
+//! speaks the automerge-repo protocol, one owner task per loaded document, and a
+//! sled store written through a group-commit thread. See ARCHITECTURE.md.
 
+mod config;
+mod connection;
+mod document;
+mod error;
+mod http;
+mod hub;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use konsens_protocol::{Handshake, PeerId};
+use konsens_store::{ChunkStore, GroupCommit};
+
+pub use config::ServerConfig;
+pub use error::ServerError;
+
+use hub::Hub;
+
+/// Lock a mutex, ignoring poisoning: our critical sections only move handles
+/// in and out of maps, so a panic elsewhere cannot leave them half-updated.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    hub: Arc<Hub>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Server {
+    /// Open the store and bind the listener.
+    pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
+        if !config.open {
+            return Err(ServerError::Config(
+                "accounts and tokens are not implemented yet, so the server only runs with --open \
+                 (anyone who reaches the port may read and write every document)"
+                    .into(),
+            ));
+        }
+        std::fs::create_dir_all(&config.data_dir)?;
+        let data_dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || ChunkStore::open(&data_dir))
+            .await
+            .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+        let storage_id = store.storage_id(|| uuid::Uuid::new_v4().to_string())?;
+        let (commit, writer) = GroupCommit::spawn(store.clone())?;
+        let handshake = Handshake {
+            our_peer_id: PeerId(format!("konsens-server-{}", uuid::Uuid::new_v4())),
+            storage_id,
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen.to_string(),
+                source,
+            })?;
+        let hub = Arc::new(Hub::new(config, handshake, store, commit));
+        Ok(Self {
+            listener,
+            hub,
+            writer,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serve until `shutdown` resolves, then close connections, let document
+    /// owners finish their flushes and flush the store once more.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let Self {
+            listener,
+            hub,
+            writer,
+        } = self;
+        let app = http::router(hub.clone());
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            storage_id = %hub.handshake.storage_id.0,
+            data = %hub.config.data_dir.display(),
+            "konsens-server listening"
+        );
+        let token = hub.shutdown_token().clone();
+        let signal_token = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            signal_token.cancel();
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await?;
+        hub.shut_down().await;
+        let store = hub.store.clone();
+        drop(hub);
+        // The writer thread ends once the last GroupCommit handle is gone.
+        let flushed = tokio::task::spawn_blocking(move || {
+            let result = store.flush();
+            let _ = writer.join();
+            result
+        })
+        .await
+        .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
+        flushed?;
+        tracing::info!("konsens-server stopped; store flushed");
+        Ok(())
+    }
+}

@@ -1,1 +1,73 @@
-fn main(){}
+//! `konsens-server`: run the sync server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use konsens_server::{Server, ServerConfig};
+use tracing_subscriber::EnvFilter;
+
+/// The konsens sync server: automerge-repo over WebSockets at /sync, documents in sled.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Directory of the embedded sled database.
+    #[arg(long, env = "KONSENS_DATA", default_value = "./konsens-data")]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "KONSENS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Let anyone who reaches the port read and write every document.
+    #[arg(long)]
+    open: bool,
+    /// Largest WebSocket message accepted, in bytes.
+    #[arg(long, env = "KONSENS_MAX_FRAME_BYTES", default_value_t = konsens_protocol::DEFAULT_MAX_FRAME_BYTES)]
+    max_frame_bytes: usize,
+    /// Seconds a document without peers stays in memory.
+    #[arg(long, default_value_t = 60)]
+    idle_evict_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let args = Args::parse();
+    let mut config = ServerConfig::new(args.data, args.listen);
+    config.open = args.open;
+    config.max_frame_bytes = args.max_frame_bytes;
+    config.idle_evict_after = std::time::Duration::from_secs(args.idle_evict_secs);
+    let server = Server::bind(config).await.context("starting konsens-server")?;
+    server.run(shutdown_signal()).await.context("running konsens-server")?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}

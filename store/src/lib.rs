@@ -1,1 +1,217 @@
+//! # konsens-store
+//!
+//! The sled-backed chunk store shared by `konsens-server` and `konsens-client`,
+//! and the group-commit writer that makes writes durable in batches.
+//!
+//! Layout: tree `chunks`, key = document id (16 bytes) ++ sled-generated id
+//! (8 bytes, big endian, monotonic across restarts) ++ kind (1 byte: 0 snapshot,
+//! 1 incremental). A document loads by scanning its prefix in key order, so a
+//! snapshot is always followed by the incrementals written after it. Writing a
+//! snapshot removes every earlier chunk of the document in the same atomic batch.
+//! Tree `meta` holds the store's `storageId`.
 
+mod group_commit;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use konsens_protocol::{DocumentId, StorageId, StorageWrite};
+use thiserror::Error;
+
+pub use group_commit::{GroupCommit, GroupCommitStats};
+
+/// The one error type of `konsens-store`.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// sled reported an error (IO, corruption, ...).
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A key in the store does not follow our layout.
+    #[error("unexpected key layout in tree {tree}: {len} bytes")]
+    BadKey { tree: &'static str, len: usize },
+    /// The group-commit writer has stopped (the process is shutting down).
+    #[error("the storage writer has stopped")]
+    WriterStopped,
+}
+
+const KIND_SNAPSHOT: u8 = 0;
+const KIND_INCREMENTAL: u8 = 1;
+const STORAGE_ID_KEY: &[u8] = b"storage-id";
+
+/// One stored chunk of a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub is_snapshot: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// A sled database holding documents as chunks.
+#[derive(Debug, Clone)]
+pub struct ChunkStore {
+    db: sled::Db,
+    chunks: sled::Tree,
+    meta: sled::Tree,
+    flushes: std::sync::Arc<AtomicU64>,
+}
+
+impl ChunkStore {
+    /// Open (or create) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let chunks = db.open_tree("chunks")?;
+        let meta = db.open_tree("meta")?;
+        Ok(Self {
+            db,
+            chunks,
+            meta,
+            flushes: Default::default(),
+        })
+    }
+
+    /// The id of this storage, created (and flushed) on first use and kept for
+    /// the life of the data directory.
+    pub fn storage_id(&self, fresh: impl FnOnce() -> String) -> Result<StorageId, StoreError> {
+        if let Some(existing) = self.meta.get(STORAGE_ID_KEY)? {
+            return Ok(StorageId(String::from_utf8_lossy(&existing).into_owned()));
+        }
+        let id = fresh();
+        self.meta.insert(STORAGE_ID_KEY, id.as_bytes())?;
+        self.db.flush()?;
+        Ok(StorageId(id))
+    }
+
+    /// All stored chunks of a document, in the order they must be loaded.
+    pub fn load(&self, document: &DocumentId) -> Result<Vec<Chunk>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.chunks.scan_prefix(document.as_bytes()) {
+            let (key, value) = entry?;
+            let is_snapshot = match key.get(24) {
+                Some(&KIND_SNAPSHOT) if key.len() == 25 => true,
+                Some(&KIND_INCREMENTAL) if key.len() == 25 => false,
+                _ => {
+                    return Err(StoreError::BadKey {
+                        tree: "chunks",
+                        len: key.len(),
+                    });
+                }
+            };
+            out.push(Chunk {
+                is_snapshot,
+                bytes: value.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Does the store hold anything for this document?
+    pub fn contains(&self, document: &DocumentId) -> Result<bool, StoreError> {
+        Ok(self.chunks.scan_prefix(document.as_bytes()).next().transpose()?.is_some())
+    }
+
+    /// Write (not flush) one chunk.
+    pub fn write(&self, document: &DocumentId, write: &StorageWrite) -> Result<(), StoreError> {
+        let id = self.db.generate_id()?;
+        match write {
+            StorageWrite::Incremental(bytes) => {
+                self.chunks
+                    .insert(chunk_key(document, id, KIND_INCREMENTAL), bytes.as_slice())?;
+            }
+            StorageWrite::Snapshot(bytes) => {
+                let mut batch = sled::Batch::default();
+                for key in self.chunks.scan_prefix(document.as_bytes()).keys() {
+                    batch.remove(key?);
+                }
+                batch.insert(&chunk_key(document, id, KIND_SNAPSHOT)[..], bytes.as_slice());
+                self.chunks.apply_batch(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make every write so far durable (fsync).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many flushes this handle (and its clones) performed.
+    pub fn flush_count(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// The ids of all stored documents, in key order.
+    pub fn documents(&self) -> impl Iterator<Item = Result<DocumentId, StoreError>> + '_ {
+        let mut last: Option<[u8; 16]> = None;
+        self.chunks.iter().keys().filter_map(move |key| {
+            let key = match key {
+                Ok(k) => k,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let Some(prefix) = key.get(..16).and_then(|p| <[u8; 16]>::try_from(p).ok()) else {
+                return Some(Err(StoreError::BadKey {
+                    tree: "chunks",
+                    len: key.len(),
+                }));
+            };
+            if last == Some(prefix) {
+                return None;
+            }
+            last = Some(prefix);
+            Some(Ok(DocumentId::from_bytes(prefix)))
+        })
+    }
+
+    /// Bytes on disk as sled counts them.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+fn chunk_key(document: &DocumentId, id: u64, kind: u8) -> [u8; 25] {
+    let mut key = [0u8; 25];
+    key[..16].copy_from_slice(document.as_bytes());
+    key[16..24].copy_from_slice(&id.to_be_bytes());
+    key[24] = kind;
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_replaces_earlier_chunks_and_order_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ChunkStore::open(dir.path()).expect("open");
+        let doc = DocumentId::from_random([1; 16]);
+        let other = DocumentId::from_random([2; 16]);
+        store.write(&doc, &StorageWrite::Incremental(vec![1])).expect("write");
+        store.write(&other, &StorageWrite::Incremental(vec![9])).expect("write");
+        store.write(&doc, &StorageWrite::Snapshot(vec![2])).expect("write");
+        store.write(&doc, &StorageWrite::Incremental(vec![3])).expect("write");
+        store.flush().expect("flush");
+        let chunks = store.load(&doc).expect("load");
+        assert_eq!(
+            chunks,
+            vec![
+                Chunk { is_snapshot: true, bytes: vec![2] },
+                Chunk { is_snapshot: false, bytes: vec![3] },
+            ]
+        );
+        let docs: Vec<_> = store.documents().collect::<Result<_, _>>().expect("list");
+        assert_eq!(docs.len(), 2);
+        assert!(store.contains(&other).expect("contains"));
+    }
+
+    #[test]
+    fn storage_id_is_kept_across_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = {
+            let store = ChunkStore::open(dir.path()).expect("open");
+            store.storage_id(|| "abc".into()).expect("id")
+        };
+        let store = ChunkStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.storage_id(|| "other".into()).expect("id"), first);
+    }
+}

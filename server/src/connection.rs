@@ -1,0 +1,300 @@
+//! One WebSocket connection: the handshake, then a reader that routes each
+//! message to its document's owner and a writer that drains the connection's
+//! bounded outbound queue.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use konsens_protocol::{ConnectionId, DocumentId, Message, PeerId, ProtocolError};
+use tokio::sync::{Notify, mpsc};
+
+use crate::document::DocCommand;
+use crate::hub::Hub;
+use crate::lock;
+
+/// WebSocket close codes we use (RFC 6455 §7.4.1).
+pub(crate) mod close_code {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// Tells a connection's writer to close, with a code and a reason.
+#[derive(Debug, Default)]
+struct CloseSignal {
+    reason: Mutex<Option<(u16, String)>>,
+    notify: Notify,
+}
+
+/// What document owners hold of a connection: its id, its peer, and a way to
+/// queue frames or close it. Never blocks: a full queue closes the connection,
+/// since a peer that cannot keep up resyncs cheaply after reconnecting, while
+/// waiting for it would stall the document for everybody else.
+#[derive(Debug)]
+pub(crate) struct ConnectionHandle {
+    pub id: ConnectionId,
+    pub peer_id: PeerId,
+    outbound: mpsc::Sender<Vec<u8>>,
+    close: CloseSignal,
+}
+
+impl ConnectionHandle {
+    /// Queue a frame. Returns false when the connection is gone.
+    pub fn send(&self, frame: Vec<u8>) -> bool {
+        match self.outbound.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(conn = ?self.id, peer = %self.peer_id, "outbound queue full; closing slow connection");
+                self.close(close_code::POLICY, "outbound queue full: connection too slow");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Ask the writer to close the socket (first reason wins).
+    pub fn close(&self, code: u16, reason: &str) {
+        let mut slot = lock(&self.close.reason);
+        if slot.is_none() {
+            *slot = Some((code, truncate_reason(reason)));
+        }
+        drop(slot);
+        self.close.notify.notify_one();
+    }
+}
+
+/// Close reasons must fit in a control frame (123 bytes).
+fn truncate_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
+/// Serve one upgraded socket until it closes.
+pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>) {
+    let conn_id = hub.next_connection_id();
+    let (mut sink, mut stream) = socket.split();
+
+    // Handshake: the first frame must be a binary `join`.
+    let first = tokio::time::timeout(hub.config.handshake_timeout, stream.next()).await;
+    let joined = match first {
+        Err(_) => {
+            tracing::info!(conn = ?conn_id, "no join within the handshake timeout");
+            let _ = sink.send(close_frame(close_code::POLICY, "no join message received")).await;
+            return;
+        }
+        Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(Some(Ok(WsMessage::Binary(bytes)))) => {
+            match Message::decode(&bytes, hub.config.max_frame_bytes) {
+                Ok(message) => hub.handshake.accept(message),
+                Err(error) => {
+                    let reply = Message::Error {
+                        sender_id: Some(hub.handshake.our_peer_id.clone()),
+                        target_id: None,
+                        message: error.to_string(),
+                    };
+                    Err((error, reply))
+                }
+            }
+        }
+        Ok(Some(Ok(WsMessage::Text(_)))) => {
+            let error = ProtocolError::NotAMessage("text frame; the protocol uses binary CBOR frames");
+            let reply = Message::Error {
+                sender_id: Some(hub.handshake.our_peer_id.clone()),
+                target_id: None,
+                message: error.to_string(),
+            };
+            Err((error, reply))
+        }
+        Ok(Some(Ok(_))) => return,
+    };
+    let joined = match joined {
+        Ok(joined) => joined,
+        Err((error, reply)) => {
+            tracing::warn!(conn = ?conn_id, %error, "handshake refused");
+            let _ = sink.send(WsMessage::Binary(reply.encode().into())).await;
+            let _ = sink.send(close_frame(close_code::PROTOCOL_ERROR, &error.to_string())).await;
+            return;
+        }
+    };
+
+    let (outbound_tx, mut outbound_rx) = mpsc::channel::<Vec<u8>>(hub.config.outbound_queue);
+    let handle = Arc::new(ConnectionHandle {
+        id: conn_id,
+        peer_id: joined.peer_id.clone(),
+        outbound: outbound_tx,
+        close: CloseSignal::default(),
+    });
+    if !handle.send(joined.reply.encode()) {
+        return;
+    }
+    let _registration = hub.register_connection(handle.clone());
+    tracing::info!(conn = ?conn_id, peer = %joined.peer_id, ephemeral = joined.metadata.is_ephemeral, "peer joined");
+
+    // Writer: frames out, then a close frame with the reason once asked to.
+    let writer_handle = handle.clone();
+    let mut writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                frame = outbound_rx.recv() => match frame {
+                    Some(frame) => {
+                        if sink.send(WsMessage::Binary(frame.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                () = writer_handle.close.notify.notified() => {
+                    // Flush what is already queued (an `error` often precedes a close).
+                    while let Ok(frame) = outbound_rx.try_recv() {
+                        if sink.send(WsMessage::Binary(frame.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    let (code, reason) = lock(&writer_handle.close.reason)
+                        .clone()
+                        .unwrap_or((close_code::NORMAL, String::new()));
+                    let _ = sink.send(close_frame(code, &reason)).await;
+                    break;
+                }
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let mut documents: HashSet<DocumentId> = HashSet::new();
+    let shutdown = hub.shutdown_token().clone();
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            _ = &mut writer => break,
+            () = shutdown.cancelled() => {
+                handle.close(close_code::GOING_AWAY, "server shutting down");
+                break;
+            }
+        };
+        let bytes = match next {
+            None => break,
+            Some(Err(error)) => {
+                // tungstenite reports an over-long message here, before buffering it.
+                let text = error.to_string();
+                if text.contains("too long") || text.contains("Space limit") || text.contains("Message too") {
+                    tracing::warn!(conn = ?conn_id, peer = %handle.peer_id, %error, "frame over the size limit");
+                    handle.close(
+                        close_code::TOO_BIG,
+                        &format!("message exceeds the limit of {} bytes", hub.config.max_frame_bytes),
+                    );
+                } else {
+                    tracing::debug!(conn = ?conn_id, %error, "socket error");
+                }
+                break;
+            }
+            Some(Ok(WsMessage::Binary(bytes))) => bytes,
+            Some(Ok(WsMessage::Text(_))) => {
+                refuse(&hub, &handle, close_code::UNSUPPORTED_DATA,
+                    ProtocolError::NotAMessage("text frame; the protocol uses binary CBOR frames"));
+                break;
+            }
+            Some(Ok(WsMessage::Close(_))) => break,
+            Some(Ok(_)) => continue, // ping/pong are answered by the WebSocket layer
+        };
+        let message = match Message::decode(&bytes, hub.config.max_frame_bytes) {
+            Ok(m) => m,
+            Err(error @ ProtocolError::UnknownType(_)) => {
+                // A newer client may speak types we do not know: say so, keep serving.
+                tracing::warn!(conn = ?conn_id, peer = %handle.peer_id, %error, "ignoring message");
+                send_error(&hub, &handle, &error);
+                continue;
+            }
+            Err(error) => {
+                let code = if matches!(error, ProtocolError::TooLarge { .. }) {
+                    close_code::TOO_BIG
+                } else {
+                    close_code::PROTOCOL_ERROR
+                };
+                refuse(&hub, &handle, code, error);
+                break;
+            }
+        };
+        match message {
+            Message::Sync(mut doc_message) => {
+                doc_message.sender_id = handle.peer_id.clone();
+                let id = doc_message.document_id;
+                documents.insert(id);
+                hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message: doc_message, request: false }).await;
+            }
+            Message::Request(mut doc_message) => {
+                doc_message.sender_id = handle.peer_id.clone();
+                let id = doc_message.document_id;
+                documents.insert(id);
+                hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message: doc_message, request: true }).await;
+            }
+            Message::Ephemeral(mut ephemeral) => {
+                // Relay under the identity this connection joined with, never a claimed one.
+                ephemeral.sender_id = handle.peer_id.clone();
+                let id = ephemeral.document_id;
+                documents.insert(id);
+                hub.dispatch(id, DocCommand::Ephemeral { conn: handle.clone(), message: ephemeral }).await;
+            }
+            Message::Leave { .. } => {
+                handle.close(close_code::NORMAL, "leave");
+                break;
+            }
+            Message::Error { message, .. } => {
+                tracing::info!(conn = ?conn_id, peer = %handle.peer_id, %message, "peer reported an error");
+            }
+            Message::DocUnavailable { .. }
+            | Message::RemoteSubscriptionChange { .. }
+            | Message::RemoteHeadsChanged { .. } => {
+                // Gossip of other storages' heads is optional; we neither need nor relay it.
+                tracing::trace!(conn = ?conn_id, kind = message.type_name(), "ignored");
+            }
+            Message::Join { .. } | Message::Peer { .. } => {
+                let error = ProtocolError::UnexpectedMessage {
+                    message_type: message.type_name(),
+                    state: "after the handshake",
+                };
+                tracing::warn!(conn = ?conn_id, peer = %handle.peer_id, %error, "ignoring message");
+                send_error(&hub, &handle, &error);
+            }
+        }
+    }
+
+    // Tell every document this connection touched, so their sync states go.
+    for id in documents {
+        hub.notify_disconnected(id, conn_id).await;
+    }
+    handle.close(close_code::NORMAL, "");
+    let _ = writer.await;
+    tracing::info!(conn = ?conn_id, peer = %handle.peer_id, "connection closed");
+}
+
+fn send_error(hub: &Hub, handle: &ConnectionHandle, error: &ProtocolError) {
+    let reply = Message::Error {
+        sender_id: Some(hub.handshake.our_peer_id.clone()),
+        target_id: Some(handle.peer_id.clone()),
+        message: error.to_string(),
+    };
+    handle.send(reply.encode());
+}
+
+fn refuse(hub: &Hub, handle: &ConnectionHandle, code: u16, error: ProtocolError) {
+    tracing::warn!(conn = ?handle.id, peer = %handle.peer_id, %error, "closing connection on bad input");
+    send_error(hub, handle, &error);
+    handle.close(code, &error.to_string());
+}
+
+fn close_frame(code: u16, reason: &str) -> WsMessage {
+    WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: truncate_reason(reason).into(),
+    }))
+}

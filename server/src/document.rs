@@ -1,0 +1,236 @@
+//! The owner of one loaded document: a task that holds its [`DocEngine`], takes
+//! everything queued for it from all connections as one batch, hands writes to
+//! the group-commit writer and releases replies once they are durable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use konsens_protocol::{
+    ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, EphemeralMessage,
+    Message, Role,
+};
+use tokio::sync::mpsc;
+
+use crate::connection::{ConnectionHandle, close_code};
+use crate::hub::Hub;
+
+/// Most commands taken into one batch, so one busy document cannot starve its
+/// own durability notifications for long.
+const MAX_BATCH: usize = 4096;
+
+/// What connections send to a document's owner.
+#[derive(Debug)]
+pub(crate) enum DocCommand {
+    Sync {
+        conn: Arc<ConnectionHandle>,
+        message: DocMessage,
+        request: bool,
+    },
+    Ephemeral {
+        conn: Arc<ConnectionHandle>,
+        message: EphemeralMessage,
+    },
+    Disconnected {
+        conn: ConnectionId,
+    },
+}
+
+/// The document could not be loaded from disk; it answers with errors and
+/// never writes, so nothing stored is overwritten.
+enum State {
+    Live(DocEngine),
+    Unreadable(String),
+}
+
+pub(crate) struct DocumentTask {
+    hub: Arc<Hub>,
+    id: DocumentId,
+    generation: u64,
+    commands: mpsc::Receiver<DocCommand>,
+    durable_tx: mpsc::UnboundedSender<(u64, Result<(), String>)>,
+    durable_rx: mpsc::UnboundedReceiver<(u64, Result<(), String>)>,
+    connections: HashMap<ConnectionId, Arc<ConnectionHandle>>,
+}
+
+impl DocumentTask {
+    pub fn new(hub: Arc<Hub>, id: DocumentId, generation: u64, commands: mpsc::Receiver<DocCommand>) -> Self {
+        let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+        Self {
+            hub,
+            id,
+            generation,
+            commands,
+            durable_tx,
+            durable_rx,
+            connections: HashMap::new(),
+        }
+    }
+
+    async fn load(&self) -> State {
+        let store = self.hub.store.clone();
+        let id = self.id;
+        let loaded = tokio::task::spawn_blocking(move || store.load(&id)).await;
+        let chunks = match loaded {
+            Ok(Ok(chunks)) => chunks,
+            Ok(Err(e)) => return State::Unreadable(e.to_string()),
+            Err(e) => return State::Unreadable(format!("load task failed: {e}")),
+        };
+        let engine = DocEngine::load(
+            id,
+            self.hub.handshake.our_peer_id.clone(),
+            Role::Server,
+            chunks.iter().map(|c| (c.is_snapshot, c.bytes.as_slice())),
+        );
+        match engine {
+            Ok(engine) => State::Live(engine),
+            Err(e) => State::Unreadable(e.to_string()),
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut state = self.load().await;
+        if let State::Unreadable(reason) = &state {
+            tracing::error!(document = %self.id, %reason, "document is unreadable; serving errors for it");
+        }
+        loop {
+            let idle = match &state {
+                State::Live(engine) => engine.is_idle(),
+                State::Unreadable(_) => self.connections.is_empty(),
+            };
+            let mut inputs = Vec::new();
+            tokio::select! {
+                biased;
+                Some((seq, result)) = self.durable_rx.recv() => inputs.push(durable_input(seq, result)),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.take(command, &mut state, &mut inputs),
+                    None => return,
+                },
+                () = tokio::time::sleep(self.hub.config.idle_evict_after), if idle => {
+                    self.evict().await;
+                    return;
+                }
+                // On shutdown, leave once nothing is waiting for a flush.
+                () = self.hub.shutdown_token().cancelled(), if !matches!(&state, State::Live(e) if e.is_flushing()) => {
+                    return;
+                }
+            }
+            // Everything else already queued joins this batch.
+            while inputs.len() < MAX_BATCH {
+                if let Ok((seq, result)) = self.durable_rx.try_recv() {
+                    inputs.push(durable_input(seq, result));
+                } else if let Ok(command) = self.commands.try_recv() {
+                    self.take(command, &mut state, &mut inputs);
+                } else {
+                    break;
+                }
+            }
+            let State::Live(engine) = &mut state else {
+                continue;
+            };
+            let effects = engine.handle(inputs);
+            let gone = self.execute(effects);
+            if !gone.is_empty() {
+                let effects = engine.handle(gone.into_iter().map(|conn| DocInput::Disconnected { conn }));
+                self.execute(effects);
+            }
+            if engine.has_failed() {
+                // Memory may hold changes that never reached disk: start over from disk.
+                tracing::error!(document = %self.id, "storage failed; dropping the in-memory copy");
+                self.evict().await;
+                return;
+            }
+        }
+    }
+
+    /// Turn a command into engine input, remembering the connection's handle.
+    fn take(&mut self, command: DocCommand, state: &mut State, inputs: &mut Vec<DocInput>) {
+        match command {
+            DocCommand::Sync { conn, message, request } => {
+                if let State::Unreadable(reason) = state {
+                    let reply = Message::Error {
+                        sender_id: Some(self.hub.handshake.our_peer_id.clone()),
+                        target_id: Some(conn.peer_id.clone()),
+                        message: format!("document {} is unreadable on this server: {reason}", self.id),
+                    };
+                    conn.send(reply.encode());
+                    return;
+                }
+                let id = conn.id;
+                self.connections.entry(id).or_insert(conn);
+                inputs.push(DocInput::Sync { conn: id, message, request });
+            }
+            DocCommand::Ephemeral { conn, message } => {
+                let id = conn.id;
+                self.connections.entry(id).or_insert(conn);
+                inputs.push(DocInput::Ephemeral { conn: id, message });
+            }
+            DocCommand::Disconnected { conn } => {
+                self.connections.remove(&conn);
+                inputs.push(DocInput::Disconnected { conn });
+            }
+        }
+    }
+
+    /// Carry out the engine's effects; returns connections found closed.
+    fn execute(&mut self, effects: Vec<DocEffect>) -> Vec<ConnectionId> {
+        let mut gone = Vec::new();
+        for effect in effects {
+            match effect {
+                DocEffect::Send { conn, message } => {
+                    let delivered = self
+                        .connections
+                        .get(&conn)
+                        .is_some_and(|handle| handle.send(message.encode()));
+                    if !delivered {
+                        self.connections.remove(&conn);
+                        gone.push(conn);
+                    }
+                }
+                DocEffect::Persist { document_id, seq, write } => {
+                    let durable = self.durable_tx.clone();
+                    let submitted = self.hub.commit.submit(
+                        document_id,
+                        write,
+                        Box::new(move |result| {
+                            // The owner may have gone; then nobody waits for this.
+                            let _ = durable.send((seq, result));
+                        }),
+                    );
+                    if let Err(e) = submitted {
+                        let _ = self.durable_tx.send((seq, Err(e.to_string())));
+                    }
+                }
+                // Every group the writer commits ends in a flush, so a submitted
+                // write's callback already means "flushed".
+                DocEffect::Flush { .. } => {}
+                DocEffect::Close { conn, reason } => {
+                    if let Some(handle) = self.connections.remove(&conn) {
+                        handle.close(close_code::PROTOCOL_ERROR, &reason);
+                    }
+                }
+            }
+        }
+        gone
+    }
+
+    /// Leave the registry; anything that raced in is handed to a fresh owner.
+    async fn evict(&mut self) {
+        self.hub.unregister_document(self.id, self.generation);
+        self.commands.close();
+        let mut leftovers = Vec::new();
+        while let Ok(command) = self.commands.try_recv() {
+            leftovers.push(command);
+        }
+        tracing::debug!(document = %self.id, leftovers = leftovers.len(), "evicted");
+        for command in leftovers {
+            self.hub.dispatch(self.id, command).await;
+        }
+    }
+}
+
+fn durable_input(seq: u64, result: Result<(), String>) -> DocInput {
+    match result {
+        Ok(()) => DocInput::Durable { seq },
+        Err(reason) => DocInput::PersistFailed { seq, reason },
+    }
+}

@@ -1,0 +1,141 @@
+//! Group commit: one writer thread takes every write queued while the previous
+//! flush ran, writes them all, flushes once, and then reports durability to each
+//! submitter. Many documents and peers share one fsync, and sled's blocking
+//! calls never run on an async worker.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+
+use konsens_protocol::{DocumentId, StorageWrite};
+
+use crate::{ChunkStore, StoreError};
+
+/// Called once the write is durable (`Ok`) or failed (`Err`, with the reason).
+pub type OnDurable = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+struct Job {
+    document: DocumentId,
+    write: StorageWrite,
+    on_durable: OnDurable,
+}
+
+/// Counters that show how well writes are being grouped.
+#[derive(Debug, Default)]
+pub struct GroupCommitStats {
+    pub writes: AtomicU64,
+    pub flushes: AtomicU64,
+}
+
+/// Handle to the group-commit writer thread. Dropping every handle stops the
+/// thread after it has written and flushed what was queued.
+#[derive(Debug, Clone)]
+pub struct GroupCommit {
+    jobs: mpsc::Sender<Job>,
+    stats: Arc<GroupCommitStats>,
+}
+
+/// Upper bound on writes in one group, so a flood cannot delay every
+/// acknowledgement behind one enormous batch.
+const MAX_GROUP: usize = 4096;
+
+impl GroupCommit {
+    /// Start the writer thread for `store`.
+    pub fn spawn(store: ChunkStore) -> Result<(Self, thread::JoinHandle<()>), StoreError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let stats = Arc::new(GroupCommitStats::default());
+        let thread_stats = stats.clone();
+        let handle = thread::Builder::new()
+            .name("konsens-group-commit".into())
+            .spawn(move || writer_loop(store, queue, thread_stats))
+            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        Ok((Self { jobs, stats }, handle))
+    }
+
+    /// Queue a write; `on_durable` runs on the writer thread once it is flushed.
+    pub fn submit(
+        &self,
+        document: DocumentId,
+        write: StorageWrite,
+        on_durable: OnDurable,
+    ) -> Result<(), StoreError> {
+        self.jobs
+            .send(Job {
+                document,
+                write,
+                on_durable,
+            })
+            .map_err(|_| StoreError::WriterStopped)
+    }
+
+    pub fn stats(&self) -> &GroupCommitStats {
+        &self.stats
+    }
+}
+
+fn writer_loop(store: ChunkStore, queue: mpsc::Receiver<Job>, stats: Arc<GroupCommitStats>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut results: Vec<Result<(), String>> = group
+            .iter()
+            .map(|job| store.write(&job.document, &job.write).map_err(|e| e.to_string()))
+            .collect();
+        let flushed = store.flush().map_err(|e| e.to_string());
+        stats.writes.fetch_add(group.len() as u64, Ordering::Relaxed);
+        stats.flushes.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, writes = group.len(), "flush failed; nothing in this group is acknowledged");
+            for r in results.iter_mut() {
+                if r.is_ok() {
+                    *r = Err(e.clone());
+                }
+            }
+        }
+        for (job, result) in group.into_iter().zip(results) {
+            if let Err(e) = &result {
+                tracing::error!(document = %job.document, error = %e, "write failed");
+            }
+            (job.on_durable)(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_become_durable_and_visible_after_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let doc = DocumentId::from_random([5; 16]);
+        {
+            let store = ChunkStore::open(dir.path()).expect("open");
+            let (commit, thread) = GroupCommit::spawn(store).expect("spawn");
+            let (tx, rx) = mpsc::channel();
+            for i in 0..10u8 {
+                let tx = tx.clone();
+                commit
+                    .submit(doc, StorageWrite::Incremental(vec![i]), Box::new(move |r| {
+                        tx.send(r).expect("test receiver alive");
+                    }))
+                    .expect("submit");
+            }
+            for _ in 0..10 {
+                rx.recv().expect("result").expect("durable");
+            }
+            assert!(commit.stats().flushes.load(Ordering::Relaxed) <= 10);
+            drop(commit);
+            thread.join().expect("writer exits");
+        }
+        let store = ChunkStore::open(dir.path()).expect("reopen");
+        let bytes: Vec<u8> = store.load(&doc).expect("load").into_iter().flat_map(|c| c.bytes).collect();
+        assert_eq!(bytes, (0..10).collect::<Vec<u8>>());
+    }
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env node
+// Interop harness: drives the official automerge-repo 2.5.x client (and, for
+// reference, the stock sync server) so Rust tests can check konsens against it.
+// Every client command prints exactly one JSON line on stdout; logs go to stderr.
+// See README.md for the commands and their output.
+import { randomUUID } from "node:crypto"
+import fs from "node:fs"
+import http from "node:http"
+import os from "node:os"
+import { Repo, isValidAutomergeUrl } from "@automerge/automerge-repo"
+import { WebSocketServerAdapter } from "@automerge/automerge-repo-network-websocket"
+import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs"
+import { WebSocketServer } from "ws"
+import { connect, emit, fail, hexHeads, log, shutdownAndExit, startDeadline, waitFor, waitForAck } from "./harness.mjs"
+
+function parseJson(text, what) {
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    fail(`${what} is not valid JSON (${e.message}): ${text}`)
+  }
+}
+
+/** find() that resolves for "unavailable" too, instead of rejecting. */
+function requireAutomergeUrl(url) {
+  if (!isValidAutomergeUrl(url)) fail(`not a valid automerge url (automerge:<bs58check of a 16-byte id>): ${url}`)
+}
+
+function findOrUnavailable(conn, url) {
+  return waitFor(
+    `the server's answer ("sync" or "doc-unavailable") to our request for ${url}`,
+    conn.repo.find(url, { allowableStates: ["ready", "unavailable"] })
+  )
+}
+
+async function create(wsUrl, json) {
+  const initial = parseJson(json, "<json>")
+  if (initial === null || typeof initial !== "object" || Array.isArray(initial)) {
+    fail(`<json> must be a JSON object (an Automerge document root is a map), got: ${json}`)
+  }
+  const conn = await connect(wsUrl)
+  const handle = conn.repo.create(initial)
+  log(`created ${handle.url}`)
+  await waitForAck(conn, handle, `the new document ${handle.url}`)
+  await emit({ url: handle.url, heads: hexHeads(handle) })
+  await shutdownAndExit([conn])
+}
+
+async function read(wsUrl, url) {
+  requireAutomergeUrl(url)
+  const conn = await connect(wsUrl)
+  const handle = await findOrUnavailable(conn, url)
+  await emit(handle.state === "unavailable" ? { unavailable: true } : { doc: handle.doc() })
+  await shutdownAndExit([conn])
+}
+
+async function change(wsUrl, url, key, jsonValue) {
+  requireAutomergeUrl(url)
+  const value = parseJson(jsonValue, "<json-value>")
+  const conn = await connect(wsUrl)
+  const handle = await findOrUnavailable(conn, url)
+  if (handle.state === "unavailable") fail(`the server says ${url} is unavailable`)
+  handle.change(doc => {
+    doc[key] = value
+  })
+  await waitForAck(conn, handle, `our change setting ${JSON.stringify(key)} in ${url}`)
+  await emit({ heads: hexHeads(handle), doc: handle.doc() })
+  await shutdownAndExit([conn])
+}
+
+/** Resolve with the first ephemeral message on `handle` from `senderId` carrying `nonce`. */
+function nextEphemeral(handle, senderId, nonce) {
+  return new Promise(resolve => {
+    const onMessage = event => {
+      if (event.senderId === senderId && event.message?.nonce === nonce) {
+        handle.off("ephemeral-message", onMessage)
+        resolve(event.message)
+      }
+    }
+    handle.on("ephemeral-message", onMessage)
+  })
+}
+
+async function ephemeral(wsUrl) {
+  // Two repos = two WebSocket connections with different peer ids.
+  const a = await connect(wsUrl, "A")
+  const b = await connect(wsUrl, "B")
+
+  const handleA = a.repo.create({ purpose: "ephemeral relay test" })
+  await waitForAck(a, handleA, `A's document ${handleA.url}`)
+  // B's find makes the server count B as a peer of this document, which is
+  // what ephemeral relay is keyed on.
+  const handleB = await findOrUnavailable(b, handleA.url)
+  if (handleB.state === "unavailable") fail(`B: the server says ${handleA.url} (created by A) is unavailable`)
+
+  // The stock server never echoes an ephemeral message to its sender; flag it
+  // if a server does, since clients would see their own messages.
+  for (const [name, handle, conn] of [["A", handleA, a], ["B", handleB, b]]) {
+    handle.on("ephemeral-message", event => {
+      if (event.senderId === conn.repo.peerId) log(`warning: ${name} received its own ephemeral message back`)
+    })
+  }
+
+  const message = { nonce: randomUUID(), from: "A" }
+  const received = nextEphemeral(handleB, a.repo.peerId, message.nonce)
+  handleA.broadcast(message)
+  const atB = await waitFor(`B to receive A's ephemeral message ${JSON.stringify(message)} via the server`, received)
+
+  const reply = { nonce: randomUUID(), from: "B" }
+  const receivedReply = nextEphemeral(handleA, b.repo.peerId, reply.nonce)
+  handleB.broadcast(reply)
+  const atA = await waitFor(`A to receive B's ephemeral message ${JSON.stringify(reply)} via the server`, receivedReply)
+
+  await emit({ a_to_b: true, b_to_a: true, message: atB, reply: atA })
+  await shutdownAndExit([a, b])
+}
+
+/**
+ * The stock sync server, configured like automerge-repo-sync-server: a
+ * path-agnostic WebSocket upgrade on a plain HTTP server, filesystem storage
+ * (which gives it a storageId) and `sharePolicy: async () => false` (it only
+ * syncs documents a peer asks for by id). Port 0 picks a free port; the chosen
+ * one is printed.
+ */
+async function stockServer(portArg, dataDir) {
+  const port = Number(portArg)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`<port> must be a port number, got ${portArg}`)
+  fs.mkdirSync(dataDir, { recursive: true })
+
+  const wss = new WebSocketServer({ noServer: true })
+  const server = http.createServer((_req, res) => res.end("automerge-repo stock sync server (konsens interop)\n"))
+  server.on("upgrade", (req, socket, head) => {
+    wss.handleUpgrade(req, socket, head, ws => wss.emit("connection", ws, req))
+  })
+  const repo = new Repo({
+    network: [new WebSocketServerAdapter(wss)],
+    storage: new NodeFSStorageAdapter(dataDir),
+    peerId: `storage-server-${os.hostname()}`,
+    sharePolicy: async () => false,
+  })
+
+  let stopping = false
+  const stop = async signal => {
+    if (stopping) return
+    stopping = true
+    log(`stock server: ${signal}, flushing storage and exiting`)
+    // Like repo.shutdown(), but flush only ready documents: in 2.5.6 flush()
+    // throws on handles that ended up "unavailable" (someone asked for an
+    // unknown id).
+    repo.networkSubsystem.disconnect()
+    const ready = Object.values(repo.handles).filter(handle => handle.isReady())
+    await repo.flush(ready.map(handle => handle.documentId))
+    wss.close()
+    server.close()
+    process.exit(0)
+  }
+  process.on("SIGTERM", () => void stop("SIGTERM"))
+  process.on("SIGINT", () => void stop("SIGINT"))
+
+  server.on("error", err => fail(`stock server: cannot listen on 127.0.0.1:${port}: ${err.message}`))
+  server.listen(port, "127.0.0.1", async () => {
+    const { port: actual } = server.address()
+    // Read the storageId the repo announces rather than calling repo.storageId():
+    // on a fresh data dir concurrent calls each generate (and save) a new id.
+    const { storageId } = await repo.networkSubsystem.peerMetadata
+    log(`stock server: listening on ws://127.0.0.1:${actual} (any path), data in ${dataDir}, storageId ${storageId}`)
+    await emit({ listening: actual })
+  })
+}
+
+const USAGE = `usage: node interop.mjs <command> ...
+  create       <ws-url> <json-object>
+  read         <ws-url> <automerge-url>
+  change       <ws-url> <automerge-url> <key> <json-value>
+  ephemeral    <ws-url>
+  stock-server <port> <data-dir>`
+
+const commands = {
+  create: [create, 2],
+  read: [read, 2],
+  change: [change, 4],
+  ephemeral: [ephemeral, 1],
+  "stock-server": [stockServer, 2],
+}
+
+const [name, ...args] = process.argv.slice(2)
+const entry = commands[name]
+if (!entry || args.length !== entry[1]) {
+  process.stderr.write(`${USAGE}\n`)
+  process.exit(2)
+}
+if (name !== "stock-server") startDeadline()
+entry[0](...args).catch(err => fail(err?.stack ?? String(err)))
