@@ -267,9 +267,8 @@ impl DocEngine {
                 }),
                 DocInput::Ephemeral { conn, message } => self.relay_ephemeral(conn, message, &mut out),
                 DocInput::Connected { conn, peer } => {
-                    let mut state = PeerState::new(peer);
-                    state.dirty = true;
-                    self.peers.insert(conn, state);
+                    // Idempotent: announcing twice must not reset a sync in progress.
+                    self.peers.entry(conn).or_insert_with(|| PeerState::new(peer)).dirty = true;
                 }
                 DocInput::Disconnected { conn } => {
                     self.peers.remove(&conn);

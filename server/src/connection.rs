@@ -237,9 +237,9 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>) {
                 documents.insert(id);
                 hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message: doc_message, request: true }).await;
             }
-            Message::Ephemeral(mut ephemeral) => {
-                // Relay under the identity this connection joined with, never a claimed one.
-                ephemeral.sender_id = handle.peer_id.clone();
+            Message::Ephemeral(ephemeral) => {
+                // Keep the claimed sender: automerge-repo clients pass on what
+                // they receive, and de-duplication must recognise those echoes.
                 let id = ephemeral.document_id;
                 documents.insert(id);
                 hub.dispatch(id, DocCommand::Ephemeral { conn: handle.clone(), message: ephemeral }).await;

@@ -33,6 +33,7 @@ const currentWait = () => (typeof waitingFor === "function" ? waitingFor() : wai
 
 /** Start the overall deadline. Not used by the long-running stock server. */
 export function startDeadline() {
+  if (!(TIMEOUT_MS > 0)) fail(`INTEROP_TIMEOUT_MS must be a positive number of milliseconds, got ${process.env.INTEROP_TIMEOUT_MS}`)
   setTimeout(() => {
     fail(`timed out after ${TIMEOUT_MS} ms (INTEROP_TIMEOUT_MS) waiting for ${currentWait()}`)
   }, TIMEOUT_MS)

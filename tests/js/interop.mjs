@@ -21,11 +21,11 @@ function parseJson(text, what) {
   }
 }
 
-/** find() that resolves for "unavailable" too, instead of rejecting. */
 function requireAutomergeUrl(url) {
   if (!isValidAutomergeUrl(url)) fail(`not a valid automerge url (automerge:<bs58check of a 16-byte id>): ${url}`)
 }
 
+/** find() that resolves for "unavailable" too, instead of rejecting. */
 function findOrUnavailable(conn, url) {
   return waitFor(
     `the server's answer ("sync" or "doc-unavailable") to our request for ${url}`,
@@ -93,13 +93,14 @@ async function ephemeral(wsUrl) {
   const handleB = await findOrUnavailable(b, handleA.url)
   if (handleB.state === "unavailable") fail(`B: the server says ${handleA.url} (created by A) is unavailable`)
 
-  // The stock server never echoes an ephemeral message to its sender; flag it
-  // if a server does, since clients would see their own messages.
-  for (const [name, handle, conn] of [["A", handleA, a], ["B", handleB, b]]) {
-    handle.on("ephemeral-message", event => {
-      if (event.senderId === conn.repo.peerId) log(`warning: ${name} received its own ephemeral message back`)
-    })
-  }
+  // Record every delivery: each side must see exactly the other's messages,
+  // once, under the originator's peer id. Clients re-forward ephemeral
+  // messages they receive to their other peers (here: back to the server), so
+  // a server that neither deduplicates by (senderId, sessionId, count) nor
+  // keeps the original senderId bounces messages back to their originator.
+  const deliveries = { A: [], B: [] }
+  handleA.on("ephemeral-message", e => deliveries.A.push({ senderId: e.senderId, message: e.message }))
+  handleB.on("ephemeral-message", e => deliveries.B.push({ senderId: e.senderId, message: e.message }))
 
   const message = { nonce: randomUUID(), from: "A" }
   const received = nextEphemeral(handleB, a.repo.peerId, message.nonce)
@@ -110,6 +111,29 @@ async function ephemeral(wsUrl) {
   const receivedReply = nextEphemeral(handleA, b.repo.peerId, reply.nonce)
   handleB.broadcast(reply)
   const atA = await waitFor(`A to receive B's ephemeral message ${JSON.stringify(reply)} via the server`, receivedReply)
+
+  // A barrier instead of a sleep: frames from one connection are relayed in
+  // order, so once B has this, anything the server relayed to B because of
+  // A's re-forward of `reply` has arrived. Likewise, B re-forwarded `message`
+  // before sending `reply`, so its effects at A came before `reply`.
+  const barrier = { nonce: randomUUID(), from: "A", barrier: true }
+  const receivedBarrier = nextEphemeral(handleB, a.repo.peerId, barrier.nonce)
+  handleA.broadcast(barrier)
+  await waitFor(`B to receive A's final (barrier) ephemeral message via the server`, receivedBarrier)
+
+  const expected = {
+    A: [{ senderId: b.repo.peerId, message: reply }],
+    B: [{ senderId: a.repo.peerId, message: message }, { senderId: a.repo.peerId, message: barrier }],
+  }
+  for (const side of ["A", "B"]) {
+    if (JSON.stringify(deliveries[side]) !== JSON.stringify(expected[side])) {
+      fail(
+        `${side} (${side === "A" ? a.repo.peerId : b.repo.peerId}) got unexpected ephemeral deliveries ` +
+          `(duplicates, echoes or a rewritten senderId).\n  expected: ${JSON.stringify(expected[side])}\n` +
+          `  got:      ${JSON.stringify(deliveries[side])}\n  (rerun with INTEROP_TRACE=1 to see the frames)`
+      )
+    }
+  }
 
   await emit({ a_to_b: true, b_to_a: true, message: atB, reply: atA })
   await shutdownAndExit([a, b])

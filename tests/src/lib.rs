@@ -1,1 +1,164 @@
+//! Shared helpers for the end-to-end and interop tests: start the real
+//! `konsens-server` binary on a loopback port with a data directory on disk,
+//! and talk raw protocol to it.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// The workspace's target directory, found from the running test binary
+/// (`target/<profile>/deps/<test>`).
+pub fn target_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary is not in target/<profile>/deps")?;
+    Ok(profile_dir.to_path_buf())
+}
+
+/// Path of a workspace binary built for the same profile as the tests.
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let path = target_dir()?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build it first with `cargo build --workspace --bins` (the README's test command does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// A running `konsens-server` child process.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Start the server on a free loopback port with `data_dir`, and wait until it listens.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> Result<Self> {
+        Self::start_on(data_dir, "127.0.0.1:0", extra_args)
+    }
+
+    /// Start on a given address (to restart on the same port).
+    pub fn start_on(data_dir: &Path, listen: &str, extra_args: &[&str]) -> Result<Self> {
+        let mut child = Command::new(binary("konsens-server")?)
+            .arg("--open")
+            .arg("--data")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(listen)
+            .args(extra_args)
+            .env("RUST_LOG", "info,konsens_server=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawning konsens-server")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread_log = log.clone();
+        std::thread::spawn(move || {
+            let mut addr_tx = Some(addr_tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("addr=").nth(1)
+                    && line.contains("konsens-server listening")
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+                if let Ok(mut log) = thread_log.lock() {
+                    log.push(line);
+                }
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let log = log.lock().map(|l| l.join("\n")).unwrap_or_default();
+                bail!("konsens-server did not start listening:\n{log}");
+            }
+        };
+        Ok(Self {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            log,
+        })
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/sync", self.addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill_hard(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Log to the test output when RUST_LOG is set.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Fetch a URL over plain HTTP/1.1 on loopback (enough for /health).
+pub async fn http_get(addr: &str, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .context("no HTTP body")?;
+    Ok(body)
+}

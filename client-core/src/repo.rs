@@ -1,0 +1,452 @@
+//! The repo: one background task owns every loaded document's [`DocEngine`]
+//! (a client holds few documents, so one owner for all is enough), the local
+//! store and the current connection. Public methods talk to it by message.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use automerge::{Automerge, ChangeHash};
+use konsens_protocol::{
+    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, Role,
+};
+use konsens_store::{ChunkStore, GroupCommit};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::dialer;
+use crate::ClientError;
+
+/// How to open a repo.
+#[derive(Debug, Clone)]
+pub struct RepoConfig {
+    pub store_dir: PathBuf,
+    /// `ws://host:port/sync`; `None` works offline only.
+    pub server_url: Option<String>,
+    /// Our peer id; random when not set.
+    pub peer_id: Option<String>,
+    pub max_frame_bytes: usize,
+}
+
+impl RepoConfig {
+    pub fn new(store_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            store_dir: store_dir.into(),
+            server_url: None,
+            peer_id: None,
+            max_frame_bytes: konsens_protocol::DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+
+    pub fn server(mut self, url: impl Into<String>) -> Self {
+        self.server_url = Some(url.into());
+        self
+    }
+}
+
+/// Whether the repo is talking to its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Offline,
+    Connecting,
+    Online { server: PeerId },
+}
+
+type ChangeFn = Box<dyn FnOnce(&mut Automerge) + Send>;
+
+pub(crate) enum Command {
+    Create(oneshot::Sender<Result<DocumentId, ClientError>>),
+    Find(DocumentId, oneshot::Sender<Result<Automerge, ClientError>>),
+    Change(DocumentId, ChangeFn, oneshot::Sender<Result<(), ClientError>>),
+    Subscribe(DocumentId, oneshot::Sender<Result<watch::Receiver<Vec<ChangeHash>>, ClientError>>),
+    WaitSynced(DocumentId, oneshot::Sender<Result<(), ClientError>>),
+    Connected {
+        conn: ConnectionId,
+        server: PeerId,
+        outbound: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    Incoming(ConnectionId, Message),
+    Disconnected(ConnectionId),
+    Durable {
+        document: DocumentId,
+        seq: u64,
+        result: Result<(), String>,
+    },
+}
+
+/// A handle to the repo; cheap to clone. The background tasks stop when the
+/// last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    commands: mpsc::UnboundedSender<Command>,
+    status: watch::Receiver<ConnectionStatus>,
+    peer_id: PeerId,
+    _stop: std::sync::Arc<StopOnDrop>,
+}
+
+#[derive(Debug)]
+struct StopOnDrop(CancellationToken);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+impl Repo {
+    /// Open the local store and, if a server is configured, start dialling it.
+    /// Must be called inside a tokio runtime.
+    pub fn open(config: RepoConfig) -> Result<Self, ClientError> {
+        std::fs::create_dir_all(&config.store_dir).map_err(|e| {
+            ClientError::Store(konsens_store::StoreError::Sled(sled::Error::Io(e)))
+        })?;
+        let store = ChunkStore::open(&config.store_dir)?;
+        let (commit, _writer) = GroupCommit::spawn(store.clone())?;
+        let peer_id = PeerId(config.peer_id.clone().unwrap_or_else(|| {
+            format!("konsens-client-{:016x}", rand::random::<u64>())
+        }));
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (status_tx, status_rx) = watch::channel(ConnectionStatus::Offline);
+        let stop = CancellationToken::new();
+        let actor = Actor {
+            store,
+            commit,
+            peer_id: peer_id.clone(),
+            commands_tx: commands_tx.downgrade(),
+            engines: HashMap::new(),
+            heads: HashMap::new(),
+            finds: HashMap::new(),
+            synced_waiters: HashMap::new(),
+            connection: None,
+        };
+        tokio::spawn(actor.run(commands_rx, stop.clone()));
+        if let Some(url) = config.server_url.clone() {
+            tokio::spawn(dialer::run(dialer::DialerConfig {
+                url,
+                peer_id: peer_id.clone(),
+                max_frame_bytes: config.max_frame_bytes,
+                commands: commands_tx.downgrade(),
+                status: status_tx,
+                stop: stop.clone(),
+            }));
+        }
+        Ok(Self {
+            commands: commands_tx,
+            status: status_rx,
+            peer_id,
+            _stop: std::sync::Arc::new(StopOnDrop(stop)),
+        })
+    }
+
+    pub fn peer_id(&self) -> &PeerId {
+        &self.peer_id
+    }
+
+    /// Watch the connection status.
+    pub fn status(&self) -> watch::Receiver<ConnectionStatus> {
+        self.status.clone()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, ClientError>>) -> Command) -> Result<T, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Create a new, empty document.
+    pub async fn create(&self) -> Result<DocumentId, ClientError> {
+        self.ask(Command::Create).await
+    }
+
+    /// A copy of the document: from the local store, or fetched from the server.
+    pub async fn find(&self, id: DocumentId) -> Result<Automerge, ClientError> {
+        self.ask(|tx| Command::Find(id, tx)).await
+    }
+
+    /// Change a document; the change is stored locally at once and synced
+    /// whenever a connection exists.
+    pub async fn change<R: Send + 'static>(
+        &self,
+        id: DocumentId,
+        f: impl FnOnce(&mut Automerge) -> R + Send + 'static,
+    ) -> Result<R, ClientError> {
+        let (result_tx, result_rx) = oneshot::channel();
+        let wrapped: ChangeFn = Box::new(move |doc| {
+            let _ = result_tx.send(f(doc));
+        });
+        self.ask(|tx| Command::Change(id, wrapped, tx)).await?;
+        result_rx.await.map_err(|_| ClientError::Closed)
+    }
+
+    /// The document's heads now and after every change, local or remote.
+    pub async fn subscribe(&self, id: DocumentId) -> Result<watch::Receiver<Vec<ChangeHash>>, ClientError> {
+        self.ask(|tx| Command::Subscribe(id, tx)).await
+    }
+
+    /// Resolves once the server has advertised exactly our heads for this
+    /// document, which konsens-server does only after flushing them to disk.
+    pub async fn wait_synced(&self, id: DocumentId) -> Result<(), ClientError> {
+        self.ask(|tx| Command::WaitSynced(id, tx)).await
+    }
+}
+
+struct Connection {
+    id: ConnectionId,
+    server: PeerId,
+    outbound: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+struct Actor {
+    store: ChunkStore,
+    commit: GroupCommit,
+    peer_id: PeerId,
+    commands_tx: mpsc::WeakUnboundedSender<Command>,
+    engines: HashMap<DocumentId, DocEngine>,
+    heads: HashMap<DocumentId, watch::Sender<Vec<ChangeHash>>>,
+    finds: HashMap<DocumentId, Vec<oneshot::Sender<Result<Automerge, ClientError>>>>,
+    synced_waiters: HashMap<DocumentId, Vec<oneshot::Sender<Result<(), ClientError>>>>,
+    connection: Option<Connection>,
+}
+
+impl Actor {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
+        loop {
+            let command = tokio::select! {
+                command = commands.recv() => command,
+                () = stop.cancelled() => None,
+            };
+            let Some(command) = command else { break };
+            self.handle(command);
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Create(reply) => {
+                let id = DocumentId::from_random(rand::random());
+                let engine = DocEngine::new(id, self.peer_id.clone(), Role::Client);
+                self.engines.insert(id, engine);
+                self.announce(id);
+                let _ = reply.send(Ok(id));
+            }
+            Command::Find(id, reply) => match self.engine(id) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(engine) if !engine.doc().is_empty() => {
+                    let _ = reply.send(Ok(engine.doc().clone()));
+                }
+                Ok(_) => {
+                    if self.connection.is_none() {
+                        let _ = reply.send(Err(ClientError::NotLocal(id)));
+                        return;
+                    }
+                    self.finds.entry(id).or_default().push(reply);
+                    self.announce(id);
+                }
+            },
+            Command::Change(id, f, reply) => {
+                let result = self.engine(id).map(|engine| engine.change(f).1);
+                match result {
+                    Ok(effects) => {
+                        self.execute(id, effects);
+                        self.after_update(id);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Subscribe(id, reply) => {
+                let result = self.engine(id).map(|engine| engine.doc().get_heads());
+                let _ = reply.send(result.map(|heads| {
+                    self.heads
+                        .entry(id)
+                        .or_insert_with(|| watch::channel(heads).0)
+                        .subscribe()
+                }));
+            }
+            Command::WaitSynced(id, reply) => {
+                if let Err(e) = self.engine(id) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                self.synced_waiters.entry(id).or_default().push(reply);
+                self.check_synced(id);
+            }
+            Command::Connected { conn, server, outbound } => {
+                self.connection = Some(Connection { id: conn, server: server.clone(), outbound });
+                // Announce every stored document: the server learns what we
+                // created or changed while offline.
+                let mut ids: Vec<DocumentId> = self.store.documents().filter_map(Result::ok).collect();
+                ids.extend(self.engines.keys().copied());
+                ids.sort();
+                ids.dedup();
+                for id in ids {
+                    if self.engine(id).is_ok() {
+                        self.announce(id);
+                    }
+                }
+            }
+            Command::Incoming(conn, message) => self.incoming(conn, message),
+            Command::Disconnected(conn) => {
+                if self.connection.as_ref().is_some_and(|c| c.id == conn) {
+                    self.connection = None;
+                }
+                let ids: Vec<DocumentId> = self.engines.keys().copied().collect();
+                for id in ids {
+                    if let Some(engine) = self.engines.get_mut(&id) {
+                        let effects = engine.handle([DocInput::Disconnected { conn }]);
+                        self.execute(id, effects);
+                    }
+                }
+                for (id, waiters) in self.finds.drain() {
+                    for waiter in waiters {
+                        let _ = waiter.send(Err(ClientError::NotLocal(id)));
+                    }
+                }
+            }
+            Command::Durable { document, seq, result } => {
+                let input = match result {
+                    Ok(()) => DocInput::Durable { seq },
+                    Err(reason) => DocInput::PersistFailed { seq, reason },
+                };
+                if let Some(engine) = self.engines.get_mut(&document) {
+                    let effects = engine.handle([input]);
+                    self.execute(document, effects);
+                }
+            }
+        }
+    }
+
+    /// Offer a document to the server (a `sync`, or a `request` if we have nothing).
+    fn announce(&mut self, id: DocumentId) {
+        let Some(connection) = &self.connection else { return };
+        let input = DocInput::Connected { conn: connection.id, peer: connection.server.clone() };
+        if let Some(engine) = self.engines.get_mut(&id) {
+            let effects = engine.handle([input]);
+            self.execute(id, effects);
+        }
+    }
+
+    fn incoming(&mut self, conn: ConnectionId, message: Message) {
+        match message {
+            Message::Sync(m) | Message::Request(m) => {
+                let id = m.document_id;
+                let input = DocInput::Sync { conn, message: m, request: false };
+                match self.engine(id) {
+                    Ok(engine) => {
+                        let effects = engine.handle([input]);
+                        self.execute(id, effects);
+                        self.after_update(id);
+                    }
+                    Err(e) => tracing::warn!(document = %id, error = %e, "cannot load document for incoming sync"),
+                }
+            }
+            Message::DocUnavailable { document_id, .. } => {
+                let empty = self.engines.get(&document_id).is_none_or(|e| e.doc().is_empty());
+                if empty {
+                    for waiter in self.finds.remove(&document_id).unwrap_or_default() {
+                        let _ = waiter.send(Err(ClientError::Unavailable(document_id)));
+                    }
+                }
+            }
+            Message::Error { message, .. } => {
+                tracing::warn!(%message, "server reported an error");
+            }
+            other => tracing::trace!(kind = other.type_name(), "ignored message"),
+        }
+    }
+
+    /// The document's engine, loaded from the store on first use.
+    fn engine(&mut self, id: DocumentId) -> Result<&mut DocEngine, ClientError> {
+        if !self.engines.contains_key(&id) {
+            let chunks = self.store.load(&id)?;
+            let engine = DocEngine::load(
+                id,
+                self.peer_id.clone(),
+                Role::Client,
+                chunks.iter().map(|c| (c.is_snapshot, c.bytes.as_slice())),
+            )?;
+            self.engines.insert(id, engine);
+        }
+        self.engines.get_mut(&id).ok_or(ClientError::Closed)
+    }
+
+    fn execute(&mut self, id: DocumentId, effects: Vec<DocEffect>) {
+        for effect in effects {
+            match effect {
+                DocEffect::Send { message, .. } => {
+                    if let Some(connection) = &self.connection {
+                        let _ = connection.outbound.send(message.encode());
+                    }
+                }
+                DocEffect::Persist { document_id, seq, write } => {
+                    let commands = self.commands_tx.clone();
+                    let submitted = self.commit.submit(
+                        document_id,
+                        write,
+                        Box::new(move |result| {
+                            if let Some(commands) = commands.upgrade() {
+                                let _ = commands.send(Command::Durable { document: document_id, seq, result });
+                            }
+                        }),
+                    );
+                    if let Err(e) = submitted {
+                        tracing::error!(document = %id, error = %e, "cannot persist");
+                    }
+                }
+                DocEffect::Flush { .. } => {}
+                DocEffect::Close { reason, .. } => {
+                    tracing::warn!(document = %id, %reason, "engine closed the connection");
+                    if let Some(connection) = self.connection.take() {
+                        drop(connection);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tell subscribers and waiters about the document's new state.
+    fn after_update(&mut self, id: DocumentId) {
+        let Some(engine) = self.engines.get(&id) else { return };
+        let heads = engine.doc().get_heads();
+        if let Some(tx) = self.heads.get(&id) {
+            tx.send_if_modified(|old| {
+                if *old != heads {
+                    old.clone_from(&heads);
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        if !engine.doc().is_empty()
+            && let Some(waiters) = self.finds.remove(&id)
+        {
+            for waiter in waiters {
+                let _ = waiter.send(Ok(engine.doc().clone()));
+            }
+        }
+        self.check_synced(id);
+    }
+
+    fn check_synced(&mut self, id: DocumentId) {
+        let (Some(engine), Some(connection)) = (self.engines.get(&id), &self.connection) else {
+            return;
+        };
+        let mut ours = engine.doc().get_heads();
+        ours.sort();
+        let mut theirs = engine.peer_heads(connection.id).map(<[ChangeHash]>::to_vec);
+        if let Some(t) = theirs.as_mut() {
+            t.sort();
+        }
+        if theirs.as_deref() == Some(ours.as_slice())
+            && let Some(waiters) = self.synced_waiters.remove(&id)
+        {
+            for waiter in waiters {
+                let _ = waiter.send(Ok(()));
+            }
+        }
+    }
+}
