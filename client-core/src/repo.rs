@@ -117,6 +117,7 @@ impl Repo {
             finds: HashMap::new(),
             synced_waiters: HashMap::new(),
             connection: None,
+            has_server: config.server_url.is_some(),
         };
         tokio::spawn(actor.run(commands_rx, stop.clone()));
         if let Some(url) = config.server_url.clone() {
@@ -205,6 +206,8 @@ struct Actor {
     finds: HashMap<DocumentId, Vec<oneshot::Sender<Result<Automerge, ClientError>>>>,
     synced_waiters: HashMap<DocumentId, Vec<oneshot::Sender<Result<(), ClientError>>>>,
     connection: Option<Connection>,
+    /// A server is configured, so a missing document may still arrive.
+    has_server: bool,
 }
 
 impl Actor {
@@ -236,7 +239,9 @@ impl Actor {
                     let _ = reply.send(Ok(engine.doc().clone()));
                 }
                 Ok(_) => {
-                    if self.connection.is_none() {
+                    // With a server configured, wait for the (re)connection and
+                    // ask it then; callers bound the wait. Offline-only: fail now.
+                    if self.connection.is_none() && !self.has_server {
                         let _ = reply.send(Err(ClientError::NotLocal(id)));
                         return;
                     }
@@ -298,11 +303,6 @@ impl Actor {
                     if let Some(engine) = self.engines.get_mut(&id) {
                         let effects = engine.handle([DocInput::Disconnected { conn }]);
                         self.execute(id, effects);
-                    }
-                }
-                for (id, waiters) in self.finds.drain() {
-                    for waiter in waiters {
-                        let _ = waiter.send(Err(ClientError::NotLocal(id)));
                     }
                 }
             }

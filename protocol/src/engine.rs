@@ -406,6 +406,15 @@ impl DocEngine {
             let Some(peer) = self.peers.get_mut(&conn) else {
                 continue;
             };
+            tracing::trace!(
+                document = %self.document_id,
+                ?conn,
+                request,
+                heads = m.heads.len(),
+                changes = m.changes.len(),
+                need = m.need.len(),
+                "received sync message"
+            );
             if let Err(e) = self.doc.receive_sync_message(&mut peer.sync, m) {
                 let error = ProtocolError::RejectedChanges {
                     document: self.document_id.to_string(),
@@ -413,6 +422,11 @@ impl DocEngine {
                 };
                 self.reject(conn, error, out);
                 continue;
+            }
+            if !request {
+                // A `sync` means the peer has (or is creating) the document:
+                // it expects a reply even while we have nothing yet.
+                peer.told_unavailable = false;
             }
             if request && self.doc.is_empty() {
                 peer.told_unavailable = true;
@@ -499,6 +513,14 @@ impl DocEngine {
             // A client that has nothing yet asks for the document with `request`.
             let request = self.role == Role::Client && !has_content;
             if let Some(message) = self.doc.generate_sync_message(&mut peer.sync) {
+                tracing::trace!(
+                    document = %self.document_id,
+                    ?conn,
+                    heads = message.heads.len(),
+                    changes = message.changes.len(),
+                    need = message.need.len(),
+                    "sending sync message"
+                );
                 let doc_message = DocMessage {
                     sender_id: self.our_peer_id.clone(),
                     target_id: peer.peer_id.clone(),

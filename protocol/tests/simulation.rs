@@ -16,7 +16,8 @@
 //! 3. Every local edit any client made is present everywhere at the end.
 //!
 //! Replay one seed with `KONSENS_SIM_SEED=1234 cargo test -p konsens-protocol
-//! --test simulation`; run a longer soak with `KONSENS_SIM_SEEDS=5000`.
+//! --test simulation`; run a longer soak with `KONSENS_SIM_SEEDS=5000` and/or
+//! longer runs per seed with `KONSENS_SIM_STEPS=2000`.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
@@ -32,8 +33,8 @@ use rand::{Rng, SeedableRng};
 
 /// Seeds run by the ordinary test; each takes a few tens of milliseconds.
 const DEFAULT_SEEDS: u64 = 200;
-/// Scheduler steps in the chaos phase of one seed.
-const CHAOS_STEPS: usize = 300;
+/// Scheduler steps in the chaos phase of one seed (`KONSENS_SIM_STEPS` overrides).
+const DEFAULT_CHAOS_STEPS: u64 = 300;
 /// Upper bound on steps in the healing phase; reaching it means the system
 /// does not settle, which is itself a failure.
 const MAX_HEAL_STEPS: usize = 20_000;
@@ -309,7 +310,8 @@ impl Sim {
         for i in 0..self.clients.len() {
             self.connect(i);
         }
-        for _ in 0..CHAOS_STEPS {
+        let chaos_steps = env_u64("KONSENS_SIM_STEPS").unwrap_or(DEFAULT_CHAOS_STEPS);
+        for _ in 0..chaos_steps {
             self.chaos_step();
             self.stats.steps += 1;
         }
