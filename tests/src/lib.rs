@@ -162,3 +162,92 @@ pub async fn http_get(addr: &str, path: &str) -> Result<String> {
         .context("no HTTP body")?;
     Ok(body)
 }
+
+/// A hand-driven protocol peer on a raw WebSocket, for sending exactly the
+/// frames a test wants (good or bad) and reading exactly what comes back.
+#[derive(Debug)]
+pub struct RawPeer {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub peer_id: konsens_protocol::PeerId,
+    pub server_id: Option<konsens_protocol::PeerId>,
+}
+
+/// What the server did in answer to something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Message(konsens_protocol::Message),
+    Close { code: u16, reason: String },
+    /// The socket ended without a close frame.
+    Ended,
+}
+
+impl RawPeer {
+    /// Connect without joining.
+    pub async fn connect(url: &str, peer_id: &str) -> Result<Self> {
+        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Self {
+            socket,
+            peer_id: konsens_protocol::PeerId::from(peer_id),
+            server_id: None,
+        })
+    }
+
+    /// Connect and complete the handshake.
+    pub async fn join(url: &str, peer_id: &str) -> Result<Self> {
+        let mut peer = Self::connect(url, peer_id).await?;
+        peer.send(&konsens_protocol::Message::Join {
+            sender_id: peer.peer_id.clone(),
+            peer_metadata: Some(konsens_protocol::PeerMetadata::default()),
+            supported_protocol_versions: Some(vec!["1".into()]),
+        })
+        .await?;
+        match peer.next().await? {
+            Answer::Message(konsens_protocol::Message::Peer { sender_id, .. }) => {
+                peer.server_id = Some(sender_id);
+                Ok(peer)
+            }
+            other => bail!("expected peer, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, message: &konsens_protocol::Message) -> Result<()> {
+        self.send_raw(message.encode()).await
+    }
+
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) -> Result<()> {
+        use futures_util::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::Binary(bytes.into()))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> Result<()> {
+        use futures_util::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+            .await?;
+        Ok(())
+    }
+
+    /// The next message or close from the server (bounded by 30 s).
+    pub async fn next(&mut self) -> Result<Answer> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message as Ws;
+        loop {
+            let item = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+                .await
+                .context("no answer from the server within 30 s")?;
+            return Ok(match item {
+                None => Answer::Ended,
+                Some(Err(_)) => Answer::Ended,
+                Some(Ok(Ws::Binary(bytes))) => Answer::Message(konsens_protocol::Message::decode(&bytes, usize::MAX)?),
+                Some(Ok(Ws::Close(frame))) => Answer::Close {
+                    code: frame.as_ref().map(|f| u16::from(f.code)).unwrap_or(1005),
+                    reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                },
+                Some(Ok(_)) => continue,
+            });
+        }
+    }
+}
