@@ -12,6 +12,8 @@ pub mod engine;
 pub mod error;
 pub mod handshake;
 pub mod message;
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use document_id::{AutomergeUrl, DocumentId};
 pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, Role, StorageWrite, StoredSizes};

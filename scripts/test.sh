@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every konsens test on a fresh machine, installing what the tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Node.js and npm drive the official automerge-repo client in the interop tests.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "test.sh: installing Node.js and npm from Debian" >&2
+  need_root apt-get update -q
+  need_root apt-get install -y -q nodejs npm
+fi
+# The JS interop harness, exactly as pinned in its lockfile.
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+
+# The end-to-end tests spawn the real server binary.
+cargo build --workspace --bins --locked
+cargo test --workspace --locked
