@@ -228,7 +228,8 @@ impl Actor {
                 let id = DocumentId::from_random(rand::random());
                 let engine = DocEngine::new(id, self.peer_id.clone(), Role::Client);
                 self.engines.insert(id, engine);
-                self.announce(id);
+                // Announced with its first change: an empty new document would
+                // go out as a `request` for something nobody has yet.
                 let _ = reply.send(Ok(id));
             }
             Command::Find(id, reply) => match self.engine(id) {
@@ -254,6 +255,7 @@ impl Actor {
                 match result {
                     Ok(effects) => {
                         self.execute(id, effects);
+                        self.announce(id);
                         self.after_update(id);
                         let _ = reply.send(Ok(()));
                     }
@@ -288,7 +290,8 @@ impl Actor {
                 ids.sort();
                 ids.dedup();
                 for id in ids {
-                    if self.engine(id).is_ok() {
+                    let wanted = self.finds.contains_key(&id);
+                    if self.engine(id).is_ok_and(|e| wanted || !e.doc().is_empty()) {
                         self.announce(id);
                     }
                 }

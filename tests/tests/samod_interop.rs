@@ -71,7 +71,12 @@ fn konsens_repo(dir: &std::path::Path, url: &str) -> Result<Repo> {
     Ok(Repo::open(RepoConfig::new(dir).server(url))?)
 }
 
-async fn konsens_put(repo: &Repo, id: DocumentId, key: &'static str, value: &'static str) -> Result<()> {
+async fn konsens_put(
+    repo: &Repo,
+    id: DocumentId,
+    key: &'static str,
+    value: &'static str,
+) -> Result<()> {
     repo.change(id, move |doc: &mut Automerge| put_str(doc, key, value))
         .await??;
     Ok(())
@@ -79,7 +84,11 @@ async fn konsens_put(repo: &Repo, id: DocumentId, key: &'static str, value: &'st
 
 /// Wait until the server has acknowledged our heads for `id`.
 async fn konsens_synced(repo: &Repo, id: DocumentId) -> Result<()> {
-    within("the server to acknowledge the konsens client's heads", repo.wait_synced(id)).await??;
+    within(
+        "the server to acknowledge the konsens client's heads",
+        repo.wait_synced(id),
+    )
+    .await??;
     Ok(())
 }
 
@@ -140,7 +149,9 @@ async fn samod_put(handle: &DocHandle, key: &'static str, value: &'static str) -
 }
 
 async fn samod_get(handle: &DocHandle, key: &'static str) -> Result<Option<String>> {
-    Ok(handle.with_document_async(move |doc| get_str(doc, key)).await?)
+    Ok(handle
+        .with_document_async(move |doc| get_str(doc, key))
+        .await?)
 }
 
 /// Wait until samod's copy satisfies `done`; wakes on samod's change stream.
@@ -214,7 +225,11 @@ fn assert_server_quiet(server: &ServerProcess) {
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
         .collect();
-    assert!(complaints.is_empty(), "konsens-server complained:\n{}", complaints.join("\n"));
+    assert!(
+        complaints.is_empty(),
+        "konsens-server complained:\n{}",
+        complaints.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -249,7 +264,10 @@ async fn samod_writes_konsens_client_reads_through_konsens_server() -> Result<()
     let doc = konsens_find(&reader, id)
         .await
         .with_context(|| format!("server log:\n{}", server.log()))?;
-    assert_eq!(get_str(&doc, "title").as_deref(), Some("Apprenticeship wages"));
+    assert_eq!(
+        get_str(&doc, "title").as_deref(),
+        Some("Apprenticeship wages")
+    );
 
     samod.stop().await;
     assert_server_quiet(&server);
@@ -273,17 +291,31 @@ async fn konsens_client_writes_samod_reads_and_answers_through_konsens_server() 
 
     let samod = samod_repo("samod-reader").await;
     samod_dial(&samod, &url).await?;
-    let handle = within("samod to find the konsens document", samod.find(to_samod(id)?))
-        .await??
-        .with_context(|| format!("samod found no document {id}; server log:\n{}", server.log()))?;
-    assert_eq!(samod_get(&handle, "title").await?.as_deref(), Some("Night trains"));
+    let handle = within(
+        "samod to find the konsens document",
+        samod.find(to_samod(id)?),
+    )
+    .await??
+    .with_context(|| {
+        format!(
+            "samod found no document {id}; server log:\n{}",
+            server.log()
+        )
+    })?;
+    assert_eq!(
+        samod_get(&handle, "title").await?.as_deref(),
+        Some("Night trains")
+    );
 
     // The konsens client still has the document open on its connection, so
     // the server must push samod's change to it.
     samod_put(&handle, "status", "adopted").await?;
-    let doc = konsens_wait_until(&konsens, id, "samod's change to reach the konsens client", |d| {
-        get_str(d, "status").as_deref() == Some("adopted")
-    })
+    let doc = konsens_wait_until(
+        &konsens,
+        id,
+        "samod's change to reach the konsens client",
+        |d| get_str(d, "status").as_deref() == Some("adopted"),
+    )
     .await
     .with_context(|| format!("server log:\n{}", server.log()))?;
     assert_eq!(get_str(&doc, "title").as_deref(), Some("Night trains"));
@@ -323,9 +355,12 @@ async fn konsens_clients_sync_through_samod_server() -> Result<()> {
     assert_eq!(get_str(&doc, "title").as_deref(), Some("Rural broadband"));
 
     // The samod server itself holds the merged document.
-    let handle = within("the samod server to find its own copy", server.repo.find(to_samod(id)?))
-        .await??
-        .context("the samod server does not hold the document")?;
+    let handle = within(
+        "the samod server to find its own copy",
+        server.repo.find(to_samod(id)?),
+    )
+    .await??
+    .context("the samod server does not hold the document")?;
     samod_wait_until(&handle, "the samod server to hold both changes", |d| {
         get_str(d, "title").as_deref() == Some("Rural broadband")
             && get_str(d, "status").as_deref() == Some("committee")

@@ -184,3 +184,18 @@ async fn unknown_document_is_unavailable_not_created() -> Result<()> {
     assert!(matches!(err, konsens_client::ClientError::Unavailable(id) if id == missing), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_with_same_peer_id_replaces_the_old_connection() -> Result<()> {
+    use konsens_tests::{Answer, RawPeer};
+    init_tracing();
+    let data = tempfile::tempdir()?;
+    let server = ServerProcess::start(data.path(), &[])?;
+    let mut first = RawPeer::join(&server.ws_url(), "laptop-1").await?;
+    let _second = RawPeer::join(&server.ws_url(), "laptop-1").await?;
+    match first.next().await? {
+        Answer::Close { reason, .. } => assert!(reason.contains("replaced"), "{reason}"),
+        other => panic!("the old connection should be closed, got {other:?}"),
+    }
+    Ok(())
+}
