@@ -280,7 +280,10 @@ impl DocEngine {
                     }
                 }
                 DocInput::PersistFailed { seq, reason } => {
-                    if self.flushing.is_some_and(|s| s <= seq) || !self.failed {
+                    // Whatever seq failed, memory now holds changes the disk
+                    // lacks, and later incrementals build on them: stop here.
+                    if !self.failed {
+                        tracing::error!(document = %self.document_id, seq, %reason, "persist failed");
                         self.fail(&reason, &mut out);
                     }
                 }

@@ -183,9 +183,18 @@ struct Server {
 enum Edit {
     /// Client 0's first change: the shared text object.
     CreateText,
-    Put { key: String, value: i64 },
-    Insert { pos: usize, text: String },
-    Delete { pos: usize, len: usize },
+    Put {
+        key: String,
+        value: i64,
+    },
+    Insert {
+        pos: usize,
+        text: String,
+    },
+    Delete {
+        pos: usize,
+        len: usize,
+    },
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -203,6 +212,7 @@ struct Stats {
     server_snapshots: usize,
     disconnects: usize,
     client_restarts: usize,
+    evictions: usize,
     closes: usize,
     doc_unavailable: usize,
     ephemeral_relayed: usize,
@@ -224,6 +234,7 @@ impl Stats {
         self.server_snapshots += o.server_snapshots;
         self.disconnects += o.disconnects;
         self.client_restarts += o.client_restarts;
+        self.evictions += o.evictions;
         self.closes += o.closes;
         self.doc_unavailable += o.doc_unavailable;
         self.ephemeral_relayed += o.ephemeral_relayed;
@@ -331,7 +342,11 @@ impl Sim {
 
     /// Client `i` dials the server. The server learns of it from its first message.
     fn connect(&mut self, i: usize) {
-        assert!(self.clients[i].link.is_none(), "seed {}: client {i} is already connected", self.seed);
+        assert!(
+            self.clients[i].link.is_none(),
+            "seed {}: client {i} is already connected",
+            self.seed
+        );
         let client_conn = self.fresh_conn();
         let server_conn = self.fresh_conn();
         self.clients[i].link = Some(Link {
@@ -341,9 +356,10 @@ impl Sim {
             to_client: VecDeque::new(),
         });
         let peer = self.server_peer.clone();
-        let effects = self.clients[i]
-            .engine
-            .handle(vec![DocInput::Connected { conn: client_conn, peer }]);
+        let effects = self.clients[i].engine.handle(vec![DocInput::Connected {
+            conn: client_conn,
+            peer,
+        }]);
         self.apply_client_effects(i, effects);
     }
 
@@ -352,14 +368,13 @@ impl Sim {
         let Some(link) = self.clients[i].link.take() else {
             return;
         };
-        let effects = self.clients[i]
-            .engine
-            .handle(vec![DocInput::Disconnected { conn: link.client_conn }]);
+        let effects = self.clients[i].engine.handle(vec![DocInput::Disconnected {
+            conn: link.client_conn,
+        }]);
         self.apply_client_effects(i, effects);
-        let effects = self
-            .server
-            .engine
-            .handle(vec![DocInput::Disconnected { conn: link.server_conn }]);
+        let effects = self.server.engine.handle(vec![DocInput::Disconnected {
+            conn: link.server_conn,
+        }]);
         self.apply_server_effects(effects);
     }
 
@@ -385,11 +400,14 @@ impl Sim {
                                 self.seed
                             );
                         }
-                        other => panic!("seed {}: the server sent an unexpected {other:?}", self.seed),
+                        other => panic!(
+                            "seed {}: the server sent an unexpected {other:?}",
+                            self.seed
+                        ),
                     }
                     match self.client_by_server_conn(conn) {
                         Some(i) => {
-                            if let (Message::Ephemeral(e), Some(_)) = (&message, &self.clients[i].link) {
+                            if let Message::Ephemeral(e) = &message {
                                 assert_eq!(
                                     e.target_id, self.clients[i].peer,
                                     "seed {}: relayed ephemeral addressed to the wrong peer",
@@ -414,7 +432,11 @@ impl Sim {
                 }
                 DocEffect::Flush { seq, .. } => self.server.pending_flushes.push_back(seq),
                 DocEffect::Close { conn, reason } => {
-                    assert!(self.chaos, "seed {}: server closed a connection while healing: {reason}", self.seed);
+                    assert!(
+                        self.chaos,
+                        "seed {}: server closed a connection while healing: {reason}",
+                        self.seed
+                    );
                     self.stats.closes += 1;
                     if let Some(i) = self.client_by_server_conn(conn) {
                         self.disconnect(i);
@@ -427,11 +449,19 @@ impl Sim {
     /// The acknowledgement rule, checked at the moment of sending: every head
     /// in a server sync message must already be on the server's disk.
     fn record_advertised(&mut self, message: &DocMessage) {
-        let sync = automerge::sync::Message::decode(&message.data)
-            .unwrap_or_else(|e| panic!("seed {}: server sent an undecodable sync message: {e}", self.seed));
+        let sync = automerge::sync::Message::decode(&message.data).unwrap_or_else(|e| {
+            panic!(
+                "seed {}: server sent an undecodable sync message: {e}",
+                self.seed
+            )
+        });
         for head in sync.heads {
             assert!(
-                self.server.disk.durable_doc.get_change_by_hash(&head).is_some(),
+                self.server
+                    .disk
+                    .durable_doc
+                    .get_change_by_hash(&head)
+                    .is_some(),
                 "seed {}: acknowledgement rule violated: server advertised head {head} before it was durable",
                 self.seed
             );
@@ -453,7 +483,10 @@ impl Sim {
                         self.seed
                     );
                     let link = client.link.as_mut().unwrap_or_else(|| {
-                        panic!("seed {}: client {i} sent on {conn:?} while disconnected", self.seed)
+                        panic!(
+                            "seed {}: client {i} sent on {conn:?} while disconnected",
+                            self.seed
+                        )
                     });
                     assert_eq!(
                         link.client_conn, conn,
@@ -468,7 +501,11 @@ impl Sim {
                     pending.extend(more);
                 }
                 DocEffect::Close { reason, .. } => {
-                    assert!(self.chaos, "seed {}: client {i} closed its connection while healing: {reason}", self.seed);
+                    assert!(
+                        self.chaos,
+                        "seed {}: client {i} closed its connection while healing: {reason}",
+                        self.seed
+                    );
                     self.stats.closes += 1;
                     self.disconnect(i);
                 }
@@ -503,7 +540,10 @@ impl Sim {
                         conn: server_conn,
                         message,
                     },
-                    other => panic!("seed {}: unexpected frame to the server: {other:?}", self.seed),
+                    other => panic!(
+                        "seed {}: unexpected frame to the server: {other:?}",
+                        self.seed
+                    ),
                 };
                 let effects = self.server.engine.handle(vec![input]);
                 self.apply_server_effects(effects);
@@ -530,7 +570,10 @@ impl Sim {
                     }
                     // Followed by a Close, which the server side already acted on.
                     Message::Error { .. } => return,
-                    other => panic!("seed {}: unexpected frame to a client: {other:?}", self.seed),
+                    other => panic!(
+                        "seed {}: unexpected frame to a client: {other:?}",
+                        self.seed
+                    ),
                 };
                 let effects = self.clients[i].engine.handle(vec![input]);
                 self.apply_client_effects(i, effects);
@@ -574,6 +617,9 @@ impl Sim {
 
     // --- scheduler actions ---------------------------------------------------
 
+    /// One random scheduler step. The weights (out of 100) keep delivery the
+    /// common case so that syncs make progress between faults, while crashes
+    /// and failed flushes still hit a few times per seed.
     fn chaos_step(&mut self) {
         let roll = self.rng.random_range(0..100u32);
         match roll {
@@ -610,7 +656,10 @@ impl Sim {
             }
             77..80 => {
                 if let Some((i, d)) = self.pick_queue(2) {
-                    let len = self.clients[i].link.as_mut().map_or(0, |l| l.queue(d).len());
+                    let len = self.clients[i]
+                        .link
+                        .as_mut()
+                        .map_or(0, |l| l.queue(d).len());
                     let index = self.rng.random_range(1..len);
                     self.stats.reordered += 1;
                     self.deliver_at(i, d, index);
@@ -646,6 +695,7 @@ impl Sim {
                 let i = self.rng.random_range(0..self.clients.len());
                 self.restart_client(i);
             }
+            95..97 => self.evict_idle_server_engine(),
             _ => {
                 let i = self.rng.random_range(0..self.clients.len());
                 self.send_ephemeral(i);
@@ -684,14 +734,23 @@ impl Sim {
             self.seed
         );
         self.apply_server_effects(effects);
-        assert!(self.server.engine.has_failed(), "seed {}: engine ignored PersistFailed", self.seed);
+        assert!(
+            self.server.engine.has_failed(),
+            "seed {}: engine ignored PersistFailed",
+            self.seed
+        );
         // Connections the engine did not know yet (no message arrived) are
         // dropped by the runtime along with the engine.
         for i in 0..self.clients.len() {
             self.disconnect(i);
         }
         self.check_disk_holds_advertised("after a failed flush");
-        self.server.engine = load_engine(self.document_id, &self.server_peer, Role::Server, &self.server.disk.durable);
+        self.server.engine = load_engine(
+            self.document_id,
+            &self.server_peer,
+            Role::Server,
+            &self.server.disk.durable,
+        );
     }
 
     /// Power loss on the server: unflushed writes, pending flushes and every
@@ -701,16 +760,45 @@ impl Sim {
         for i in 0..self.clients.len() {
             if let Some(link) = self.clients[i].link.take() {
                 // Only the client survives to notice; the server engine is discarded.
-                let effects = self.clients[i]
-                    .engine
-                    .handle(vec![DocInput::Disconnected { conn: link.client_conn }]);
+                let effects = self.clients[i].engine.handle(vec![DocInput::Disconnected {
+                    conn: link.client_conn,
+                }]);
                 self.apply_client_effects(i, effects);
             }
         }
         self.server.disk.crash();
         self.server.pending_flushes.clear();
         self.check_disk_holds_advertised("at a server crash");
-        self.server.engine = load_engine(self.document_id, &self.server_peer, Role::Server, &self.server.disk.durable);
+        self.server.engine = load_engine(
+            self.document_id,
+            &self.server_peer,
+            Role::Server,
+            &self.server.disk.durable,
+        );
+    }
+
+    /// A runtime unloads documents whose engine is idle and loads them from
+    /// disk again on the next message. Idle must therefore mean "everything in
+    /// memory is on disk". Client links stay open: their next frame reaches
+    /// the reloaded engine as a new peer, as it would in the server.
+    fn evict_idle_server_engine(&mut self) {
+        if !self.server.engine.is_idle() {
+            return;
+        }
+        self.stats.evictions += 1;
+        let before = self.server.engine.doc().get_heads();
+        self.server.engine = load_engine(
+            self.document_id,
+            &self.server_peer,
+            Role::Server,
+            &self.server.disk.durable,
+        );
+        assert_eq!(
+            self.server.engine.doc().get_heads(),
+            before,
+            "seed {}: an idle server engine held changes that were not on disk",
+            self.seed
+        );
     }
 
     /// A client process restarts: it reloads from its (always durable) storage.
@@ -757,7 +845,9 @@ impl Sim {
             Some(len) if roll < 5 => {
                 let pos = self.rng.random_range(0..=len);
                 let n = self.rng.random_range(1..=3);
-                let text: String = (0..n).map(|_| self.rng.random_range(b'a'..=b'z') as char).collect();
+                let text: String = (0..n)
+                    .map(|_| self.rng.random_range(b'a'..=b'z') as char)
+                    .collect();
                 Edit::Insert { pos, text }
             }
             Some(len) if roll < 6 && len > 0 => {
@@ -800,7 +890,9 @@ impl Sim {
                 Ok(())
             })
             .map(|success| success.hash)
-            .unwrap_or_else(|failure| panic!("seed {seed}: local edit {edit:?} failed: {}", failure.error))
+            .unwrap_or_else(|failure| {
+                panic!("seed {seed}: local edit {edit:?} failed: {}", failure.error)
+            })
         });
         if let Some(hash) = hash {
             client.edits.push(hash);
@@ -842,7 +934,12 @@ impl Sim {
 
     /// Invariant 1: every head the server ever advertised is on its disk.
     fn check_disk_holds_advertised(&self, when: &str) {
-        let on_disk = load_engine(self.document_id, &self.server_peer, Role::Server, &self.server.disk.durable);
+        let on_disk = load_engine(
+            self.document_id,
+            &self.server_peer,
+            Role::Server,
+            &self.server.disk.durable,
+        );
         let missing: Vec<&ChangeHash> = self
             .advertised
             .iter()
@@ -862,10 +959,18 @@ impl Sim {
         let server_doc = self.server.engine.doc();
         let server_heads = server_doc.get_heads();
         let server_content = server_doc.hydrate(None);
-        assert!(!self.server.engine.is_flushing(), "seed {seed}: server still flushing when quiescent");
+        assert!(
+            !self.server.engine.is_flushing(),
+            "seed {seed}: server still flushing when quiescent"
+        );
 
         // Quiescent means every flush completed, so the disk holds exactly what the server serves.
-        let on_disk = load_engine(self.document_id, &self.server_peer, Role::Server, &self.server.disk.durable);
+        let on_disk = load_engine(
+            self.document_id,
+            &self.server_peer,
+            Role::Server,
+            &self.server.disk.durable,
+        );
         assert_eq!(
             on_disk.doc().get_heads(),
             server_heads,
@@ -875,8 +980,16 @@ impl Sim {
         // Invariant 2: convergence.
         for (i, client) in self.clients.iter().enumerate() {
             let doc = client.engine.doc();
-            assert_eq!(doc.get_heads(), server_heads, "seed {seed}: client {i} did not converge (heads)");
-            assert_eq!(doc.hydrate(None), server_content, "seed {seed}: client {i} did not converge (content)");
+            assert_eq!(
+                doc.get_heads(),
+                server_heads,
+                "seed {seed}: client {i} did not converge (heads)"
+            );
+            assert_eq!(
+                doc.hydrate(None),
+                server_content,
+                "seed {seed}: client {i} did not converge (content)"
+            );
             let reloaded = load_engine(self.document_id, &client.peer, Role::Client, &client.store);
             assert_eq!(
                 reloaded.doc().get_heads(),
@@ -909,7 +1022,12 @@ impl Sim {
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
-    Some(value.trim().parse().unwrap_or_else(|e| panic!("{name}={value:?} is not a number: {e}")))
+    Some(
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}={value:?} is not a number: {e}")),
+    )
 }
 
 #[test]
@@ -973,7 +1091,10 @@ fn server_acknowledges_only_after_durable() {
     for effect in effects {
         if let DocEffect::Flush { seq, .. } = effect {
             let after = client.handle(vec![DocInput::Durable { seq }]);
-            assert!(after.is_empty(), "not connected yet, nothing to send: {after:?}");
+            assert!(
+                after.is_empty(),
+                "not connected yet, nothing to send: {after:?}"
+            );
         }
     }
     let mut client_out = client.handle(vec![DocInput::Connected {
@@ -1002,7 +1123,10 @@ fn server_acknowledges_only_after_durable() {
                 _ => None,
             })
             .collect();
-        assert!(!frames.is_empty(), "the client has nothing to send before the server has its change");
+        assert!(
+            !frames.is_empty(),
+            "the client has nothing to send before the server has its change"
+        );
         let mut server_effects = Vec::new();
         for frame in frames {
             let (message, request) = match frame {
@@ -1016,7 +1140,9 @@ fn server_acknowledges_only_after_durable() {
                 request,
             }]));
         }
-        let persisted = server_effects.iter().any(|e| matches!(e, DocEffect::Persist { .. }));
+        let persisted = server_effects
+            .iter()
+            .any(|e| matches!(e, DocEffect::Persist { .. }));
         if persisted {
             // The crux: Persist + Flush, and no message that advertises the change.
             flush_seq = server_effects.iter().find_map(|e| match e {
@@ -1026,7 +1152,10 @@ fn server_acknowledges_only_after_durable() {
             for effect in &server_effects {
                 if let DocEffect::Send { message, .. } = effect {
                     let heads = sync_heads(message).unwrap_or_default();
-                    assert!(!heads.contains(&hash), "server advertised {hash} before it was durable: {message:?}");
+                    assert!(
+                        !heads.contains(&hash),
+                        "server advertised {hash} before it was durable: {message:?}"
+                    );
                 }
             }
             break;
@@ -1047,11 +1176,18 @@ fn server_acknowledges_only_after_durable() {
     }
     let seq = flush_seq.expect("the server applied the change and asked for a flush");
     assert!(server.is_flushing());
-    assert_eq!(server.peer_heads(server_conn), Some(&[hash][..]), "server knows the client's heads");
+    assert_eq!(
+        server.peer_heads(server_conn),
+        Some(&[hash][..]),
+        "server knows the client's heads"
+    );
 
     // The Durable of an older flush must not release the reply early.
     let idle = server.handle(vec![DocInput::Durable { seq: seq - 1 }]);
-    assert!(idle.is_empty(), "an older Durable must not release anything: {idle:?}");
+    assert!(
+        idle.is_empty(),
+        "an older Durable must not release anything: {idle:?}"
+    );
 
     // Durable: now the reply goes out, advertising the change.
     let released = server.handle(vec![DocInput::Durable { seq }]);
@@ -1063,6 +1199,10 @@ fn server_acknowledges_only_after_durable() {
         })
         .next()
         .expect("after Durable the server replies to the client");
-    assert_eq!(advertised, vec![hash], "the reply advertises the now durable change");
+    assert_eq!(
+        advertised,
+        vec![hash],
+        "the reply advertises the now durable change"
+    );
     assert!(!server.is_flushing());
 }
