@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod handshake;
 pub mod message;
+pub mod schema;
 #[doc(hidden)]
 pub mod fuzzing;
 
