@@ -1,0 +1,201 @@
+//! A light automerge-repo sync peer: it speaks Automerge's sync protocol
+//! message for message like `automerge::sync` does, but keeps only the change
+//! graph (hashes and dependencies), not the operations. Applying a keystroke to
+//! a 20k-op text costs a real replica milliseconds; forty of them on the one
+//! core the driver has would measure the driver, not the server. The server
+//! sees exactly what it would see from real peers: the same heads, needs,
+//! bloom filters and changes.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use automerge::sync::{BloomFilter, ChunkList, Have, Message, MessageFlags, MessageVersion};
+use automerge::{Automerge, Change, ChangeHash};
+
+/// How many of our own recent changes we always put into the bloom filter, so
+/// the server never echoes a change back to its author.
+const OWN_RECENT: usize = 256;
+
+#[derive(Debug, Default)]
+pub struct LightSync {
+    index: HashMap<ChangeHash, usize>,
+    order: Vec<ChangeHash>,
+    heads: BTreeSet<ChangeHash>,
+    own: HashMap<ChangeHash, Vec<u8>>,
+    own_recent: VecDeque<ChangeHash>,
+    pending: Vec<Vec<u8>>,
+    // Mirrors `automerge::sync::State`.
+    shared_heads: Vec<ChangeHash>,
+    last_sent_heads: Vec<ChangeHash>,
+    their_heads: Option<Vec<ChangeHash>>,
+    their_need: Vec<ChangeHash>,
+    have_responded: bool,
+    in_flight: bool,
+}
+
+impl LightSync {
+    /// A peer that already holds `doc` (every change in it).
+    pub fn holding(doc: &Automerge) -> Self {
+        let mut s = Self::default();
+        for change in doc.get_changes(&[]) {
+            s.add(change.hash(), change.deps());
+        }
+        s
+    }
+
+    fn add(&mut self, hash: ChangeHash, deps: &[ChangeHash]) -> bool {
+        if self.index.contains_key(&hash) {
+            return false;
+        }
+        self.index.insert(hash, self.order.len());
+        self.order.push(hash);
+        for d in deps {
+            self.heads.remove(d);
+        }
+        self.heads.insert(hash);
+        true
+    }
+
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.heads.iter().copied().collect()
+    }
+
+    pub fn has(&self, hash: &ChangeHash) -> bool {
+        self.index.contains_key(hash)
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// A change we made ourselves: known at once, sent with the next message.
+    pub fn local_change(&mut self, change: &Change) {
+        let hash = change.hash();
+        self.add(hash, change.deps());
+        let bytes = change.raw_bytes().to_vec();
+        self.own.insert(hash, bytes.clone());
+        self.own_recent.push_back(hash);
+        if self.own_recent.len() > OWN_RECENT {
+            self.own_recent.pop_front();
+        }
+        self.pending.push(bytes);
+    }
+
+    /// Take in a message from the server; returns the hashes new to us.
+    pub fn receive(&mut self, message: Message) -> Vec<ChangeHash> {
+        self.in_flight = false;
+        let before: Vec<ChangeHash> = self.heads();
+        let mut new = Vec::new();
+        let changes_empty = message.changes.is_empty();
+        for chunk in message.changes.iter() {
+            match Change::from_bytes(chunk.to_vec()) {
+                Ok(change) => {
+                    if self.add(change.hash(), change.deps()) {
+                        new.push(change.hash());
+                    }
+                }
+                // A v2 message carries a whole document instead of changes.
+                Err(_) => {
+                    if let Ok(doc) = Automerge::load(chunk) {
+                        for change in doc.get_changes(&[]) {
+                            if self.add(change.hash(), change.deps()) {
+                                new.push(change.hash());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !changes_empty {
+            let after: HashSet<ChangeHash> = self.heads.iter().copied().collect();
+            let before_set: HashSet<&ChangeHash> = before.iter().collect();
+            let mut shared: BTreeSet<ChangeHash> = after.iter().filter(|h| !before_set.contains(h)).copied().collect();
+            shared.extend(self.shared_heads.iter().filter(|h| after.contains(h)));
+            self.shared_heads = shared.into_iter().collect();
+        }
+        if changes_empty && message.heads == before {
+            self.last_sent_heads.clone_from(&message.heads);
+        }
+        let all_known = message.heads.iter().all(|h| self.has(h));
+        if all_known {
+            self.shared_heads.clone_from(&message.heads);
+        } else {
+            let mut shared: BTreeSet<ChangeHash> = self.shared_heads.iter().copied().collect();
+            shared.extend(message.heads.iter().filter(|h| self.index.contains_key(h)));
+            self.shared_heads = shared.into_iter().collect();
+        }
+        self.their_need = message.need;
+        self.their_heads = Some(message.heads);
+        new
+    }
+
+    /// Hashes we hold that are (probably) not ancestors of the shared heads:
+    /// everything that arrived after the oldest shared head, plus our own
+    /// recent changes. A superset is harmless in a bloom filter.
+    fn since_shared(&self) -> Vec<ChangeHash> {
+        let start = self
+            .shared_heads
+            .iter()
+            .filter_map(|h| self.index.get(h))
+            .min()
+            .map(|i| i + 1);
+        let mut out: Vec<ChangeHash> = match start {
+            Some(i) if !self.shared_heads.is_empty() => self.order[i.min(self.order.len())..].to_vec(),
+            _ => self.order.clone(),
+        };
+        let set: HashSet<ChangeHash> = out.iter().copied().collect();
+        out.extend(self.own_recent.iter().filter(|h| !set.contains(h)));
+        out
+    }
+
+    /// The next message to send, following `generate_sync_message`'s rules.
+    pub fn generate(&mut self) -> Option<Message> {
+        let our_heads = self.heads();
+        let need: Vec<ChangeHash> = self
+            .their_heads
+            .iter()
+            .flatten()
+            .filter(|h| !self.has(h))
+            .copied()
+            .collect();
+        let since = self.since_shared();
+        let have = vec![Have {
+            last_sync: self.shared_heads.clone(),
+            bloom: BloomFilter::from_hashes(since.iter()),
+        }];
+        let mut changes = std::mem::take(&mut self.pending);
+        for h in std::mem::take(&mut self.their_need) {
+            if let Some(bytes) = self.own.get(&h) {
+                changes.push(bytes.clone());
+            }
+        }
+        let heads_unchanged = self.last_sent_heads == our_heads;
+        let heads_equal = self.their_heads.as_ref() == Some(&our_heads);
+        if heads_unchanged && self.have_responded && changes.is_empty() && (heads_equal || self.in_flight) {
+            return None;
+        }
+        self.have_responded = true;
+        self.last_sent_heads.clone_from(&our_heads);
+        self.in_flight = true;
+        let mut flags = MessageFlags::new();
+        flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+        Some(Message {
+            heads: our_heads,
+            need,
+            have,
+            changes: ChunkList::from(changes),
+            flags: Some(flags),
+            version: MessageVersion::V1,
+        })
+    }
+
+    /// Has the server told us heads equal to ours (everything acknowledged)?
+    pub fn in_sync(&self) -> bool {
+        self.their_heads.as_ref().is_some_and(|t| *t == self.heads())
+    }
+
+    /// Does the server's last message cover `hash` (it advertised a head we
+    /// know to be at or after it)? Exact for a single writer.
+    pub fn their_heads(&self) -> Option<&[ChangeHash]> {
+        self.their_heads.as_deref()
+    }
+}

@@ -1,0 +1,226 @@
+//! `konsens-bench`: konsens against the stock automerge-repo sync server,
+//! samod and bare Automerge, in one run on one machine. Prints Markdown and
+//! writes it to `docs/benchmarks.md` (see `--help`).
+
+mod light;
+mod peer;
+mod scenarios;
+mod servers;
+mod stats;
+mod trace;
+mod wire;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::servers::Kind;
+
+/// Benchmarks konsens against its peers and automerge's own limit.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Short runs with reduced sizes, for CI (well under 5 minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Scenarios to run (comma-separated): workshop, trace, many-docs, durable, cold-start, idle.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Option<Vec<String>>,
+    /// Servers to run (comma-separated): konsens, stock, samod, limit.
+    #[arg(long, value_delimiter = ',')]
+    servers: Option<Vec<String>>,
+    /// Where to write the report; `-` for nowhere.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep the driver where it is instead of pinning it to core 0.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+/// The repository root (the bench runs from a clean clone).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// Scratch space for built documents (git-ignored target dir).
+pub fn cache_dir() -> PathBuf {
+    repo_root().join("target/bench-cache")
+}
+
+fn wants(list: &Option<Vec<String>>, name: &str) -> bool {
+    list.as_ref().is_none_or(|l| l.iter().any(|x| x == name))
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !args.no_pin {
+        // The driver keeps to core 0, the servers get core 1.
+        let status = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", servers::DRIVER_CORE, &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running taskset")?;
+        anyhow::ensure!(status.success(), "taskset could not pin the driver");
+    }
+    let mut kinds = Vec::new();
+    if wants(&args.servers, "konsens") {
+        kinds.push(Kind::Konsens);
+    }
+    if wants(&args.servers, "samod") {
+        kinds.push(Kind::Samod);
+    }
+    if wants(&args.servers, "stock") {
+        kinds.push(Kind::Stock);
+    }
+    let limit = wants(&args.servers, "limit");
+    let scratch = tempfile::Builder::new().prefix("konsens-bench-").tempdir()?;
+    let started = std::time::SystemTime::now();
+
+    let mut report = String::new();
+    if wants(&args.scenarios, "workshop") {
+        eprintln!("workshop: building the friendsforever document");
+        let base = trace::build_concurrent("friendsforever.json.gz")?;
+        let config = if args.quick {
+            scenarios::workshop::Config {
+                participants: 40,
+                ks: vec![2, 8],
+                typing: Duration::from_secs(3),
+                drain: Duration::from_secs(5),
+            }
+        } else {
+            scenarios::workshop::Config {
+                participants: 40,
+                ks: vec![2, 4, 8, 16, 32],
+                typing: Duration::from_secs(10),
+                drain: Duration::from_secs(10),
+            }
+        };
+        let mut results = Vec::new();
+        for &kind in &kinds {
+            let dir = scratch.path().join(format!("workshop-{kind:?}"));
+            results.push((kind.label(), scenarios::workshop::run_server(kind, &base, &config, &dir)?));
+        }
+        if limit {
+            results.push(("bare automerge (limit)", scenarios::workshop::run_limit(&base, &config)?));
+        }
+        report.push_str(&report::workshop(&config, &results));
+    }
+
+    let elapsed = started.elapsed().unwrap_or_default();
+    let header = report::header(&args_line(), args.quick, elapsed);
+    let full = format!("{header}{report}");
+    println!("{full}");
+    let out = args.out.clone().unwrap_or_else(|| repo_root().join(if args.quick { "target/benchmarks-quick.md" } else { "docs/benchmarks.md" }));
+    if out.as_os_str() != "-" {
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&out, &full).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn args_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("konsens-bench {}", args.join(" ")).trim().to_owned()
+}
+
+mod report {
+    use super::*;
+    use crate::scenarios::workshop;
+    use crate::stats::ms;
+
+    pub fn header(command: &str, quick: bool, elapsed: Duration) -> String {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .unwrap_or_else(|| "unknown".into());
+        // Counted from /proc: the driver pins itself, which hides the other core from available_parallelism.
+        let cores = std::fs::read_to_string("/proc/cpuinfo")
+            .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
+            .unwrap_or(0);
+        let mem = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+            .map(|kb| format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
+            .unwrap_or_default();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let date = std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let mut s = String::new();
+        let _ = writeln!(s, "# Benchmarks{}\n", if quick { " (quick mode)" } else { "" });
+        let _ = writeln!(s, "- **Command:** `cargo build --release -p konsens-server -p konsens-bench && target/release/{command}`");
+        let _ = writeln!(s, "- **Date:** {date}; run took {:.0} s", elapsed.as_secs_f64());
+        let _ = writeln!(s, "- **Machine:** {cpu}, {cores} cores, {mem}, Linux {}", kernel.trim());
+        let _ = writeln!(s, "- **Pinning:** each server on core {}, the load driver on core {} (`taskset`); server CPU is utime+stime from `/proc/<pid>/stat`, memory is VmRSS from `/proc/<pid>/status`.", servers::SERVER_CORE, servers::DRIVER_CORE);
+        let _ = writeln!(s, "- **Servers:** konsens-server (release, sled, flush before acknowledge, group commit); the stock sync server of `@automerge/automerge-repo` 2.5.6 with `NodeFSStorageAdapter` (`tests/js`, pinned by its lockfile); samod 0.16 with its filesystem storage (`bench/src/bin/samod-server.rs`); the limit is the same work on bare Automerge 0.12 in the driver's process, no network, no disk.");
+        let _ = writeln!(s, "- **Driver:** one Rust process, one thread, speaking the automerge-repo protocol. Watchers are light peers (change graph only, same sync messages as Automerge would send); one participant per run is a real Automerge replica whose CPU is reported as the participants' cost.\n");
+        s
+    }
+
+    pub fn workshop(config: &workshop::Config, results: &[(&str, Vec<workshop::Row>)]) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "## Workshop\n");
+        let _ = writeln!(
+            s,
+            "One recommendation holding the friendsforever history (two authors, concurrent), {} participants connected, k typing {} keystrokes/s each for {:.0} s. Latency is keystroke → each other participant; *sustained* means every keystroke arrived and p99 < {} ms.\n",
+            config.participants,
+            workshop::RATE_PER_TYPIST,
+            config.typing.as_secs_f64(),
+            workshop::SUSTAINED_P99_MS
+        );
+        let _ = writeln!(s, "| server | largest k sustained | server CPU per keystroke at k=8 | vs konsens |");
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        let konsens_cpu8 = results
+            .iter()
+            .find(|(l, _)| *l == Kind::Konsens.label())
+            .and_then(|(_, rows)| rows.iter().find(|r| r.k == 8 && !r.skipped).map(|r| r.server_cpu_per_1000));
+        for (label, rows) in results {
+            let best = rows.iter().filter(|r| r.sustained()).map(|r| r.k).max();
+            let cpu8 = rows.iter().find(|r| r.k == 8 && !r.skipped).map(|r| r.server_cpu_per_1000);
+            let ratio = match (cpu8, konsens_cpu8) {
+                (Some(c), Some(k)) if k > 0.0 => format!("{:.1}×", c / k),
+                _ => "—".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {label} | {} | {} | {ratio} |",
+                best.map(|k| k.to_string()).unwrap_or_else(|| "none".into()),
+                cpu8.map(|c| format!("{:.2} ms", c)).unwrap_or_else(|| "—".into()),
+            );
+        }
+        let _ = writeln!(s, "\n| server | k | keystrokes/s | keystrokes | delivered | p50 | p99 | server CPU s / 1000 keystrokes | participant CPU / keystroke | driver load | sustained |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        for (label, rows) in results {
+            for r in rows {
+                if r.skipped {
+                    let _ = writeln!(s, "| {label} | {} | {} | — | — | — | — | — | — | — | not run (saturated at a smaller k) |", r.k, r.k as f64 * workshop::RATE_PER_TYPIST);
+                    continue;
+                }
+                let _ = writeln!(
+                    s,
+                    "| {label} | {} | {} | {} | {:.1} % | {} | {} | {:.3} | {} | {:.0} % | {} |",
+                    r.k,
+                    r.k as f64 * workshop::RATE_PER_TYPIST,
+                    r.keystrokes,
+                    r.delivered * 100.0,
+                    ms(r.p50_ms),
+                    ms(r.p99_ms),
+                    r.server_cpu_per_1000,
+                    ms(r.participant_ms_per_keystroke),
+                    r.driver_load * 100.0,
+                    if r.p50_ms.is_none() && r.delivered >= 1.0 { "(in-process)" } else if r.sustained() { "yes" } else { "no" },
+                );
+            }
+        }
+        s.push('\n');
+        s
+    }
+}
