@@ -26,4 +26,22 @@ pub enum ClientError {
     /// A change could not be made.
     #[error("change failed: {0}")]
     Change(#[from] automerge::AutomergeError),
+    /// The document does not have the expected shape or refuses the change.
+    #[error(transparent)]
+    Schema(#[from] konsens_protocol::schema::SchemaError),
+    /// No identity is set for this store.
+    #[error("no identity: run `konsens identity --name NAME --org ORGANISATION` first")]
+    NoIdentity,
+    /// A past version (`#heads`) cannot be changed.
+    #[error("a past version (a URL with #heads) is read-only; use the URL without #heads")]
+    ReadOnlyVersion,
+    #[error("no draft named {0:?} (see `konsens draft list`)")]
+    NoDraft(String),
+    #[error("a draft named {0:?} exists already")]
+    DraftExists(String),
+    #[error("{0:?} is not a usable draft name (non-empty, no '/')")]
+    BadDraftName(String),
+    /// Local data is unreadable.
+    #[error("local store is damaged: {0}")]
+    Corrupt(String),
 }

@@ -28,6 +28,8 @@
 mod dialer;
 mod error;
 mod repo;
+pub mod workspace;
 
 pub use error::ClientError;
 pub use repo::{ConnectionStatus, Repo, RepoConfig};
+pub use workspace::{DocRef, Identity, Workspace};

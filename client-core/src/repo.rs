@@ -24,6 +24,9 @@ pub struct RepoConfig {
     pub server_url: Option<String>,
     /// Our peer id; random when not set.
     pub peer_id: Option<String>,
+    /// The Automerge actor every local change is made as (one per store, so
+    /// history can name who made it); random per document when not set.
+    pub actor: Option<automerge::ActorId>,
     pub max_frame_bytes: usize,
 }
 
@@ -33,6 +36,7 @@ impl RepoConfig {
             store_dir: store_dir.into(),
             server_url: None,
             peer_id: None,
+            actor: None,
             max_frame_bytes: konsens_protocol::DEFAULT_MAX_FRAME_BYTES,
         }
     }
@@ -80,6 +84,7 @@ pub struct Repo {
     commands: mpsc::UnboundedSender<Command>,
     status: watch::Receiver<ConnectionStatus>,
     peer_id: PeerId,
+    store: ChunkStore,
     _stop: std::sync::Arc<StopOnDrop>,
 }
 
@@ -100,6 +105,12 @@ impl Repo {
             ClientError::Store(konsens_store::StoreError::Sled(sled::Error::Io(e)))
         })?;
         let store = ChunkStore::open(&config.store_dir)?;
+        Self::with_store(config, store)
+    }
+
+    /// Like [`Repo::open`], on a store the caller opened already (sled allows
+    /// one open per process).
+    pub fn with_store(config: RepoConfig, store: ChunkStore) -> Result<Self, ClientError> {
         let (commit, _writer) = GroupCommit::spawn(store.clone())?;
         let peer_id = PeerId(config.peer_id.clone().unwrap_or_else(|| {
             format!("konsens-client-{:016x}", rand::random::<u64>())
@@ -108,7 +119,8 @@ impl Repo {
         let (status_tx, status_rx) = watch::channel(ConnectionStatus::Offline);
         let stop = CancellationToken::new();
         let actor = Actor {
-            store,
+            store: store.clone(),
+            local_actor: config.actor.clone(),
             commit,
             peer_id: peer_id.clone(),
             commands_tx: commands_tx.downgrade(),
@@ -116,6 +128,7 @@ impl Repo {
             heads: HashMap::new(),
             finds: HashMap::new(),
             synced_waiters: HashMap::new(),
+            local_waiters: HashMap::new(),
             connection: None,
             has_server: config.server_url.is_some(),
         };
@@ -134,12 +147,23 @@ impl Repo {
             commands: commands_tx,
             status: status_rx,
             peer_id,
+            store,
             _stop: std::sync::Arc::new(StopOnDrop(stop)),
         })
     }
 
     pub fn peer_id(&self) -> &PeerId {
         &self.peer_id
+    }
+
+    /// The local store (for small values kept beside the documents).
+    pub fn store(&self) -> &ChunkStore {
+        &self.store
+    }
+
+    /// Ids of every document in the local store.
+    pub fn local_documents(&self) -> Result<Vec<DocumentId>, ClientError> {
+        Ok(self.store.documents().collect::<Result<_, _>>()?)
     }
 
     /// Watch the connection status.
@@ -198,6 +222,7 @@ struct Connection {
 
 struct Actor {
     store: ChunkStore,
+    local_actor: Option<automerge::ActorId>,
     commit: GroupCommit,
     peer_id: PeerId,
     commands_tx: mpsc::WeakUnboundedSender<Command>,
@@ -205,6 +230,8 @@ struct Actor {
     heads: HashMap<DocumentId, watch::Sender<Vec<ChangeHash>>>,
     finds: HashMap<DocumentId, Vec<oneshot::Sender<Result<Automerge, ClientError>>>>,
     synced_waiters: HashMap<DocumentId, Vec<oneshot::Sender<Result<(), ClientError>>>>,
+    /// Changes waiting for their local write to be flushed.
+    local_waiters: HashMap<DocumentId, Vec<oneshot::Sender<Result<(), ClientError>>>>,
     connection: Option<Connection>,
     /// A server is configured, so a missing document may still arrive.
     has_server: bool,
@@ -251,13 +278,29 @@ impl Actor {
                 }
             },
             Command::Change(id, f, reply) => {
-                let result = self.engine(id).map(|engine| engine.change(f).1);
+                let local_actor = self.local_actor.clone();
+                let result = self.engine(id).map(|engine| {
+                    engine
+                        .change(move |doc| {
+                            if let Some(actor) = local_actor {
+                                doc.set_actor(actor);
+                            }
+                            f(doc)
+                        })
+                        .1
+                });
                 match result {
                     Ok(effects) => {
                         self.execute(id, effects);
                         self.announce(id);
                         self.after_update(id);
-                        let _ = reply.send(Ok(()));
+                        // A change returns once it is on the local disk, so a
+                        // short-lived process (the CLI) never exits before it.
+                        if self.engines.get(&id).is_some_and(DocEngine::is_flushing) {
+                            self.local_waiters.entry(id).or_default().push(reply);
+                        } else {
+                            let _ = reply.send(Ok(()));
+                        }
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -317,6 +360,13 @@ impl Actor {
                 if let Some(engine) = self.engines.get_mut(&document) {
                     let effects = engine.handle([input]);
                     self.execute(document, effects);
+                }
+                let settled = self.engines.get(&document).is_none_or(|e| !e.is_flushing() || e.has_failed());
+                if settled && let Some(waiters) = self.local_waiters.remove(&document) {
+                    let failed = self.engines.get(&document).is_some_and(DocEngine::has_failed);
+                    for waiter in waiters {
+                        let _ = waiter.send(if failed { Err(ClientError::Corrupt(format!("could not write {document} to the local store"))) } else { Ok(()) });
+                    }
                 }
             }
         }

@@ -8,10 +8,13 @@
 //! `konsens-client` carry them out.
 
 pub mod document_id;
+pub mod dossier;
 pub mod engine;
 pub mod error;
 pub mod handshake;
+pub mod markdown;
 pub mod message;
+pub mod report;
 pub mod schema;
 #[doc(hidden)]
 pub mod fuzzing;

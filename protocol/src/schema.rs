@@ -34,8 +34,8 @@ pub const TEXT_FIELDS: [&str; 3] = ["problem", "recommendation", "rationale"];
 /// What can go wrong reading or changing a konsens document.
 #[derive(Debug, Error)]
 pub enum SchemaError {
-    #[error("not a konsens {expected} document (its schema is {found})")]
-    WrongSchema { expected: &'static str, found: String },
+    #[error("not a konsens {kind} document (expected schema {expected}, found {found})")]
+    WrongSchema { kind: &'static str, expected: &'static str, found: String },
     #[error("the {kind} document is malformed: {reason}")]
     Malformed { kind: &'static str, reason: String },
     #[error("unknown field {0:?}; fields are title, problem, recommendation, rationale, sectors, addressees, workshop")]
@@ -428,7 +428,8 @@ fn check_schema(doc: &Automerge, expected: &'static str) -> Result<(), SchemaErr
     if found == expected {
         Ok(())
     } else {
-        Err(SchemaError::WrongSchema { expected, found })
+        let kind = if expected == PROCESS_SCHEMA { "process" } else { "recommendation" };
+        Err(SchemaError::WrongSchema { kind, expected, found })
     }
 }
 
@@ -538,7 +539,8 @@ pub fn set_rich_text(tx: &mut Transaction<'_>, field: &str, spans: Vec<Span>) ->
         return Err(SchemaError::UnknownField(field.to_owned()));
     }
     let obj = text_object(tx, field)?;
-    tx.update_spans(&obj, automerge::marks::UpdateSpansConfig::default(), spans)?;
+    // Links do not grow when typing after them, as in the browser editor.
+    tx.update_spans(&obj, crate::markdown::update_spans_config(), spans)?;
     Ok(())
 }
 
@@ -690,8 +692,11 @@ pub fn conflicts(doc: &Automerge) -> Result<Vec<Conflict>, SchemaError> {
                     Value::Object(ObjType::Text) => doc.text(id).unwrap_or_default(),
                     Value::Object(kind) => format!("({kind})"),
                 })
-                .collect();
-            out.push(Conflict { field: key, values });
+                .collect::<Vec<String>>();
+            // Two people setting the same value concurrently is no disagreement.
+            if values.iter().any(|v| *v != values[0]) {
+                out.push(Conflict { field: key, values });
+            }
         }
     }
     Ok(out)
