@@ -388,10 +388,7 @@ impl Workspace {
                     name: who.map(|a| a.name.clone()),
                     organisation: who.map(|a| a.organisation.clone()),
                     actor,
-                    summary: change
-                        .message()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| format!("{} operation(s)", change.len())),
+                    summary: change.message().map(str::to_owned).unwrap_or_else(|| touched(&doc, &change)),
                 }
             })
             .collect())
@@ -501,6 +498,29 @@ impl Workspace {
             store.remove_meta(&format!("draft/{name}/{part}"))?;
         }
         Ok((upstream, conflicts))
+    }
+}
+
+/// A summary for changes without a message (browsers send none): the
+/// top-level fields the change touched, read from the change's own patches.
+fn touched(doc: &Automerge, change: &automerge::Change) -> String {
+    let mut fields = std::collections::BTreeSet::new();
+    for patch in doc.diff(change.deps(), &[change.hash()]) {
+        let key = match patch.path.first() {
+            Some((_, automerge::Prop::Map(key))) => Some(key.clone()),
+            Some(_) => None,
+            None => match patch.action {
+                automerge::PatchAction::PutMap { key, .. } | automerge::PatchAction::DeleteMap { key } => Some(key),
+                _ => None,
+            },
+        };
+        fields.extend(key);
+    }
+    fields.remove("authors");
+    if fields.is_empty() {
+        format!("{} operation(s)", change.len())
+    } else {
+        format!("edited {}", fields.into_iter().collect::<Vec<_>>().join(", "))
     }
 }
 

@@ -188,8 +188,8 @@ fn markdown_edit_keeps_concurrent_upstream_edits() -> Result<()> {
         .args(["--store"]).arg(a.path()).args(["rec", "edit", &s.rec, "--field", "problem"])
         .env("EDITOR", format!("sh {}", editor.display()))
         .env_remove("VISUAL")
-        .status()?;
-    assert!(status.success());
+        .output()?;
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     ok(a.path(), &["sync", &url])?;
     ok(b.path(), &["sync", &url])?;
     for store in [a.path(), b.path()] {

@@ -69,6 +69,24 @@ async fn js_creates_rust_reads_and_back() -> Result<()> {
     js_heads.sort();
     assert_eq!(heads, js_heads, "same heads on both sides");
 
+    // The CLI pulls the JS document; its history summarises the browser's
+    // message-less change by the fields it touched.
+    let cli_store = tempfile::tempdir()?;
+    let konsens = konsens_tests::binary("konsens")?;
+    let synced = Command::new(&konsens)
+        .arg("--store").arg(cli_store.path())
+        .args(["sync", &url, "--doc", &doc_url.to_string()])
+        .output()?;
+    assert!(synced.status.success(), "{}", String::from_utf8_lossy(&synced.stderr));
+    let history = Command::new(&konsens)
+        .arg("--store").arg(cli_store.path())
+        .args(["--json", "history", &doc_url.to_string()])
+        .output()?;
+    assert!(history.status.success(), "{}", String::from_utf8_lossy(&history.stderr));
+    let history: Value = serde_json::from_slice(&history.stdout)?;
+    let summary = history[0]["summary"].as_str().context("summary")?;
+    assert!(summary.contains("title") && summary.contains("sectors"), "{summary}");
+
     // Rust → server → JS
     let id = rust.create().await?;
     rust.change(id, |doc: &mut Automerge| {
