@@ -15,6 +15,7 @@ use crate::repo::{Command, ConnectionStatus};
 
 pub(crate) struct DialerConfig {
     pub url: String,
+    pub token: Option<String>,
     pub peer_id: PeerId,
     pub max_frame_bytes: usize,
     pub commands: mpsc::WeakUnboundedSender<Command>,
@@ -22,31 +23,46 @@ pub(crate) struct DialerConfig {
     pub stop: CancellationToken,
 }
 
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(config: DialerConfig) {
     let mut backoff = INITIAL_BACKOFF;
-    let mut next_conn = 1u64;
     loop {
         if config.stop.is_cancelled() {
             return;
         }
         let _ = config.status.send(ConnectionStatus::Connecting);
-        let conn = ConnectionId(next_conn);
-        next_conn += 1;
+        // Unique across dialers: a repo may switch servers.
+        let conn = ConnectionId(NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let outcome = tokio::select! {
             outcome = session(&config, conn, &mut backoff) => outcome,
-            () = config.stop.cancelled() => return,
+            () = config.stop.cancelled() => {
+                // Let the repo forget this connection before a new one starts.
+                if let Some(commands) = config.commands.upgrade() {
+                    let _ = commands.send(Command::Disconnected(conn));
+                }
+                let _ = config.status.send(ConnectionStatus::Offline);
+                return;
+            }
         };
-        let _ = config.status.send(ConnectionStatus::Offline);
+        match &outcome {
+            Err(SessionEnd::Refused(reason)) => {
+                let _ = config.status.send(ConnectionStatus::Refused(reason.clone()));
+            }
+            _ => {
+                let _ = config.status.send(ConnectionStatus::Offline);
+            }
+        }
         if let Some(commands) = config.commands.upgrade() {
             let _ = commands.send(Command::Disconnected(conn));
         } else {
             return;
         }
-        if let Err(reason) = outcome {
-            tracing::debug!(url = %config.url, %reason, "connection ended");
+        if let Err(end) = outcome {
+            tracing::debug!(url = %config.url, reason = %end, "connection ended");
         }
         // Jitter keeps a room full of clients from reconnecting in lockstep.
         let jitter = backoff.mul_f64(rand::random::<f64>() * 0.5);
@@ -58,60 +74,101 @@ pub(crate) async fn run(config: DialerConfig) {
     }
 }
 
+/// Why a connection ended.
+enum SessionEnd {
+    /// The server refused us (HTTP 401/403 on the upgrade, or a refused join).
+    Refused(String),
+    Other(String),
+}
+
+impl std::fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionEnd::Refused(r) | SessionEnd::Other(r) => f.write_str(r),
+        }
+    }
+}
+
+impl From<String> for SessionEnd {
+    fn from(s: String) -> Self {
+        SessionEnd::Other(s)
+    }
+}
+
+impl From<&str> for SessionEnd {
+    fn from(s: &str) -> Self {
+        SessionEnd::Other(s.to_owned())
+    }
+}
+
 /// One connection's life. Resets `backoff` once the handshake succeeded.
-async fn session(config: &DialerConfig, conn: ConnectionId, backoff: &mut Duration) -> Result<(), String> {
+async fn session(config: &DialerConfig, conn: ConnectionId, backoff: &mut Duration) -> Result<(), SessionEnd> {
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes));
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(&config.url, Some(ws_config), true)
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(config.url.as_str())
+        .map_err(|e| SessionEnd::Other(e.to_string()))?;
+    if let Some(token) = &config.token {
+        let value = format!("Bearer {token}").parse().map_err(|_| "the token is not a valid header value".to_owned())?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(response)
+                if matches!(response.status().as_u16(), 401 | 403) =>
+            {
+                let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
+                SessionEnd::Refused(format!("the server refused us ({}): {body}", response.status()))
+            }
+            other => SessionEnd::Other(other.to_string()),
+        })?;
     let (mut sink, mut stream) = socket.split();
     let join = Message::Join {
         sender_id: config.peer_id.clone(),
         peer_metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: false }),
         supported_protocol_versions: Some(vec![konsens_protocol::PROTOCOL_VERSION.to_owned()]),
     };
-    sink.send(WsMessage::Binary(join.encode().into())).await.map_err(|e| e.to_string())?;
+    sink.send(WsMessage::Binary(join.encode().into())).await.map_err(|e| SessionEnd::Other(e.to_string()))?;
     let server = loop {
         match stream.next().await {
             Some(Ok(WsMessage::Binary(bytes))) => match Message::decode(&bytes, config.max_frame_bytes) {
                 Ok(Message::Peer { sender_id, .. }) => break sender_id,
-                Ok(Message::Error { message, .. }) => return Err(format!("server refused join: {message}")),
-                Ok(other) => return Err(format!("expected peer, got {}", other.type_name())),
-                Err(e) => return Err(e.to_string()),
+                Ok(Message::Error { message, .. }) => return Err(SessionEnd::Refused(format!("server refused join: {message}"))),
+                Ok(other) => return Err(SessionEnd::Other(format!("expected peer, got {}", other.type_name()))),
+                Err(e) => return Err(SessionEnd::Other(e.to_string())),
             },
-            Some(Ok(WsMessage::Close(frame))) => return Err(format!("closed during handshake: {frame:?}")),
+            Some(Ok(WsMessage::Close(frame))) => return Err(SessionEnd::Other(format!("closed during handshake: {frame:?}"))),
             Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("closed during handshake".into()),
+            Some(Err(e)) => return Err(SessionEnd::Other(e.to_string())),
+            None => return Err(SessionEnd::Other("closed during handshake".into())),
         }
     };
     *backoff = INITIAL_BACKOFF;
     tracing::info!(url = %config.url, %server, "connected");
     let (outbound_tx, mut outbound_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let commands = config.commands.upgrade().ok_or("repo closed")?;
+    let commands = config.commands.upgrade().ok_or(SessionEnd::Other("repo closed".into()))?;
     commands
         .send(Command::Connected { conn, server: server.clone(), outbound: outbound_tx })
-        .map_err(|_| "repo closed")?;
+        .map_err(|_| SessionEnd::Other("repo closed".into()))?;
     let _ = config.status.send(ConnectionStatus::Online { server });
     loop {
         tokio::select! {
             frame = outbound_rx.recv() => match frame {
                 Some(frame) => sink.send(WsMessage::Binary(frame.into())).await.map_err(|e| e.to_string())?,
-                None => return Err("repo dropped the connection".into()),
+                None => return Err(SessionEnd::Other("repo dropped the connection".into())),
             },
             incoming = stream.next() => match incoming {
                 Some(Ok(WsMessage::Binary(bytes))) => match Message::decode(&bytes, config.max_frame_bytes) {
                     Ok(message) => {
-                        commands.send(Command::Incoming(conn, message)).map_err(|_| "repo closed")?;
+                        commands.send(Command::Incoming(conn, message)).map_err(|_| SessionEnd::Other("repo closed".into()))?;
                     }
                     Err(e) => tracing::warn!(error = %e, "undecodable frame from server"),
                 },
-                Some(Ok(WsMessage::Close(frame))) => return Err(format!("server closed: {frame:?}")),
+                Some(Ok(WsMessage::Close(frame))) => return Err(SessionEnd::Other(format!("server closed: {frame:?}"))),
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.to_string()),
-                None => return Err("connection closed".into()),
+                Some(Err(e)) => return Err(SessionEnd::Other(e.to_string())),
+                None => return Err(SessionEnd::Other("connection closed".into())),
             },
         }
     }

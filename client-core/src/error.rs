@@ -41,6 +41,12 @@ pub enum ClientError {
     DraftExists(String),
     #[error("{0:?} is not a usable draft name (non-empty, no '/')")]
     BadDraftName(String),
+    /// This store has not joined a server.
+    #[error("this store has not joined a server: run `konsens join <invitation link>` first")]
+    NoSession,
+    /// The server's API answered with an error.
+    #[error("the server refused ({status}): {message}")]
+    Api { status: u16, message: String },
     /// Local data is unreadable.
     #[error("local store is damaged: {0}")]
     Corrupt(String),

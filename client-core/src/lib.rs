@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 mod dialer;
 mod error;
 mod repo;

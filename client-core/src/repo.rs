@@ -27,6 +27,8 @@ pub struct RepoConfig {
     /// The Automerge actor every local change is made as (one per store, so
     /// history can name who made it); random per document when not set.
     pub actor: Option<automerge::ActorId>,
+    /// Access token, sent as `Authorization: Bearer` when dialling.
+    pub token: Option<String>,
     pub max_frame_bytes: usize,
 }
 
@@ -37,6 +39,7 @@ impl RepoConfig {
             server_url: None,
             peer_id: None,
             actor: None,
+            token: None,
             max_frame_bytes: konsens_protocol::DEFAULT_MAX_FRAME_BYTES,
         }
     }
@@ -53,6 +56,9 @@ pub enum ConnectionStatus {
     Offline,
     Connecting,
     Online { server: PeerId },
+    /// The server turned us away (e.g. a missing, wrong or revoked token);
+    /// the dialer keeps retrying in case that changes.
+    Refused(String),
 }
 
 type ChangeFn = Box<dyn FnOnce(&mut Automerge) + Send>;
@@ -70,6 +76,8 @@ pub(crate) enum Command {
     },
     Incoming(ConnectionId, Message),
     Disconnected(ConnectionId),
+    /// A server is configured, so finds may wait for it.
+    ServerConfigured,
     Durable {
         document: DocumentId,
         seq: u64,
@@ -85,15 +93,24 @@ pub struct Repo {
     status: watch::Receiver<ConnectionStatus>,
     peer_id: PeerId,
     store: ChunkStore,
-    _stop: std::sync::Arc<StopOnDrop>,
+    /// Shared by all clones: the running dialer, if any.
+    link: std::sync::Arc<Link>,
 }
 
+/// What starting and stopping a dialer needs.
 #[derive(Debug)]
-struct StopOnDrop(CancellationToken);
+struct Link {
+    stop: CancellationToken,
+    dialer: std::sync::Mutex<Option<CancellationToken>>,
+    commands: mpsc::WeakUnboundedSender<Command>,
+    status: watch::Sender<ConnectionStatus>,
+    peer_id: PeerId,
+    max_frame_bytes: usize,
+}
 
-impl Drop for StopOnDrop {
+impl Drop for Link {
     fn drop(&mut self) {
-        self.0.cancel();
+        self.stop.cancel();
     }
 }
 
@@ -133,23 +150,50 @@ impl Repo {
             has_server: config.server_url.is_some(),
         };
         tokio::spawn(actor.run(commands_rx, stop.clone()));
-        if let Some(url) = config.server_url.clone() {
-            tokio::spawn(dialer::run(dialer::DialerConfig {
-                url,
-                peer_id: peer_id.clone(),
-                max_frame_bytes: config.max_frame_bytes,
-                commands: commands_tx.downgrade(),
-                status: status_tx,
-                stop: stop.clone(),
-            }));
+        let link = std::sync::Arc::new(Link {
+            stop,
+            dialer: std::sync::Mutex::new(None),
+            commands: commands_tx.downgrade(),
+            status: status_tx,
+            peer_id: peer_id.clone(),
+            max_frame_bytes: config.max_frame_bytes,
+        });
+        let repo = Self { commands: commands_tx, status: status_rx, peer_id, store, link };
+        if let Some(url) = config.server_url {
+            repo.connect(url, config.token);
         }
-        Ok(Self {
-            commands: commands_tx,
-            status: status_rx,
-            peer_id,
-            store,
-            _stop: std::sync::Arc::new(StopOnDrop(stop)),
-        })
+        Ok(repo)
+    }
+
+    /// Start dialling `url` (replacing any current connection).
+    pub fn connect(&self, url: String, token: Option<String>) {
+        let dialer_stop = self.link.stop.child_token();
+        let previous = self
+            .link
+            .dialer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(dialer_stop.clone());
+        if let Some(previous) = previous {
+            previous.cancel();
+        }
+        let _ = self.commands.send(Command::ServerConfigured);
+        tokio::spawn(dialer::run(dialer::DialerConfig {
+            url,
+            token,
+            peer_id: self.link.peer_id.clone(),
+            max_frame_bytes: self.link.max_frame_bytes,
+            commands: self.link.commands.clone(),
+            status: self.link.status.clone(),
+            stop: dialer_stop,
+        }));
+    }
+
+    /// Stop dialling and drop the current connection.
+    pub fn disconnect(&self) {
+        if let Some(dialer) = self.link.dialer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            dialer.cancel();
+        }
     }
 
     pub fn peer_id(&self) -> &PeerId {
@@ -340,6 +384,7 @@ impl Actor {
                 }
             }
             Command::Incoming(conn, message) => self.incoming(conn, message),
+            Command::ServerConfigured => self.has_server = true,
             Command::Disconnected(conn) => {
                 if self.connection.as_ref().is_some_and(|c| c.id == conn) {
                     self.connection = None;

@@ -111,12 +111,27 @@ impl From<schema::Conflict> for ConflictView {
 }
 
 const IDENTITY_KEY: &str = "identity";
+const SESSION_KEY: &str = "session";
+
+/// The server this store joined through an invitation link, and the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// `http://host:port`
+    pub base: String,
+    /// `ws://host:port/sync`
+    pub sync_url: String,
+    pub token: String,
+    pub participant: String,
+    pub role: String,
+    pub process: Option<String>,
+}
 
 /// The facilitator's workspace: a repo on a local store, and an identity.
 #[derive(Debug)]
 pub struct Workspace {
     repo: Repo,
     identity: Option<Identity>,
+    session: Option<Session>,
 }
 
 impl Workspace {
@@ -129,11 +144,46 @@ impl Workspace {
             Some(bytes) => Some(serde_json::from_slice::<Identity>(&bytes).map_err(|e| ClientError::Corrupt(format!("identity: {e}")))?),
             None => None,
         };
+        let session = match store.get_meta(SESSION_KEY)? {
+            Some(bytes) => Some(serde_json::from_slice::<Session>(&bytes).map_err(|e| ClientError::Corrupt(format!("session: {e}")))?),
+            None => None,
+        };
         let mut config = RepoConfig::new(dir);
-        config.server_url = server.map(str::to_owned);
         config.actor = identity.as_ref().and_then(|i| ActorId::from_str(&i.actor).ok());
         let repo = Repo::with_store(config, store)?;
-        Ok(Self { repo, identity })
+        let workspace = Self { repo, identity, session };
+        if let Some(url) = server {
+            workspace.connect(url);
+        }
+        Ok(workspace)
+    }
+
+    /// Start syncing with `url`, with the session's token when it is that server.
+    pub fn connect(&self, url: &str) {
+        let token = self.session.as_ref().filter(|s| s.sync_url == url).map(|s| s.token.clone());
+        self.repo.connect(url.to_owned(), token);
+    }
+
+    pub fn disconnect(&self) {
+        self.repo.disconnect();
+    }
+
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// Remember the server and token this store joined with.
+    pub fn set_session(&mut self, session: Session) -> Result<(), ClientError> {
+        let bytes = serde_json::to_vec(&session).map_err(|e| ClientError::Corrupt(e.to_string()))?;
+        self.repo.store().put_meta(SESSION_KEY, &bytes)?;
+        self.session = Some(session);
+        Ok(())
+    }
+
+    /// The server's API, as the joined member.
+    pub fn api(&self) -> Result<crate::api::ApiClient, ClientError> {
+        let session = self.session.as_ref().ok_or(ClientError::NoSession)?;
+        Ok(crate::api::ApiClient::new(session.base.clone(), session.token.clone()))
     }
 
     pub fn repo(&self) -> &Repo {

@@ -7,6 +7,7 @@
 //! ([`engine::DocEffect`]), and the runtimes in `konsens-server` and
 //! `konsens-client` carry them out.
 
+pub mod access;
 pub mod document_id;
 pub mod dossier;
 pub mod engine;

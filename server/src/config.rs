@@ -23,6 +23,32 @@ pub struct ServerConfig {
     pub document_queue: usize,
     /// How long a new connection may take to send `join`.
     pub handshake_timeout: Duration,
+    /// Abuse limits; each breach is logged and answered with a clear error.
+    pub limits: Limits,
+}
+
+/// Limits that keep one client from slowing everybody else.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest document, in stored bytes, that accepts more changes.
+    pub max_document_bytes: usize,
+    /// Sync and ephemeral messages one connection may send per second (burst: twice that).
+    pub messages_per_second: u32,
+    /// Open connections per token.
+    pub connections_per_token: usize,
+    /// New documents one member may create per hour.
+    pub documents_per_hour: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_document_bytes: 64 * 1024 * 1024,
+            messages_per_second: 200,
+            connections_per_token: 16,
+            documents_per_hour: 200,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -36,6 +62,7 @@ impl ServerConfig {
             outbound_queue: 4096,
             document_queue: 1024,
             handshake_timeout: Duration::from_secs(30),
+            limits: Limits::default(),
         }
     }
 }

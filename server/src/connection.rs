@@ -10,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use konsens_protocol::{ConnectionId, DocumentId, Message, PeerId, ProtocolError};
 use tokio::sync::{Notify, mpsc};
 
+use crate::auth::Principal;
 use crate::document::DocCommand;
 use crate::hub::Hub;
 use crate::lock;
@@ -39,6 +40,8 @@ struct CloseSignal {
 pub(crate) struct ConnectionHandle {
     pub id: ConnectionId,
     pub peer_id: PeerId,
+    /// Who authenticated this connection (bound for its whole life).
+    pub principal: Principal,
     outbound: mpsc::Sender<Vec<u8>>,
     close: CloseSignal,
 }
@@ -78,7 +81,7 @@ fn truncate_reason(reason: &str) -> String {
 }
 
 /// Serve one upgraded socket until it closes.
-pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>) {
+pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal) {
     let conn_id = hub.next_connection_id();
     let (mut sink, mut stream) = socket.split();
 
@@ -129,14 +132,34 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>) {
     let handle = Arc::new(ConnectionHandle {
         id: conn_id,
         peer_id: joined.peer_id.clone(),
+        principal,
         outbound: outbound_tx,
         close: CloseSignal::default(),
     });
+    let _registration = match hub.register_connection(handle.clone()) {
+        Ok(registration) => registration,
+        Err(reason) => {
+            let reply = Message::Error {
+                sender_id: Some(hub.handshake.our_peer_id.clone()),
+                target_id: Some(joined.peer_id.clone()),
+                message: reason.clone(),
+            };
+            let _ = sink.send(WsMessage::Binary(reply.encode().into())).await;
+            let _ = sink.send(close_frame(close_code::POLICY, &reason)).await;
+            return;
+        }
+    };
     if !handle.send(joined.reply.encode()) {
         return;
     }
-    let _registration = hub.register_connection(handle.clone());
-    tracing::info!(conn = ?conn_id, peer = %joined.peer_id, ephemeral = joined.metadata.is_ephemeral, "peer joined");
+    tracing::info!(
+        conn = ?conn_id,
+        peer = %joined.peer_id,
+        participant = %handle.principal.participant,
+        role = handle.principal.role_name(),
+        ephemeral = joined.metadata.is_ephemeral,
+        "peer joined"
+    );
 
     // Writer: frames out, then a close frame with the reason once asked to.
     let writer_handle = handle.clone();
@@ -171,6 +194,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>) {
     });
 
     let mut documents: HashSet<DocumentId> = HashSet::new();
+    let mut rate = RateLimit::new(hub.config.limits.messages_per_second);
     let shutdown = hub.shutdown_token().clone();
     loop {
         let next = tokio::select! {
@@ -224,6 +248,15 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>) {
                 break;
             }
         };
+        if matches!(message, Message::Sync(_) | Message::Request(_) | Message::Ephemeral(_))
+            && !hub.auth.open
+            && !rate.allow(tokio::time::Instant::now())
+        {
+            tracing::warn!(conn = ?conn_id, participant = %handle.principal.participant, limit = hub.config.limits.messages_per_second, "message rate limit exceeded");
+            send_error(&hub, &handle, &format!("rate limit exceeded: at most {} messages per second", hub.config.limits.messages_per_second));
+            handle.close(close_code::POLICY, "rate limit exceeded");
+            break;
+        }
         match message {
             Message::Sync(mut doc_message) => {
                 doc_message.sender_id = handle.peer_id.clone();
@@ -277,13 +310,41 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>) {
     tracing::info!(conn = ?conn_id, peer = %handle.peer_id, "connection closed");
 }
 
-fn send_error(hub: &Hub, handle: &ConnectionHandle, error: &ProtocolError) {
+fn send_error(hub: &Hub, handle: &ConnectionHandle, error: &dyn std::fmt::Display) {
     let reply = Message::Error {
         sender_id: Some(hub.handshake.our_peer_id.clone()),
         target_id: Some(handle.peer_id.clone()),
         message: error.to_string(),
     };
     handle.send(reply.encode());
+}
+
+/// A token bucket: `per_second` messages a second, bursts up to twice that.
+struct RateLimit {
+    per_second: f64,
+    tokens: f64,
+    last: Option<tokio::time::Instant>,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second.max(1));
+        Self { per_second, tokens: per_second * 2.0, last: None }
+    }
+
+    fn allow(&mut self, now: tokio::time::Instant) -> bool {
+        if let Some(last) = self.last {
+            let refill = now.duration_since(last).as_secs_f64() * self.per_second;
+            self.tokens = (self.tokens + refill).min(self.per_second * 2.0);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 fn refuse(hub: &Hub, handle: &ConnectionHandle, code: u16, error: ProtocolError) {

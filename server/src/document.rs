@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use konsens_protocol::{
     ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, EphemeralMessage,
-    Message, Role,
+    Message, Role, StorageWrite, access,
 };
+use konsens_store::Provenance;
 use tokio::sync::mpsc;
 
 use crate::connection::{ConnectionHandle, close_code};
@@ -50,6 +51,8 @@ pub(crate) struct DocumentTask {
     durable_tx: mpsc::UnboundedSender<(u64, Result<(), String>)>,
     durable_rx: mpsc::UnboundedReceiver<(u64, Result<(), String>)>,
     connections: HashMap<ConnectionId, Arc<ConnectionHandle>>,
+    /// Bytes the document takes on disk, for the size limit.
+    stored_bytes: usize,
 }
 
 impl DocumentTask {
@@ -63,10 +66,11 @@ impl DocumentTask {
             durable_tx,
             durable_rx,
             connections: HashMap::new(),
+            stored_bytes: 0,
         }
     }
 
-    async fn load(&self) -> State {
+    async fn load(&mut self) -> State {
         let store = self.hub.store.clone();
         let id = self.id;
         let loaded = tokio::task::spawn_blocking(move || store.load(&id)).await;
@@ -75,6 +79,7 @@ impl DocumentTask {
             Ok(Err(e)) => return State::Unreadable(e.to_string()),
             Err(e) => return State::Unreadable(format!("load task failed: {e}")),
         };
+        self.stored_bytes = chunks.iter().map(|c| c.bytes.len()).sum();
         let engine = DocEngine::load(
             id,
             self.hub.handshake.our_peer_id.clone(),
@@ -155,11 +160,20 @@ impl DocumentTask {
                     conn.send(reply.encode());
                     return;
                 }
+                if let State::Live(engine) = state
+                    && !self.hub.auth.open
+                    && !self.access(engine, &conn, &message, request)
+                {
+                    return;
+                }
                 let id = conn.id;
                 self.connections.entry(id).or_insert(conn);
                 inputs.push(DocInput::Sync { conn: id, message, request });
             }
             DocCommand::Ephemeral { conn, message } => {
+                if !self.hub.auth.can_read(&conn.principal, &self.id) {
+                    return;
+                }
                 let id = conn.id;
                 self.connections.entry(id).or_insert(conn);
                 inputs.push(DocInput::Ephemeral { conn: id, message });
@@ -169,6 +183,88 @@ impl DocumentTask {
                 inputs.push(DocInput::Disconnected { conn });
             }
         }
+    }
+
+    /// May this sync message go to the engine? Answers the sender itself when not.
+    fn access(&self, engine: &DocEngine, conn: &ConnectionHandle, message: &DocMessage, request: bool) -> bool {
+        let auth = &self.hub.auth;
+        let readable = auth.can_read(&conn.principal, &self.id);
+        // A `sync` for a document nobody has yet may create it; admission decides.
+        let creating = !request && engine.doc().is_empty() && !auth.is_registered(&self.id);
+        if !readable && !creating {
+            // Exactly what a document that does not exist gets.
+            let reply = Message::DocUnavailable {
+                sender_id: self.hub.handshake.our_peer_id.clone(),
+                target_id: conn.peer_id.clone(),
+                document_id: self.id,
+            };
+            conn.send(reply.encode());
+            return false;
+        }
+        match self.admit(engine, conn, message) {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::warn!(document = %self.id, participant = %conn.principal.participant, role = conn.principal.role_name(), %reason, "refused changes");
+                let reply = Message::Error {
+                    sender_id: Some(self.hub.handshake.our_peer_id.clone()),
+                    target_id: Some(conn.peer_id.clone()),
+                    message: format!("changes to {} refused: {reason}", self.id),
+                };
+                conn.send(reply.encode());
+                false
+            }
+        }
+    }
+
+    /// Check the changes a message brings against the access rules and limits,
+    /// and record who delivered them.
+    fn admit(&self, engine: &DocEngine, conn: &ConnectionHandle, message: &DocMessage) -> Result<(), String> {
+        // An undecodable message is the engine's to report.
+        let Ok(sync) = automerge::sync::Message::decode(&message.data) else {
+            return Ok(());
+        };
+        if sync.changes.is_empty() {
+            return Ok(());
+        }
+        let doc = engine.doc();
+        let changes = access::incoming_changes(doc, &sync).map_err(|e| e.to_string())?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let limits = &self.hub.config.limits;
+        let size: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
+        if self.stored_bytes + size > limits.max_document_bytes {
+            return Err(format!("the document would exceed the size limit of {} bytes", limits.max_document_bytes));
+        }
+        let store = &self.hub.auth.store;
+        let owner_of = |actor: &automerge::ActorId| store.actor_owner(actor.to_bytes()).ok().flatten();
+        let admitted = access::admit(self.id, doc, &changes, &conn.principal.sender(), &owner_of).map_err(|r| r.to_string())?;
+        if doc.is_empty() && !self.hub.allow_creation(&conn.principal.participant) {
+            return Err(format!("at most {} new documents per hour", limits.documents_per_hour));
+        }
+        let record = || -> Result<(), konsens_store::StoreError> {
+            for actor in &admitted.new_actors {
+                store.bind_actor(actor.to_bytes(), &conn.principal.participant)?;
+            }
+            if let Some(process) = admitted.creates_in {
+                store.set_document_process(&self.id, &process)?;
+            }
+            let at = now_millis();
+            for change in &admitted.changes {
+                store.record_provenance(
+                    &self.id,
+                    &change.hash.0,
+                    &Provenance {
+                        author: change.author.clone(),
+                        delivered_by: conn.principal.participant.clone(),
+                        merged_by: change.merged_by.clone(),
+                        at,
+                    },
+                )?;
+            }
+            Ok(())
+        };
+        record().map_err(|e| format!("cannot record authorship: {e}"))
     }
 
     /// Carry out the engine's effects; returns connections found closed.
@@ -187,6 +283,10 @@ impl DocumentTask {
                     }
                 }
                 DocEffect::Persist { document_id, seq, write } => {
+                    self.stored_bytes = match &write {
+                        StorageWrite::Incremental(bytes) => self.stored_bytes + bytes.len(),
+                        StorageWrite::Snapshot(bytes) => bytes.len(),
+                    };
                     let durable = self.durable_tx.clone();
                     let submitted = self.hub.commit.submit(
                         document_id,
@@ -226,6 +326,13 @@ impl DocumentTask {
             self.hub.dispatch(self.id, command).await;
         }
     }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn durable_input(seq: u64, result: Result<(), String>) -> DocInput {

@@ -1,4 +1,4 @@
-//! HTTP routes: the WebSocket endpoint and the health check.
+//! HTTP routes: the WebSocket endpoint, the health check and the web app.
 
 use std::sync::Arc;
 
@@ -15,15 +15,35 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/sync", get(sync_socket))
         .route("/health", get(health))
+        .merge(crate::api::routes())
+        .merge(crate::web::routes())
         .with_state(hub)
 }
 
-async fn sync_socket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> Response {
+async fn sync_socket(
+    State(hub): State<Arc<Hub>>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // Authenticate before upgrading: a refused client gets a plain 401.
+    let token = crate::auth::presented_token(&headers, uri.query());
+    let principal = match hub.auth.authenticate(token.as_deref()) {
+        Ok(principal) => principal,
+        Err(rejection) => {
+            tracing::info!(%rejection, "WebSocket refused");
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({"error": rejection.to_string(), "status": 401})),
+            )
+                .into_response();
+        }
+    };
     let limit = hub.config.max_frame_bytes;
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| connection::serve(socket, hub))
+        .on_upgrade(move |socket| connection::serve(socket, hub, principal))
 }
 
 #[derive(Serialize)]

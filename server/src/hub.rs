@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Auth;
 use crate::config::ServerConfig;
 use crate::connection::{ConnectionHandle, close_code};
 use crate::document::{DocCommand, DocumentTask};
@@ -30,8 +31,13 @@ pub(crate) struct Hub {
     pub handshake: Handshake,
     pub store: ChunkStore,
     pub commit: GroupCommit,
+    pub auth: Auth,
     documents: Mutex<HashMap<DocumentId, DocumentHandle>>,
     peers: Mutex<HashMap<PeerId, Arc<ConnectionHandle>>>,
+    /// Live connections per token id, to enforce the limit and to close them on revocation.
+    by_token: Mutex<HashMap<String, Vec<Arc<ConnectionHandle>>>>,
+    /// When each member created documents recently (sliding hour).
+    creations: Mutex<HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
     next_connection: AtomicU64,
     next_generation: AtomicU64,
     connections: AtomicUsize,
@@ -52,19 +58,30 @@ impl Drop for Registration {
             peers.remove(&self.handle.peer_id);
         }
         drop(peers);
+        let mut by_token = lock(&self.hub.by_token);
+        if let Some(list) = by_token.get_mut(&self.handle.principal.token_id) {
+            list.retain(|h| h.id != self.handle.id);
+            if list.is_empty() {
+                by_token.remove(&self.handle.principal.token_id);
+            }
+        }
+        drop(by_token);
         self.hub.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Hub {
-    pub fn new(config: ServerConfig, handshake: Handshake, store: ChunkStore, commit: GroupCommit) -> Self {
+    pub fn new(config: ServerConfig, handshake: Handshake, store: ChunkStore, commit: GroupCommit, auth: Auth) -> Self {
         Self {
             config,
             handshake,
             store,
             commit,
+            auth,
             documents: Mutex::default(),
             peers: Mutex::default(),
+            by_token: Mutex::default(),
+            creations: Mutex::default(),
             next_connection: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
@@ -100,14 +117,51 @@ impl Hub {
 
     /// A peer joined. A previous connection of the same peer is closed: its
     /// sync states would disagree with the new connection's (a known sync loop).
-    pub fn register_connection(self: &Arc<Self>, handle: Arc<ConnectionHandle>) -> Registration {
+    pub fn register_connection(self: &Arc<Self>, handle: Arc<ConnectionHandle>) -> Result<Registration, String> {
+        {
+            let mut by_token = lock(&self.by_token);
+            let list = by_token.entry(handle.principal.token_id.clone()).or_default();
+            if !self.auth.open && list.len() >= self.config.limits.connections_per_token {
+                tracing::warn!(token = %handle.principal.token_id, limit = self.config.limits.connections_per_token, "connection limit per token reached");
+                return Err(format!(
+                    "too many connections for this token (limit {})",
+                    self.config.limits.connections_per_token
+                ));
+            }
+            list.push(handle.clone());
+        }
         self.connections.fetch_add(1, Ordering::Relaxed);
         let previous = lock(&self.peers).insert(handle.peer_id.clone(), handle.clone());
         if let Some(previous) = previous {
             tracing::info!(peer = %handle.peer_id, old = ?previous.id, new = ?handle.id, "peer reconnected; closing its old connection");
             previous.close(close_code::POLICY, "replaced by a newer connection of the same peer");
         }
-        Registration { hub: self.clone(), handle }
+        Ok(Registration { hub: self.clone(), handle })
+    }
+
+    /// Close every live connection of a token (it was revoked).
+    pub fn close_token_connections(&self, token_id: &str) -> usize {
+        let handles = lock(&self.by_token).get(token_id).cloned().unwrap_or_default();
+        for handle in &handles {
+            handle.close(close_code::POLICY, "token revoked");
+        }
+        handles.len()
+    }
+
+    /// Count a document creation by `participant`; false when over the hourly limit.
+    pub fn allow_creation(&self, participant: &str) -> bool {
+        let now = std::time::Instant::now();
+        let hour = std::time::Duration::from_secs(3600);
+        let mut creations = lock(&self.creations);
+        let recent = creations.entry(participant.to_owned()).or_default();
+        while recent.front().is_some_and(|t| now.duration_since(*t) > hour) {
+            recent.pop_front();
+        }
+        if recent.len() >= self.config.limits.documents_per_hour {
+            return false;
+        }
+        recent.push_back(now);
+        true
     }
 
     /// Send a command to a document's owner, starting one (and loading the

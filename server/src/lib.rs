@@ -4,12 +4,16 @@
 //! speaks the automerge-repo protocol, one owner task per loaded document, and a
 //! sled store written through a group-commit thread. See ARCHITECTURE.md.
 
+mod auth;
+mod api;
 mod config;
 mod connection;
+mod demo;
 mod document;
 mod error;
 mod http;
 mod hub;
+mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use konsens_protocol::{Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
 
-pub use config::ServerConfig;
+pub use config::{Limits, ServerConfig};
 pub use error::ServerError;
 
 use hub::Hub;
@@ -29,24 +33,35 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// `http://host:port` for links, with a wildcard address shown as loopback.
+pub(crate) fn public_base(addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    format!("http://{host}:{}", addr.port())
+}
+
+/// Create a fresh administrator token in a data directory (the server must
+/// not be running on it: sled allows one process). Returns the secret.
+pub fn new_admin_token(data_dir: &std::path::Path) -> Result<String, ServerError> {
+    let store = ChunkStore::open(data_dir)?;
+    let auth = auth::Auth { store: store.auth()?, open: false };
+    let (secret, _) = auth.issue_admin("administrator")?;
+    store.flush()?;
+    Ok(secret)
+}
+
 /// A bound, not yet running server.
 #[derive(Debug)]
 pub struct Server {
     listener: tokio::net::TcpListener,
     hub: Arc<Hub>,
     writer: std::thread::JoinHandle<()>,
+    /// Created on first start; printed once as a link, never stored in clear.
+    first_admin_token: Option<String>,
 }
 
 impl Server {
     /// Open the store and bind the listener.
     pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
-        if !config.open {
-            return Err(ServerError::Config(
-                "accounts and tokens are not implemented yet, so the server only runs with --open \
-                 (anyone who reaches the port may read and write every document)"
-                    .into(),
-            ));
-        }
         std::fs::create_dir_all(&config.data_dir)?;
         let data_dir = config.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || ChunkStore::open(&data_dir))
@@ -64,12 +79,25 @@ impl Server {
                 addr: config.listen.to_string(),
                 source,
             })?;
-        let hub = Arc::new(Hub::new(config, handshake, store, commit));
+        let auth = auth::Auth { store: store.auth()?, open: config.open };
+        // Secure by default: the first start creates an administrator token.
+        let first_admin_token = if !config.open && !auth.store.has_admin()? {
+            Some(auth.issue_admin("administrator")?.0)
+        } else {
+            None
+        };
+        let hub = Arc::new(Hub::new(config, handshake, store, commit, auth));
         Ok(Self {
             listener,
             hub,
             writer,
+            first_admin_token,
         })
+    }
+
+    /// Write the demo process (`--demo`) unless it is there already; returns its id.
+    pub fn seed_demo(&self) -> Result<konsens_protocol::DocumentId, ServerError> {
+        demo::seed(&self.hub.store)
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
@@ -83,7 +111,16 @@ impl Server {
             listener,
             hub,
             writer,
+            first_admin_token,
         } = self;
+        if let Some(token) = first_admin_token {
+            // Like a notebook server: one line a newcomer can click. Only here,
+            // never in the log.
+            println!("open {}/join/{token}", public_base(listener.local_addr()?));
+        }
+        if hub.auth.open {
+            tracing::warn!("--open: anyone who reaches this port may read and write every document");
+        }
         let app = http::router(hub.clone());
         tracing::info!(
             addr = %listener.local_addr()?,

@@ -12,6 +12,8 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
     /// Directory of the embedded sled database.
     #[arg(long, env = "KONSENS_DATA", default_value = "./konsens-data")]
     data: PathBuf,
@@ -27,6 +29,33 @@ struct Args {
     /// Seconds a document without peers stays in memory.
     #[arg(long, default_value_t = 60)]
     idle_evict_secs: u64,
+    /// Largest document (stored bytes) that still accepts changes.
+    #[arg(long, env = "KONSENS_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_document_bytes: usize,
+    /// Sync messages per second per connection.
+    #[arg(long, env = "KONSENS_MESSAGES_PER_SECOND", default_value_t = 200)]
+    messages_per_second: u32,
+    /// Open connections per token.
+    #[arg(long, env = "KONSENS_CONNECTIONS_PER_TOKEN", default_value_t = 16)]
+    connections_per_token: usize,
+    /// New documents per member per hour.
+    #[arg(long, env = "KONSENS_DOCUMENTS_PER_HOUR", default_value_t = 200)]
+    documents_per_hour: usize,
+    /// Seed an example process (once) before serving.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Print a fresh administrator link for a data directory (server stopped).
+    AdminToken {
+        #[arg(long, env = "KONSENS_DATA", default_value = "./konsens-data")]
+        data: PathBuf,
+        /// Base URL the link should start with.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base: String,
+    },
 }
 
 #[tokio::main]
@@ -37,11 +66,26 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(false)
         .init();
     let args = Args::parse();
+    if let Some(Subcommand::AdminToken { data, base }) = &args.command {
+        let token = konsens_server::new_admin_token(data).context("creating an administrator token")?;
+        println!("open {}/join/{token}", base.trim_end_matches('/'));
+        return Ok(());
+    }
     let mut config = ServerConfig::new(args.data, args.listen);
+    config.limits = konsens_server::Limits {
+        max_document_bytes: args.max_document_bytes,
+        messages_per_second: args.messages_per_second,
+        connections_per_token: args.connections_per_token,
+        documents_per_hour: args.documents_per_hour,
+    };
     config.open = args.open;
     config.max_frame_bytes = args.max_frame_bytes;
     config.idle_evict_after = std::time::Duration::from_secs(args.idle_evict_secs);
     let server = Server::bind(config).await.context("starting konsens-server")?;
+    if args.demo {
+        let id = server.seed_demo().context("seeding the demo process")?;
+        tracing::info!(url = %format!("/p/{id}"), "demo process ready");
+    }
     server.run(shutdown_signal()).await.context("running konsens-server")?;
     Ok(())
 }

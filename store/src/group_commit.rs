@@ -40,6 +40,15 @@ pub struct GroupCommit {
 /// acknowledgement behind one enormous batch.
 const MAX_GROUP: usize = 4096;
 
+/// `KONSENS_GROUP_COMMIT_MAX` lowers the bound; `1` turns group commit off
+/// (one flush per write), which `konsens-bench` uses to show what it buys.
+fn max_group() -> usize {
+    std::env::var("KONSENS_GROUP_COMMIT_MAX")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(MAX_GROUP, |n| n.clamp(1, MAX_GROUP))
+}
+
 impl GroupCommit {
     /// Start the writer thread for `store`.
     pub fn spawn(store: ChunkStore) -> Result<(Self, thread::JoinHandle<()>), StoreError> {
@@ -75,9 +84,10 @@ impl GroupCommit {
 }
 
 fn writer_loop(store: ChunkStore, queue: mpsc::Receiver<Job>, stats: Arc<GroupCommitStats>) {
+    let max_group = max_group();
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < max_group {
             match queue.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,

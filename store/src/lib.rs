@@ -10,6 +10,7 @@
 //! snapshot removes every earlier chunk of the document in the same atomic batch.
 //! Tree `meta` holds the store's `storageId`.
 
+mod auth;
 mod group_commit;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use konsens_protocol::{DocumentId, StorageId, StorageWrite};
 use thiserror::Error;
 
+pub use auth::{AuthStore, Provenance, TokenKind, TokenRecord};
 pub use group_commit::{GroupCommit, GroupCommitStats};
 
 /// The one error type of `konsens-store`.
@@ -32,6 +34,9 @@ pub enum StoreError {
     /// The group-commit writer has stopped (the process is shutting down).
     #[error("the storage writer has stopped")]
     WriterStopped,
+    /// A stored record is not the JSON we wrote.
+    #[error("unreadable record in tree {tree}: {reason}")]
+    BadRecord { tree: &'static str, reason: String },
 }
 
 const KIND_SNAPSHOT: u8 = 0;
@@ -188,6 +193,11 @@ impl ChunkStore {
                 Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
             })
             .collect()
+    }
+
+    /// The access-control records kept in the same database.
+    pub fn auth(&self) -> Result<AuthStore, StoreError> {
+        AuthStore::open(&self.db)
     }
 
     /// Bytes on disk as sled counts them.

@@ -80,8 +80,30 @@ enum Command {
     /// Local drafts: fork, edit offline, review, merge.
     #[command(subcommand)]
     Draft(DraftCommand),
-    /// Every change with time, author and what it touched.
-    History { rec: String },
+    /// Every change with time, author and what it touched (authors as the
+    /// server verified them, once this store has joined a server).
+    History {
+        rec: String,
+        /// Show the authors the document itself declares, without asking the server.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Join a server with a personal invitation link; the token is kept in the store.
+    Join { link: String },
+    /// Invite a member into a process (facilitators); prints their personal link.
+    Invite {
+        process: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        org: String,
+    },
+    /// List a process's members (facilitators also see token ids).
+    Members { process: String },
+    /// Revoke a member's token; their open connections close at once.
+    Revoke { token_id: String },
     /// The report: adopted recommendations per workshop.
     Export {
         process: String,
@@ -262,33 +284,99 @@ fn print_json(value: &impl Serialize) -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     let dir = store_dir(&cli)?;
-    // Only `sync` and a merge with a configured server open a connection.
-    let online = match &cli.command {
-        Command::Sync { .. } => None,
-        Command::Draft(DraftCommand::Merge { .. }) => cli.server.clone(),
-        _ => None,
-    };
-    if let Command::Sync { urls, docs, connect_timeout } = &cli.command {
-        let extra = docs.iter().map(|d| doc_id(d)).collect::<Result<Vec<_>>>()?;
-        let mut targets = urls.clone();
-        if targets.is_empty() {
-            targets.extend(cli.server.clone());
-        }
-        if targets.is_empty() {
-            bail!("no server to sync with: pass a URL, --server or KONSENS_SERVER");
-        }
-        for url in targets {
-            let summary = sync(&dir, &url, &extra, Duration::from_secs(*connect_timeout), !cli.json).await?;
-            if cli.json {
-                print_json(&summary)?;
-            } else {
-                println!("synced {} document(s) with {url}", summary["documents"]);
+    let mut ws = Workspace::open(&dir, None).with_context(|| format!("opening the store {}", dir.display()))?;
+    // The server: --server / KONSENS_SERVER, else the one this store joined.
+    let server = cli.server.clone().or_else(|| ws.session().map(|s| s.sync_url.clone()));
+    match cli.command {
+        Command::Sync { urls, docs, connect_timeout } => {
+            let extra = docs.iter().map(|d| doc_id(d)).collect::<Result<Vec<_>>>()?;
+            let mut targets = urls.clone();
+            if targets.is_empty() {
+                targets.extend(server);
+            }
+            if targets.is_empty() {
+                bail!("no server to sync with: pass a URL, --server, KONSENS_SERVER, or `konsens join` one");
+            }
+            for url in targets {
+                if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                    bail!("{url:?} is not a WebSocket URL (ws://host:port/sync)");
+                }
+                ws.connect(&url);
+                let summary = sync(&ws, &url, &extra, Duration::from_secs(connect_timeout), !cli.json).await;
+                ws.disconnect();
+                let summary = summary?;
+                if cli.json {
+                    print_json(&summary)?;
+                } else {
+                    println!("synced {} document(s) with {url}", summary["documents"]);
+                }
             }
         }
-        return Ok(());
-    }
-    let mut ws = Workspace::open(&dir, online.as_deref()).with_context(|| format!("opening the store {}", dir.display()))?;
-    match cli.command {
+        Command::Join { link } => {
+            let (base, sync_url, token) = konsens_client::api::parse_join_link(&link)
+                .ok_or_else(|| anyhow!("{link:?} is not an invitation link (http://host:port/join/<token>)"))?;
+            let api = konsens_client::api::ApiClient::new(base.clone(), token.clone());
+            let me = tokio::task::spawn_blocking(move || api.me()).await??;
+            let text = |key: &str| me[key].as_str().unwrap_or_default().to_owned();
+            ws.set_session(workspace::Session {
+                base,
+                sync_url: sync_url.clone(),
+                token,
+                participant: text("participant"),
+                role: text("role"),
+                process: me["process"].as_str().map(str::to_owned),
+            })?;
+            // Changes from this store carry the name the server knows.
+            if ws.identity().is_err() && !text("name").is_empty() {
+                ws.set_identity(&text("name"), &text("organisation"))?;
+            }
+            if cli.json {
+                print_json(&me)?;
+            } else {
+                println!("joined {sync_url} as {} ({}), {}", text("name"), text("organisation"), text("role"));
+                if let Some(process) = me["process"].as_str() {
+                    println!("process: {process}  (run `konsens sync --doc {process}`)");
+                }
+            }
+        }
+        Command::Invite { process, role, name, org } => {
+            let id = doc_id(&process)?;
+            let api = ws.api()?;
+            let answer = tokio::task::spawn_blocking(move || api.invite(&id.to_string(), &role, &name, &org)).await??;
+            if cli.json {
+                print_json(&answer)?;
+            } else {
+                println!("{}", answer["link"].as_str().unwrap_or_default());
+                eprintln!("token id {} (for `konsens revoke`)", answer["token_id"].as_str().unwrap_or_default());
+            }
+        }
+        Command::Members { process } => {
+            let id = doc_id(&process)?;
+            let api = ws.api()?;
+            let members = tokio::task::spawn_blocking(move || api.members(&id.to_string())).await??;
+            if cli.json {
+                print_json(&members)?;
+            } else {
+                for m in members.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<12} {} ({}){}",
+                        m["role"].as_str().unwrap_or_default(),
+                        m["name"].as_str().unwrap_or_default(),
+                        m["organisation"].as_str().unwrap_or_default(),
+                        m["token_id"].as_str().map(|t| format!("  token {t}")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Command::Revoke { token_id } => {
+            let api = ws.api()?;
+            let answer = tokio::task::spawn_blocking(move || api.revoke(&token_id)).await??;
+            if cli.json {
+                print_json(&answer)?;
+            } else {
+                println!("revoked {}; closed {} connection(s)", answer["revoked"].as_str().unwrap_or_default(), answer["closed_connections"]);
+            }
+        }
         Command::Identity { name, org } => {
             let identity = match (name, org) {
                 (Some(name), Some(org)) => ws.set_identity(&name, &org)?,
@@ -432,8 +520,11 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Draft(DraftCommand::Merge { name }) => {
+            if let Some(url) = &server {
+                ws.connect(url);
+            }
             let (upstream, conflicts) = ws.merge_draft(&name).await?;
-            let synced = if cli.server.is_some() {
+            let synced = if server.is_some() {
                 wait_online(&ws, Duration::from_secs(10)).await?;
                 tokio::time::timeout(Duration::from_secs(60), ws.repo().wait_synced(upstream))
                     .await
@@ -451,13 +542,32 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::History { rec } => {
-            let history = ws.history(&doc_ref(&rec)?).await?;
-            if cli.json {
-                print_json(&history)?;
-            } else {
-                for entry in history {
-                    print_history(&entry);
+        Command::History { rec, local } => {
+            let r = doc_ref(&rec)?;
+            let verified = match (&r, local, ws.session()) {
+                (DocRef::Doc { id, .. }, false, Some(_)) => {
+                    let api = ws.api()?;
+                    let id = id.to_string();
+                    Some(tokio::task::spawn_blocking(move || api.history(&id)).await??)
+                }
+                _ => None,
+            };
+            match verified {
+                Some(history) if cli.json => print_json(&history)?,
+                Some(history) => {
+                    for entry in history.as_array().into_iter().flatten() {
+                        print_verified(entry);
+                    }
+                }
+                None => {
+                    let history = ws.history(&r).await?;
+                    if cli.json {
+                        print_json(&history)?;
+                    } else {
+                        for entry in history {
+                            print_history(&entry);
+                        }
+                    }
                 }
             }
         }
@@ -513,28 +623,30 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Sync { .. } => unreachable!("handled above"),
     }
     Ok(())
 }
 
 async fn wait_online(ws: &Workspace, timeout: Duration) -> Result<()> {
     let mut status = ws.repo().status();
-    tokio::time::timeout(timeout, status.wait_for(|s| matches!(s, ConnectionStatus::Online { .. })))
-        .await
-        .map_err(|_| NetworkError(format!("cannot reach the server within {} s", timeout.as_secs())))?
-        .map_err(|_| anyhow!("the repo stopped"))?;
-    Ok(())
+    let reached = tokio::time::timeout(
+        timeout,
+        status.wait_for(|s| matches!(s, ConnectionStatus::Online { .. } | ConnectionStatus::Refused(_))),
+    )
+    .await
+    .map_err(|_| NetworkError(format!("cannot reach the server within {} s", timeout.as_secs())))?
+    .map_err(|_| anyhow!("the repo stopped"))?
+    .clone();
+    match reached {
+        ConnectionStatus::Refused(reason) => Err(anyhow!("{reason}; join with a valid invitation link (`konsens join <link>`)")),
+        _ => Ok(()),
+    }
 }
 
 /// Push every local document, pull the recommendations of local processes,
 /// and wait until the server acknowledged each.
-async fn sync(dir: &std::path::Path, url: &str, extra: &[DocumentId], connect_timeout: Duration, progress: bool) -> Result<serde_json::Value> {
-    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-        bail!("{url:?} is not a WebSocket URL (ws://host:port/sync)");
-    }
-    let ws = Workspace::open(dir, Some(url)).with_context(|| format!("opening the store {}", dir.display()))?;
-    wait_online(&ws, connect_timeout).await.map_err(|e| NetworkError(format!("{url}: {e}")))?;
+async fn sync(ws: &Workspace, url: &str, extra: &[DocumentId], connect_timeout: Duration, progress: bool) -> Result<serde_json::Value> {
+    wait_online(ws, connect_timeout).await.map_err(|e| NetworkError(format!("{url}: {e}")))?;
     let repo = ws.repo();
     let mut done = std::collections::BTreeSet::new();
     let mut pending: Vec<DocumentId> = repo.local_documents()?;
@@ -726,6 +838,18 @@ fn print_diff(diff: &DraftDiff) {
     for c in &diff.conflicts {
         println!("conflict in {}: {}", c.field, c.values.join(" | "));
     }
+}
+
+fn print_verified(entry: &serde_json::Value) {
+    let person = |v: &serde_json::Value| match (v["name"].as_str(), v["organisation"].as_str()) {
+        (Some(n), Some(o)) => format!("{n} ({o})"),
+        _ => v["participant"].as_str().unwrap_or("unknown").to_owned(),
+    };
+    let who = if entry["verified"] == true { person(&entry["author"]) } else { "not verified (before access control)".into() };
+    let merged = if entry["merged_by"].is_null() { String::new() } else { format!(", merged by {}", person(&entry["merged_by"])) };
+    let time = entry["time"].as_i64().filter(|t| *t > 0).map(format_time).unwrap_or_else(|| "unknown time".into());
+    let hash = entry["hash"].as_str().unwrap_or_default();
+    println!("{}  {time}  {who}{merged}: {}", &hash[..12.min(hash.len())], entry["message"].as_str().unwrap_or("(no message)"));
 }
 
 fn print_history(entry: &HistoryEntry) {

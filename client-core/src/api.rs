@@ -1,0 +1,126 @@
+//! A small client for konsens-server's JSON API (blocking; callers run it off
+//! the async workers). Plain HTTP: put TLS in front of the server in
+//! production and use the https URL there.
+
+use serde_json::{Value, json};
+
+use crate::ClientError;
+
+/// The server's HTTP base (`http://host:port`) and our token.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    pub base: String,
+    pub token: String,
+}
+
+impl ApiClient {
+    pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
+        Self { base: base.into().trim_end_matches('/').to_owned(), token: token.into() }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(30)))
+            .build()
+            .into()
+    }
+
+    fn answer(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, ClientError> {
+        let mut response = result.map_err(|e| ClientError::Connect { url: self.base.clone(), reason: e.to_string() })?;
+        let status = response.status().as_u16();
+        let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            let message = body["error"].as_str().unwrap_or("request failed").to_owned();
+            Err(ClientError::Api { status, message })
+        }
+    }
+
+    fn get(&self, path: &str) -> Result<Value, ClientError> {
+        let result = Self::agent()
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        self.answer(result)
+    }
+
+    fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
+        let result = Self::agent()
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(body);
+        self.answer(result)
+    }
+
+    /// Who the token belongs to.
+    pub fn me(&self) -> Result<Value, ClientError> {
+        self.get("/api/me")
+    }
+
+    pub fn invite(&self, process: &str, role: &str, name: &str, organisation: &str) -> Result<Value, ClientError> {
+        self.post(
+            &format!("/api/processes/{process}/invitations"),
+            json!({"role": role, "name": name, "organisation": organisation}),
+        )
+    }
+
+    pub fn revoke(&self, token_id: &str) -> Result<Value, ClientError> {
+        self.post(&format!("/api/tokens/{token_id}/revoke"), json!({}))
+    }
+
+    pub fn members(&self, process: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/api/processes/{process}/members"))
+    }
+
+    /// Every change with the author the server verified.
+    pub fn history(&self, document: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/api/docs/{document}/history"))
+    }
+}
+
+/// Split an invitation link `http://host:port/join/<token>` into the HTTP
+/// base, the WebSocket sync URL and the token.
+pub fn parse_join_link(link: &str) -> Option<(String, String, String)> {
+    let (base, token) = link.trim().split_once("/join/")?;
+    let token = token.trim_end_matches('/');
+    if token.is_empty() || token.contains('/') {
+        return None;
+    }
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}/sync")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}/sync")
+    } else {
+        return None;
+    };
+    Some((base.to_owned(), ws, token.to_owned()))
+}
+
+/// The HTTP base of a sync URL (`ws://host:port/sync` → `http://host:port`).
+pub fn http_base(sync_url: &str) -> Option<String> {
+    let rest = sync_url.trim_end_matches('/').trim_end_matches("/sync");
+    if let Some(host) = rest.strip_prefix("wss://") {
+        Some(format!("https://{host}"))
+    } else {
+        rest.strip_prefix("ws://").map(|host| format!("http://{host}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_links_and_bases_parse() {
+        assert_eq!(
+            parse_join_link("http://127.0.0.1:8080/join/abc"),
+            Some(("http://127.0.0.1:8080".into(), "ws://127.0.0.1:8080/sync".into(), "abc".into()))
+        );
+        assert_eq!(parse_join_link("ftp://x/join/abc"), None);
+        assert_eq!(parse_join_link("http://x/join/"), None);
+        assert_eq!(http_base("ws://h:1/sync").as_deref(), Some("http://h:1"));
+        assert_eq!(http_base("wss://h/sync").as_deref(), Some("https://h"));
+    }
+}

@@ -1,0 +1,368 @@
+//! The JSON API and the invitation links. Every route checks the same roles
+//! the sync path does; a document the caller may not see answers 404, exactly
+//! like one that does not exist.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use automerge::Automerge;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use konsens_protocol::DocumentId;
+use konsens_protocol::report::{self, ReportFormat};
+use konsens_protocol::schema::{MemberRole, Process, Recommendation};
+use konsens_store::TokenRecord;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{self, Invitation, Principal};
+use crate::hub::Hub;
+
+pub(crate) fn routes() -> Router<Arc<Hub>> {
+    Router::new()
+        .route("/api/me", get(me))
+        .route("/api/processes", get(processes))
+        .route("/api/processes/{id}", get(process))
+        .route("/api/processes/{id}/members", get(members))
+        .route("/api/processes/{id}/invitations", post(invite))
+        .route("/api/processes/{id}/report", get(report_route))
+        .route("/api/tokens/{token_id}/revoke", post(revoke))
+        .route("/api/docs/{id}/history", get(history))
+        .route("/join/{token}", get(join))
+}
+
+/// An error as JSON: `{"error": message, "status": code}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "no such document")
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "API request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message, "status": self.status.as_u16()}))).into_response()
+    }
+}
+
+fn caller(hub: &Hub, headers: &HeaderMap, uri: &Uri) -> Result<Principal, ApiError> {
+    let token = auth::presented_token(headers, uri.query());
+    hub.auth.authenticate(token.as_deref()).map_err(|rejection| {
+        tracing::info!(path = %uri.path(), %rejection, "API request refused");
+        ApiError::new(StatusCode::UNAUTHORIZED, rejection.to_string())
+    })
+}
+
+fn document_id(text: &str) -> Result<DocumentId, ApiError> {
+    let text = text.strip_prefix("automerge:").unwrap_or(text);
+    text.parse().map_err(|_| ApiError::not_found())
+}
+
+/// The document as flushed to disk (what the server has acknowledged).
+async fn load(hub: &Hub, id: DocumentId) -> Result<Automerge, ApiError> {
+    let store = hub.store.clone();
+    let doc = tokio::task::spawn_blocking(move || -> Result<Automerge, String> {
+        let mut doc = Automerge::new();
+        for chunk in store.load(&id).map_err(|e| e.to_string())? {
+            doc.load_incremental(&chunk.bytes).map_err(|e| e.to_string())?;
+        }
+        Ok(doc)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    if doc.is_empty() { Err(ApiError::not_found()) } else { Ok(doc) }
+}
+
+fn readable(hub: &Hub, who: &Principal, id: &DocumentId) -> Result<(), ApiError> {
+    if hub.auth.can_read(who, id) { Ok(()) } else { Err(ApiError::not_found()) }
+}
+
+async fn me(State(hub): State<Arc<Hub>>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let who = caller(&hub, &headers, &uri)?;
+    Ok(Json(json!({
+        "participant": who.participant,
+        "name": who.name,
+        "organisation": who.organisation,
+        "role": who.role_name(),
+        "process": who.process.map(|p| p.url()),
+        "open": hub.auth.open,
+    })))
+}
+
+async fn processes(State(hub): State<Arc<Hub>>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let who = caller(&hub, &headers, &uri)?;
+    let ids = match who.process {
+        Some(p) => vec![p],
+        None => hub.auth.store.processes().map_err(ApiError::internal)?,
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        let Ok(doc) = load(&hub, id).await else { continue };
+        if let Ok(process) = Process::from_doc(&doc) {
+            out.push(json!({"url": id.url(), "id": id.to_string(), "title": process.title.0}));
+        }
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// participant → token record, for names and roles.
+fn people(hub: &Hub) -> Result<BTreeMap<String, TokenRecord>, ApiError> {
+    Ok(hub
+        .auth
+        .store
+        .tokens()
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|t| (t.participant.clone(), t))
+        .collect())
+}
+
+async fn process(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let who = caller(&hub, &headers, &uri)?;
+    let id = document_id(&id)?;
+    readable(&hub, &who, &id)?;
+    let doc = load(&hub, id).await?;
+    let process = Process::from_doc(&doc).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok(Json(json!({
+        "url": id.url(),
+        "title": process.title.0,
+        "description": process.description.0,
+        "workshops": process.workshops.iter().map(|w| json!({"id": w.id, "title": w.title, "theme": w.theme, "sectors": w.sectors, "date": w.date})).collect::<Vec<_>>(),
+        "members": member_list(&hub, &who, &id)?,
+    })))
+}
+
+fn member_list(hub: &Hub, who: &Principal, process: &DocumentId) -> Result<Vec<Value>, ApiError> {
+    let facilitator = who.is_facilitator_of(process);
+    let process_text = process.to_string();
+    Ok(hub
+        .auth
+        .store
+        .tokens()
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|t| !t.revoked && t.process.as_deref() == Some(process_text.as_str()))
+        .map(|t| {
+            let mut entry = json!({"participant": t.participant, "name": t.name, "organisation": t.organisation, "role": t.role});
+            if facilitator {
+                entry["token_id"] = json!(t.id);
+                entry["invited_at"] = json!(t.created_at);
+            }
+            entry
+        })
+        .collect())
+}
+
+async fn members(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let who = caller(&hub, &headers, &uri)?;
+    let id = document_id(&id)?;
+    readable(&hub, &who, &id)?;
+    Ok(Json(Value::Array(member_list(&hub, &who, &id)?)))
+}
+
+#[derive(Debug, Deserialize)]
+struct InvitationRequest {
+    role: String,
+    name: String,
+    organisation: String,
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+}
+
+async fn invite(
+    State(hub): State<Arc<Hub>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Json<InvitationRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let who = caller(&hub, &headers, &uri)?;
+    let id = document_id(&id)?;
+    readable(&hub, &who, &id)?;
+    if !who.is_facilitator_of(&id) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "only facilitators invite members"));
+    }
+    let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let role: MemberRole = request.role.parse().map_err(|e: konsens_protocol::schema::SchemaError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if request.name.trim().is_empty() || request.organisation.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "name and organisation must not be empty"));
+    }
+    // The process must exist and be a process.
+    let doc = load(&hub, id).await?;
+    Process::from_doc(&doc).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let expires_at = request.expires_in_days.map(|days| now_millis() + i64::from(days) * 86_400_000);
+    let (secret, record) = hub
+        .auth
+        .invite(&Invitation {
+            process: id,
+            role,
+            name: request.name.trim().to_owned(),
+            organisation: request.organisation.trim().to_owned(),
+            invited_by: who.participant.clone(),
+            expires_at,
+        })
+        .map_err(ApiError::internal)?;
+    tracing::info!(process = %id, participant = %record.participant, role = %record.role, by = %who.participant, "member invited");
+    let base = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|host| format!("http://{host}"))
+        .unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": secret,
+            "link": format!("{base}/join/{secret}"),
+            "participant": record.participant,
+            "token_id": record.id,
+            "role": record.role,
+        })),
+    ))
+}
+
+async fn revoke(State(hub): State<Arc<Hub>>, Path(token_id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let who = caller(&hub, &headers, &uri)?;
+    let tokens = hub.auth.store.tokens().map_err(ApiError::internal)?;
+    let Some(target) = tokens.into_iter().find(|t| t.id == token_id) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such token"));
+    };
+    let allowed = who.is_admin()
+        || target
+            .process
+            .as_deref()
+            .and_then(|p| p.parse::<DocumentId>().ok())
+            .is_some_and(|p| who.is_facilitator_of(&p));
+    if !allowed {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "only facilitators of its process revoke a token"));
+    }
+    hub.auth.store.revoke(&token_id).map_err(ApiError::internal)?;
+    let closed = hub.close_token_connections(&token_id);
+    tracing::info!(token = %token_id, by = %who.participant, closed, "token revoked");
+    Ok(Json(json!({"revoked": token_id, "closed_connections": closed})))
+}
+
+async fn history(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let who = caller(&hub, &headers, &uri)?;
+    let id = document_id(&id)?;
+    readable(&hub, &who, &id)?;
+    let doc = load(&hub, id).await?;
+    let people = people(&hub)?;
+    let person = |participant: &str| match people.get(participant) {
+        Some(t) => json!({"participant": participant, "name": t.name, "organisation": t.organisation}),
+        None => json!({"participant": participant}),
+    };
+    let mut out = Vec::new();
+    for change in doc.get_changes(&[]) {
+        let provenance = hub.auth.store.provenance(&id, &change.hash().0).map_err(ApiError::internal)?;
+        out.push(json!({
+            "hash": change.hash().to_string(),
+            "time": change.timestamp(),
+            "actor": change.actor_id().to_hex_string(),
+            "message": change.message(),
+            "author": provenance.as_ref().map(|p| person(&p.author)),
+            "delivered_by": provenance.as_ref().map(|p| person(&p.delivered_by)),
+            "merged_by": provenance.as_ref().and_then(|p| p.merged_by.as_deref()).map(person),
+            "accepted_at": provenance.as_ref().map(|p| p.at),
+            "verified": provenance.is_some(),
+        }));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn report_route(
+    State(hub): State<Arc<Hub>>,
+    Path(id): Path<String>,
+    Query(query): Query<ReportQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let who = caller(&hub, &headers, &uri)?;
+    let id = document_id(&id)?;
+    readable(&hub, &who, &id)?;
+    let format: ReportFormat = query
+        .format
+        .as_deref()
+        .unwrap_or("markdown")
+        .parse()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{e}")))?;
+    let doc = load(&hub, id).await?;
+    let process = Process::from_doc(&doc).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let mut recommendations = Vec::new();
+    for url in process.recommendations.values().flatten() {
+        let Ok(rec_id) = document_id(url) else { continue };
+        let Ok(rec_doc) = load(&hub, rec_id).await else { continue };
+        if let Ok(rec) = Recommendation::from_doc(&rec_doc) {
+            recommendations.push((url.clone(), rec));
+        }
+    }
+    let body = report::render(&process, &id.url(), &recommendations, format);
+    let (content_type, extension) = match format {
+        ReportFormat::Markdown => ("text/markdown; charset=utf-8", "md"),
+        ReportFormat::Html => ("text/html; charset=utf-8", "html"),
+        ReportFormat::Json => ("application/json", "json"),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"report.{extension}\"")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// An invitation link: turn the token into an HttpOnly session cookie and go
+/// to the member's process.
+async fn join(State(hub): State<Arc<Hub>>, Path(token): Path<String>) -> Response {
+    match hub.auth.authenticate(Some(&token)) {
+        Ok(who) => {
+            let target = match who.process {
+                Some(p) => format!("/p/{p}"),
+                None => "/".to_owned(),
+            };
+            let cookie = format!("{}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age=31536000", auth::COOKIE);
+            tracing::info!(participant = %who.participant, "joined through a link");
+            (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, target)]).into_response()
+        }
+        Err(rejection) => {
+            tracing::info!(%rejection, "invalid invitation link used");
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                "<!doctype html><meta charset=utf-8><title>konsens</title><p>This invitation link is invalid, expired or revoked. Ask your facilitator for a new one.</p>",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

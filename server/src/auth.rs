@@ -1,0 +1,245 @@
+//! Tokens and principals. A token is 256 random bits, shown once and stored
+//! only as its SHA-256 hash. Each token is an administrator's or one member's
+//! of one process, with a role. Every WebSocket and API request presents one
+//! (cookie `konsens_token`, `Authorization: Bearer`, or `?token=`), unless the
+//! server runs `--open`.
+
+use axum::http::HeaderMap;
+use konsens_protocol::access::{AccessRole, Sender};
+use konsens_protocol::schema::MemberRole;
+use konsens_protocol::DocumentId;
+use konsens_store::{AuthStore, TokenKind, TokenRecord};
+use sha2::{Digest, Sha256};
+
+use crate::ServerError;
+
+/// The cookie the browser keeps its session token in.
+pub const COOKIE: &str = "konsens_token";
+
+/// Who is on the other end of a connection or request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's public id (`open` when the server runs `--open`).
+    pub token_id: String,
+    pub participant: String,
+    pub name: String,
+    pub organisation: String,
+    pub role: AccessRole,
+    /// The member's process; `None` for administrators.
+    pub process: Option<DocumentId>,
+}
+
+impl Principal {
+    /// Everybody, when the server runs `--open`.
+    pub fn open() -> Self {
+        Self {
+            token_id: "open".into(),
+            participant: "anonymous".into(),
+            name: "anonymous".into(),
+            organisation: String::new(),
+            role: AccessRole::Admin,
+            process: None,
+        }
+    }
+
+    pub fn sender(&self) -> Sender {
+        Sender { participant: self.participant.clone(), role: self.role, process: self.process }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == AccessRole::Admin
+    }
+
+    /// May change membership and decisions of `process`.
+    pub fn is_facilitator_of(&self, process: &DocumentId) -> bool {
+        self.is_admin() || (self.role == AccessRole::Member(MemberRole::Facilitator) && self.process.as_ref() == Some(process))
+    }
+
+    pub fn role_name(&self) -> &'static str {
+        match self.role {
+            AccessRole::Admin => "admin",
+            AccessRole::Member(role) => role.as_str(),
+        }
+    }
+}
+
+/// Why a token was not accepted. The message never says whether a token exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    Missing,
+    Invalid,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Missing => f.write_str("a token is required (cookie, Authorization: Bearer, or ?token=)"),
+            Rejection::Invalid => f.write_str("the token is invalid, expired or revoked"),
+        }
+    }
+}
+
+pub fn hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh secret: 256 bits, bs58 so it fits in a URL.
+fn fresh_secret() -> String {
+    bs58::encode(rand::random::<[u8; 32]>()).into_string()
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Access control over the [`AuthStore`].
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub store: AuthStore,
+    /// `--open`: no tokens, everybody is an administrator.
+    pub open: bool,
+}
+
+/// A member to invite.
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub process: DocumentId,
+    pub role: MemberRole,
+    pub name: String,
+    pub organisation: String,
+    pub invited_by: String,
+    pub expires_at: Option<i64>,
+}
+
+impl Auth {
+    /// Find the principal for a presented token.
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Principal, Rejection> {
+        if self.open {
+            return Ok(Principal::open());
+        }
+        let token = token.filter(|t| !t.is_empty()).ok_or(Rejection::Missing)?;
+        let record = match self.store.token(&hash(token)) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(Rejection::Invalid),
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                return Err(Rejection::Invalid);
+            }
+        };
+        if record.revoked || record.expires_at.is_some_and(|t| t <= now_millis()) {
+            return Err(Rejection::Invalid);
+        }
+        principal(&record).ok_or(Rejection::Invalid)
+    }
+
+    /// A new administrator token; returns the secret (shown once).
+    pub fn issue_admin(&self, name: &str) -> Result<(String, TokenRecord), ServerError> {
+        let id = format!("t-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        let record = TokenRecord {
+            participant: format!("admin:{id}"),
+            id,
+            kind: TokenKind::Admin,
+            process: None,
+            name: name.to_owned(),
+            organisation: String::new(),
+            role: "admin".into(),
+            created_at: now_millis(),
+            expires_at: None,
+            revoked: false,
+            created_by: None,
+        };
+        let secret = fresh_secret();
+        self.store.put_token(&hash(&secret), &record)?;
+        Ok((secret, record))
+    }
+
+    /// A personal invitation into one process.
+    pub fn invite(&self, invitation: &Invitation) -> Result<(String, TokenRecord), ServerError> {
+        let id = format!("t-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        let record = TokenRecord {
+            id,
+            kind: TokenKind::Member,
+            process: Some(invitation.process.to_string()),
+            participant: format!("p-{:016x}", rand::random::<u64>()),
+            name: invitation.name.clone(),
+            organisation: invitation.organisation.clone(),
+            role: invitation.role.as_str().to_owned(),
+            created_at: now_millis(),
+            expires_at: invitation.expires_at,
+            revoked: false,
+            created_by: Some(invitation.invited_by.clone()),
+        };
+        let secret = fresh_secret();
+        self.store.put_token(&hash(&secret), &record)?;
+        Ok((secret, record))
+    }
+
+    /// May this principal see this document? Unknown documents are visible to
+    /// nobody but administrators (and, by `request`, get `doc-unavailable`).
+    pub fn can_read(&self, principal: &Principal, document: &DocumentId) -> bool {
+        if self.open || principal.is_admin() {
+            return true;
+        }
+        match self.store.document_process(document) {
+            Ok(Some(process)) => principal.process == Some(process),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "document lookup failed");
+                false
+            }
+        }
+    }
+
+    /// Is the document known to belong to some process (or otherwise exist
+    /// under access control)?
+    pub fn is_registered(&self, document: &DocumentId) -> bool {
+        matches!(self.store.document_process(document), Ok(Some(_)))
+    }
+}
+
+fn principal(record: &TokenRecord) -> Option<Principal> {
+    let role = match record.kind {
+        TokenKind::Admin => AccessRole::Admin,
+        TokenKind::Member => AccessRole::Member(record.role.parse().ok()?),
+    };
+    let process = match &record.process {
+        Some(p) => Some(p.parse().ok()?),
+        None => None,
+    };
+    Some(Principal {
+        token_id: record.id.clone(),
+        participant: record.participant.clone(),
+        name: record.name.clone(),
+        organisation: record.organisation.clone(),
+        role,
+        process,
+    })
+}
+
+/// The token a request presents: `Authorization: Bearer`, then the cookie,
+/// then `?token=`.
+pub fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(token) = value.strip_prefix("Bearer ")
+    {
+        return Some(token.trim().to_owned());
+    }
+    for cookies in headers.get_all(axum::http::header::COOKIE) {
+        let Ok(cookies) = cookies.to_str() else { continue };
+        for pair in cookies.split(';') {
+            if let Some((name, value)) = pair.trim().split_once('=')
+                && name == COOKIE
+            {
+                return Some(value.to_owned());
+            }
+        }
+    }
+    query?.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == "token").then(|| value.to_owned())
+    })
+}

@@ -1,0 +1,174 @@
+//! Access-control records, beside the documents in the same sled database:
+//! tokens (stored only as SHA-256 hashes, computed by the caller), which
+//! process each document belongs to, which member each Automerge actor belongs
+//! to, and who delivered every accepted change.
+
+use serde::{Deserialize, Serialize};
+
+use konsens_protocol::DocumentId;
+
+use crate::StoreError;
+
+/// Whose token it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Server administrator.
+    Admin,
+    /// A member of one process.
+    Member,
+}
+
+/// A token, as stored (the token itself is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public id for listing and revoking (not a secret).
+    pub id: String,
+    pub kind: TokenKind,
+    /// The process a member token belongs to (bs58 document id).
+    pub process: Option<String>,
+    pub participant: String,
+    pub name: String,
+    pub organisation: String,
+    /// `facilitator`, `participant` or `observer` (admins: `admin`).
+    pub role: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    pub created_by: Option<String>,
+}
+
+/// Who delivered a change, as recorded when it was accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The member the change's actor belongs to.
+    pub author: String,
+    /// The member whose connection delivered it.
+    pub delivered_by: String,
+    /// Set when a facilitator relayed someone else's change.
+    pub merged_by: Option<String>,
+    /// When it was accepted, milliseconds since the epoch.
+    pub at: i64,
+}
+
+/// Typed access to the access-control trees.
+#[derive(Debug, Clone)]
+pub struct AuthStore {
+    tokens: sled::Tree,
+    token_ids: sled::Tree,
+    doc_process: sled::Tree,
+    actors: sled::Tree,
+    provenance: sled::Tree,
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::BadRecord { tree, reason: e.to_string() })
+}
+
+fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::BadRecord { tree, reason: e.to_string() })
+}
+
+impl AuthStore {
+    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            tokens: db.open_tree("auth-tokens")?,
+            token_ids: db.open_tree("auth-token-ids")?,
+            doc_process: db.open_tree("auth-doc-process")?,
+            actors: db.open_tree("auth-actors")?,
+            provenance: db.open_tree("auth-provenance")?,
+        })
+    }
+
+    /// Store a new token record under the hash of its secret.
+    pub fn put_token(&self, hash: &str, record: &TokenRecord) -> Result<(), StoreError> {
+        self.tokens.insert(hash.as_bytes(), encode("auth-tokens", record)?)?;
+        self.token_ids.insert(record.id.as_bytes(), hash.as_bytes())?;
+        self.tokens.flush()?;
+        Ok(())
+    }
+
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.tokens.get(hash.as_bytes())?.map(|b| decode("auth-tokens", &b)).transpose()
+    }
+
+    /// Mark a token revoked; returns its record, if it exists.
+    pub fn revoke(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(hash) = self.token_ids.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.tokens.get(&hash)? else {
+            return Ok(None);
+        };
+        let mut record: TokenRecord = decode("auth-tokens", &bytes)?;
+        record.revoked = true;
+        self.tokens.insert(&hash, encode("auth-tokens", &record)?)?;
+        self.tokens.flush()?;
+        Ok(Some(record))
+    }
+
+    /// Every token record (for listing members; small).
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.tokens.iter().values().map(|v| decode("auth-tokens", &v?)).collect()
+    }
+
+    pub fn has_admin(&self) -> Result<bool, StoreError> {
+        Ok(self.tokens()?.iter().any(|t| t.kind == TokenKind::Admin && !t.revoked))
+    }
+
+    /// Record which process a document belongs to (first writer wins).
+    pub fn set_document_process(&self, document: &DocumentId, process: &DocumentId) -> Result<(), StoreError> {
+        let _ = self
+            .doc_process
+            .compare_and_swap(document.as_bytes(), None as Option<&[u8]>, Some(&process.as_bytes()[..]))?;
+        Ok(())
+    }
+
+    pub fn document_process(&self, document: &DocumentId) -> Result<Option<DocumentId>, StoreError> {
+        Ok(self.doc_process.get(document.as_bytes())?.and_then(|v| {
+            <[u8; 16]>::try_from(v.as_ref()).ok().map(DocumentId::from_bytes)
+        }))
+    }
+
+    /// Every process (documents that belong to themselves).
+    pub fn processes(&self) -> Result<Vec<DocumentId>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.doc_process.iter() {
+            let (k, v) = entry?;
+            if k == v
+                && let Ok(bytes) = <[u8; 16]>::try_from(k.as_ref())
+            {
+                out.push(DocumentId::from_bytes(bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The member an actor belongs to.
+    pub fn actor_owner(&self, actor: &[u8]) -> Result<Option<String>, StoreError> {
+        Ok(self.actors.get(actor)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Bind an actor to a member, unless it is bound already.
+    pub fn bind_actor(&self, actor: &[u8], participant: &str) -> Result<(), StoreError> {
+        let _ = self.actors.compare_and_swap(actor, None as Option<&[u8]>, Some(participant.as_bytes()))?;
+        Ok(())
+    }
+
+    /// Record who delivered a change (written with the document's next flush).
+    pub fn record_provenance(&self, document: &DocumentId, change: &[u8; 32], provenance: &Provenance) -> Result<(), StoreError> {
+        let mut key = Vec::with_capacity(48);
+        key.extend_from_slice(document.as_bytes());
+        key.extend_from_slice(change);
+        self.provenance.insert(key, encode("auth-provenance", provenance)?)?;
+        Ok(())
+    }
+
+    pub fn provenance(&self, document: &DocumentId, change: &[u8; 32]) -> Result<Option<Provenance>, StoreError> {
+        let mut key = Vec::with_capacity(48);
+        key.extend_from_slice(document.as_bytes());
+        key.extend_from_slice(change);
+        self.provenance.get(key)?.map(|v| decode("auth-provenance", &v)).transpose()
+    }
+}
