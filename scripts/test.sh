@@ -13,7 +13,19 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 # The JS interop harness, exactly as pinned in its lockfile.
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+# The web app's sources (a test rebuilds the committed bundle from them) and
+# the browser tests' driver.
+npm ci --prefix server/web --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+# The browser tests drive Debian's Chromium (playwright-core downloads no browser).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing chromium from Debian" >&2
+  need_root apt-get update -q
+  need_root apt-get install -y -q chromium
+fi
 
 # The end-to-end tests spawn the real server binary.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
+# The web app in headless Chromium against the real server binary.
+node --test --test-concurrency=1 tests/browser/

@@ -1,0 +1,114 @@
+// Shared plumbing for the browser tests: the real konsens-server binary on a
+// free loopback port with a fresh data directory, Debian's Chromium driven by
+// playwright-core, and browser contexts with a participant identity.
+import { spawn, execFile } from "node:child_process"
+import { mkdtemp, rm, mkdir } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join, resolve, dirname } from "node:path"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
+import { chromium } from "playwright-core"
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
+export const artifacts = join(root, "target/test-artifacts")
+const bin = name => join(root, "target/debug", name)
+const CHROMIUM = process.env.KONSENS_CHROMIUM ?? "/usr/bin/chromium"
+
+/** Start konsens-server; resolves once it logs its address. */
+export async function startServer(extraArgs = []) {
+  const data = await mkdtemp(join(tmpdir(), "konsens-browser-"))
+  const child = spawn(bin("konsens-server"), ["--open", "--data", data, "--listen", "127.0.0.1:0", ...extraArgs], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, RUST_LOG: "info" },
+  })
+  let log = ""
+  const addr = await new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`konsens-server did not start:\n${log}`)), 20_000)
+    child.stderr.setEncoding("utf8")
+    child.stderr.on("data", chunk => {
+      log += chunk
+      const m = log.match(/konsens-server listening addr=(\S+)/)
+      if (m) {
+        clearTimeout(timer)
+        resolvePromise(m[1])
+      }
+    })
+    child.on("exit", code => reject(new Error(`konsens-server exited with ${code}:\n${log}`)))
+  })
+  return {
+    addr,
+    url: path => `http://${addr}${path}`,
+    ws: `ws://${addr}/sync`,
+    log: () => log,
+    async stop() {
+      const exited = new Promise(r => child.once("exit", r))
+      child.kill("SIGTERM")
+      await exited
+      await rm(data, { recursive: true, force: true })
+    },
+  }
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  })
+}
+
+/** A fresh browser context (own IndexedDB/localStorage) as this participant. */
+export async function participant(browser, name, organisation, locale = "en-US") {
+  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } })
+  const participantId = `p-${Buffer.from(name).toString("hex").slice(0, 16).padEnd(16, "0")}`
+  await context.addInitScript(identity => {
+    if (!localStorage.getItem("konsens.identity")) localStorage.setItem("konsens.identity", JSON.stringify(identity))
+  }, { participant: participantId, name, organisation })
+  await context.addInitScript(fieldTextScript)
+  const page = await context.newPage()
+  page.on("pageerror", err => console.error(`[${name}] page error:`, err))
+  return { context, page, participantId }
+}
+
+/** Wait until the header says everything is on the server. */
+export async function waitSynced(page, timeout = 15_000) {
+  await page.waitForSelector('#connection[data-state="online"][data-pending="0"]', { timeout })
+}
+
+/** Create a process with one workshop and one recommendation through the UI; returns the recommendation's path. */
+export async function createRecommendation(page, base, { process = "Skilled immigration", workshop = "Fair recruitment", title = "No fees for workers" } = {}) {
+  await page.goto(base("/"))
+  await page.getByLabel("Process title").fill(process)
+  await page.getByRole("button", { name: "Create", exact: true }).click()
+  await page.waitForURL(/\/p\//)
+  await page.getByLabel("Workshop title").fill(workshop)
+  await page.getByLabel("Sectors").fill("care, construction")
+  await page.getByRole("button", { name: "Add workshop" }).last().click()
+  await page.locator("#workshops h3", { hasText: workshop }).waitFor()
+  await page.getByLabel("Title of the new recommendation").fill(title)
+  await page.getByRole("button", { name: "Create", exact: true }).click()
+  await page.waitForURL(/\/r\//)
+  await page.getByRole("textbox", { name: "Recommendation" }).waitFor()
+  return new URL(page.url()).pathname
+}
+
+/** The text of a rich-text field as the participant sees it, without other people's carets. */
+export const editorText = (page, field) => page.evaluate(fieldName => window.fieldText(fieldName), field.toLowerCase())
+
+/** Installs window.fieldText(field) in every page (used inside waitForFunction too). */
+export const fieldTextScript = () => {
+  window.fieldText = field => {
+    const el = document.querySelector(`[data-field="${field}"]`)
+    if (!el) return ""
+    const copy = el.cloneNode(true)
+    for (const caret of copy.querySelectorAll(".peer-caret")) caret.remove()
+    return [...copy.children].map(block => block.textContent).join("\n")
+  }
+}
+
+export async function mkArtifacts() {
+  await mkdir(artifacts, { recursive: true })
+}
+
+export const run = promisify(execFile)
+export const cli = (...args) => run(bin("konsens"), args, { timeout: 60_000 })
