@@ -97,7 +97,7 @@ export function processPage(app, id) {
     h("nav", { class: "crumbs" }, h("a", { href: "/" }, t("backToStart"))),
     heading,
     description,
-    h("div", { class: "filters", role: "group", "aria-label": t("filterStatus") }, field(t("filterStatus"), statusFilter), field(t("filterSector"), sectorFilter)),
+    h("div", { class: "filters", role: "group", "aria-label": t("filters") }, field(t("filterStatus"), statusFilter), field(t("filterSector"), sectorFilter)),
     workshopsEl,
     exportButtons,
     h("div", { class: "columns" }, newRecForm, newWorkshopForm)
