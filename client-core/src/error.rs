@@ -41,6 +41,9 @@ pub enum ClientError {
     DraftExists(String),
     #[error("{0:?} is not a usable draft name (non-empty, no '/')")]
     BadDraftName(String),
+    /// The server refused changes (e.g. an observer's, or someone else's actor).
+    #[error("{0}")]
+    Refused(String),
     /// This store has not joined a server.
     #[error("this store has not joined a server: run `konsens join <invitation link>` first")]
     NoSession,

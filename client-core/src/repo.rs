@@ -146,6 +146,7 @@ impl Repo {
             finds: HashMap::new(),
             synced_waiters: HashMap::new(),
             local_waiters: HashMap::new(),
+            refused: HashMap::new(),
             connection: None,
             has_server: config.server_url.is_some(),
         };
@@ -274,6 +275,8 @@ struct Actor {
     heads: HashMap<DocumentId, watch::Sender<Vec<ChangeHash>>>,
     finds: HashMap<DocumentId, Vec<oneshot::Sender<Result<Automerge, ClientError>>>>,
     synced_waiters: HashMap<DocumentId, Vec<oneshot::Sender<Result<(), ClientError>>>>,
+    /// Documents whose changes the server refused on this connection.
+    refused: HashMap<DocumentId, String>,
     /// Changes waiting for their local write to be flushed.
     local_waiters: HashMap<DocumentId, Vec<oneshot::Sender<Result<(), ClientError>>>>,
     connection: Option<Connection>,
@@ -365,10 +368,15 @@ impl Actor {
                     let _ = reply.send(Err(e));
                     return;
                 }
+                if let Some(message) = self.refused.get(&id) {
+                    let _ = reply.send(Err(ClientError::Refused(message.clone())));
+                    return;
+                }
                 self.synced_waiters.entry(id).or_default().push(reply);
                 self.check_synced(id);
             }
             Command::Connected { conn, server, outbound } => {
+                self.refused.clear();
                 self.connection = Some(Connection { id: conn, server: server.clone(), outbound });
                 // Announce every stored document: the server learns what we
                 // created or changed while offline.
@@ -451,6 +459,14 @@ impl Actor {
             }
             Message::Error { message, .. } => {
                 tracing::warn!(%message, "server reported an error");
+                // Changes the server refused will never be acknowledged: tell
+                // whoever waits for that instead of letting them wait forever.
+                if let Some(document) = konsens_protocol::access::refused_document(&message) {
+                    for waiter in self.synced_waiters.remove(&document).unwrap_or_default() {
+                        let _ = waiter.send(Err(ClientError::Refused(message.clone())));
+                    }
+                    self.refused.insert(document, message);
+                }
             }
             other => tracing::trace!(kind = other.type_name(), "ignored message"),
         }

@@ -64,6 +64,18 @@ pub enum Refusal {
     Unreadable(String),
 }
 
+/// The text of the `error` message that refuses changes to a document. The
+/// protocol's `error` carries only text, so the document id leads it in a
+/// fixed form that [`refused_document`] reads back.
+pub fn refusal_message(document: DocumentId, reason: &str) -> String {
+    format!("changes to {document} refused: {reason}")
+}
+
+/// The document an `error` message refused changes to, if it is one.
+pub fn refused_document(message: &str) -> Option<DocumentId> {
+    message.strip_prefix("changes to ")?.split_once(" refused: ")?.0.parse().ok()
+}
+
 /// One admitted change and whom it is attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdmittedChange {
@@ -250,6 +262,14 @@ mod tests {
         })
         .expect("init");
         doc
+    }
+
+    #[test]
+    fn refusal_messages_name_their_document() {
+        let id = DocumentId::from_random([4; 16]);
+        let text = refusal_message(id, "observers cannot change documents");
+        assert_eq!(refused_document(&text), Some(id));
+        assert_eq!(refused_document("something else"), None);
     }
 
     #[test]

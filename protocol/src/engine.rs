@@ -418,7 +418,17 @@ impl DocEngine {
                 need = m.need.len(),
                 "received sync message"
             );
-            if let Err(e) = self.doc.receive_sync_message(&mut peer.sync, m) {
+            // Automerge records "we told them our heads" when a message's heads
+            // equal ours and it carries no changes. In a batch that is untrue:
+            // our heads may include changes loaded this round that we have not
+            // announced yet, and believing otherwise would swallow the reply
+            // that acknowledges them. Only sending changes what we last sent.
+            let last_sent = peer.sync.last_sent_heads.clone();
+            let received = self.doc.receive_sync_message(&mut peer.sync, m);
+            if !peer.sync.last_sent_heads.is_empty() {
+                peer.sync.last_sent_heads = last_sent;
+            }
+            if let Err(e) = received {
                 let error = ProtocolError::RejectedChanges {
                     document: self.document_id.to_string(),
                     reason: e.to_string(),

@@ -208,7 +208,7 @@ impl DocumentTask {
                 let reply = Message::Error {
                     sender_id: Some(self.hub.handshake.our_peer_id.clone()),
                     target_id: Some(conn.peer_id.clone()),
-                    message: format!("changes to {} refused: {reason}", self.id),
+                    message: access::refusal_message(self.id, &reason),
                 };
                 conn.send(reply.encode());
                 false

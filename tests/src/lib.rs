@@ -48,6 +48,8 @@ pub struct ServerProcess {
     pub addr: String,
     pub data_dir: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
+    /// The administrator token printed on a secure server's first start.
+    pub admin_token: Option<String>,
 }
 
 impl ServerProcess {
@@ -58,15 +60,31 @@ impl ServerProcess {
 
     /// Start on a given address (to restart on the same port).
     pub fn start_on(data_dir: &Path, listen: &str, extra_args: &[&str]) -> Result<Self> {
-        let mut child = Command::new(binary("konsens-server")?)
-            .arg("--open")
+        Self::spawn(data_dir, listen, true, extra_args)
+    }
+
+    /// Start with access control (no `--open`). On a fresh data directory the
+    /// server prints an administrator link; its token is in `admin_token`.
+    pub fn start_secure(data_dir: &Path, listen: &str, extra_args: &[&str]) -> Result<Self> {
+        Self::spawn(data_dir, listen, false, extra_args)
+    }
+
+    fn spawn(data_dir: &Path, listen: &str, open: bool, extra_args: &[&str]) -> Result<Self> {
+        let mut command = Command::new(binary("konsens-server")?);
+        if open {
+            command.arg("--open");
+        }
+        let mut child = command
             .arg("--data")
             .arg(data_dir)
             .arg("--listen")
             .arg(listen)
             .args(extra_args)
-            .env("RUST_LOG", "info,konsens_server=debug")
-            .stdout(Stdio::null())
+            .env(
+                "RUST_LOG",
+                std::env::var("KONSENS_TEST_SERVER_LOG").unwrap_or_else(|_| "info,konsens_server=debug".into()),
+            )
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .context("spawning konsens-server")?;
@@ -89,6 +107,16 @@ impl ServerProcess {
                 }
             }
         });
+        // stdout carries only the first-start administrator link.
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (link_tx, link_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(link) = line.strip_prefix("open ") {
+                    let _ = link_tx.send(link.to_owned());
+                }
+            }
+        });
         let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => {
@@ -97,11 +125,21 @@ impl ServerProcess {
                 bail!("konsens-server did not start listening:\n{log}");
             }
         };
+        // The link is printed right after the listening line, before serving.
+        let admin_token = if open {
+            None
+        } else {
+            link_rx
+                .recv_timeout(Duration::from_millis(500))
+                .ok()
+                .and_then(|link| link.split("/join/").nth(1).map(str::to_owned))
+        };
         Ok(Self {
             child,
             addr,
             data_dir: data_dir.to_path_buf(),
             log,
+            admin_token,
         })
     }
 
@@ -250,4 +288,36 @@ impl RawPeer {
             });
         }
     }
+}
+
+/// One HTTP/1.1 request on loopback; returns the status and the body.
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json_body: Option<&serde_json::Value>,
+) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let body = json_body.map(|b| b.to_string()).unwrap_or_default();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if json_body.is_some() {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status: u16 = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status")?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
 }
