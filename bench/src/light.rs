@@ -87,18 +87,21 @@ impl LightSync {
         let mut new = Vec::new();
         let changes_empty = message.changes.is_empty();
         for chunk in message.changes.iter() {
-            match Change::from_bytes(chunk.to_vec()) {
-                Ok(change) => {
-                    if self.add(change.hash(), change.deps()) {
-                        new.push(change.hash());
+            // A v2 message joins its changes into one chunk (or sends a whole
+            // document): split it along the storage chunk headers.
+            for piece in split_chunks(chunk) {
+                match Change::from_bytes(piece.to_vec()) {
+                    Ok(change) => {
+                        if self.add(change.hash(), change.deps()) {
+                            new.push(change.hash());
+                        }
                     }
-                }
-                // A v2 message carries a whole document instead of changes.
-                Err(_) => {
-                    if let Ok(doc) = Automerge::load(chunk) {
-                        for change in doc.get_changes(&[]) {
-                            if self.add(change.hash(), change.deps()) {
-                                new.push(change.hash());
+                    Err(_) => {
+                        if let Ok(doc) = Automerge::load(piece) {
+                            for change in doc.get_changes(&[]) {
+                                if self.add(change.hash(), change.deps()) {
+                                    new.push(change.hash());
+                                }
                             }
                         }
                     }
@@ -197,5 +200,140 @@ impl LightSync {
     /// know to be at or after it)? Exact for a single writer.
     pub fn their_heads(&self) -> Option<&[ChangeHash]> {
         self.their_heads.as_deref()
+    }
+}
+
+/// Split joined Automerge storage chunks: each is magic (4 bytes), checksum
+/// (4), type (1), a LEB128 length, then that many bytes.
+fn split_chunks(mut bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while bytes.len() > 9 {
+        let mut len: u64 = 0;
+        let mut shift = 0;
+        let mut at = 9;
+        loop {
+            let Some(&b) = bytes.get(at) else {
+                return out;
+            };
+            len |= u64::from(b & 0x7f) << shift;
+            at += 1;
+            shift += 7;
+            if b & 0x80 == 0 || shift > 63 {
+                break;
+            }
+        }
+        let end = at.saturating_add(len as usize);
+        if end > bytes.len() {
+            out.push(bytes);
+            return out;
+        }
+        out.push(&bytes[..end]);
+        bytes = &bytes[end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::sync::SyncDoc;
+    use automerge::transaction::Transactable;
+
+    /// A light peer and a real one stay in sync through a real Automerge server replica.
+    #[test]
+    fn light_peer_follows_a_real_server() {
+        let (base, text) = crate::trace::empty_text_doc().expect("doc");
+        let mut server = base.fork();
+        let mut state = automerge::sync::State::new();
+        let mut light = LightSync::holding(&base);
+        let mut author = base.fork().with_actor(automerge::ActorId::from(vec![7; 16]));
+        for round in 0..5 {
+            let mut t = author.transaction();
+            t.splice_text(&text, 0, 0, "x").expect("splice");
+            t.commit();
+            let change = author.get_last_local_change().expect("change");
+            server.apply_changes([change.clone()]).expect("apply");
+            for _ in 0..3 {
+                if let Some(m) = light.generate() {
+                    server.receive_sync_message(&mut state, m).expect("receive");
+                }
+                if let Some(m) = server.generate_sync_message(&mut state) {
+                    let m = automerge::sync::Message::decode(&m.encode()).expect("decode");
+                    light.receive(m);
+                }
+            }
+            assert_eq!(light.heads(), server.get_heads(), "round {round}");
+            assert!(light.in_sync(), "round {round}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use konsens_protocol::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message as Wire, PeerId, Role};
+
+    /// Two typists and two watchers, all light, through konsens' engine: every
+    /// keystroke reaches everyone and nobody ever needs anything.
+    #[test]
+    fn light_peers_through_the_engine() {
+        let (base, text) = crate::trace::empty_text_doc().expect("doc");
+        let id = DocumentId::from_bytes([3; 16]);
+        let mut engine = DocEngine::load(id, PeerId::from("server"), Role::Server, [(true, base.save().as_slice())]).expect("load");
+        let mut peers: Vec<LightSync> = (0..4).map(|_| LightSync::holding(&base)).collect();
+        let mut authors: Vec<Automerge> =
+            (0..2).map(|i| base.fork().with_actor(automerge::ActorId::from(vec![i + 1; 16]))).collect();
+        let mut inbox: Vec<DocInput> = Vec::new();
+        let send = |i: usize, m: Message| DocInput::Sync {
+            conn: ConnectionId(i as u64),
+            message: DocMessage { sender_id: PeerId(format!("p{i}")), target_id: PeerId::from("server"), document_id: id, data: m.encode() },
+            request: false,
+        };
+        for (i, p) in peers.iter_mut().enumerate() {
+            inbox.push(send(i, p.generate().expect("first")));
+        }
+        for step in 0..320 {
+            // Bloom filters have false positives, so a peer may need to ask
+            // for a change now and then; quiet steps at the end settle that.
+            if step % 3 == 0 && step < 300 {
+                for (i, a) in authors.iter_mut().enumerate() {
+                    let mut t = a.transaction();
+                    t.splice_text(&text, 0, 0, "x").expect("splice");
+                    t.commit();
+                    let c = a.get_last_local_change().expect("change");
+                    peers[i].local_change(&c);
+                    if let Some(m) = peers[i].generate() {
+                        inbox.push(send(i, m));
+                    }
+                }
+            }
+            let mut effects = engine.handle(std::mem::take(&mut inbox));
+            loop {
+                let mut durable = None;
+                for e in effects.drain(..) {
+                    match e {
+                        DocEffect::Send { conn, message: Wire::Sync(d) } => {
+                            let i = conn.0 as usize;
+                            let m = automerge::sync::Message::decode(&d.data).expect("decode");
+                            peers[i].receive(m);
+                            if let Some(m) = peers[i].generate() {
+                                inbox.push(send(i, m));
+                            }
+                        }
+                        DocEffect::Flush { seq, .. } => durable = Some(seq),
+                        _ => {}
+                    }
+                }
+                match durable {
+                    Some(seq) => effects = engine.handle([DocInput::Durable { seq }]),
+                    None => break,
+                }
+            }
+        }
+        let heads = engine.doc().get_heads();
+        for (i, p) in peers.iter().enumerate() {
+            assert_eq!(p.heads(), heads, "peer {i}");
+        }
     }
 }

@@ -86,14 +86,15 @@ fn main() -> Result<()> {
         let config = if args.quick {
             scenarios::workshop::Config {
                 participants: 40,
-                ks: vec![2, 8],
+                ks: vec![1, 2, 8],
                 typing: Duration::from_secs(3),
                 drain: Duration::from_secs(5),
             }
         } else {
             scenarios::workshop::Config {
                 participants: 40,
-                ks: vec![2, 4, 8, 16, 32],
+                // k = 1 is below the issue's list: the peers' only sustainable rate.
+                ks: vec![1, 2, 4, 8, 16, 32],
                 typing: Duration::from_secs(10),
                 drain: Duration::from_secs(10),
             }
@@ -107,6 +108,62 @@ fn main() -> Result<()> {
             results.push(("bare automerge (limit)", scenarios::workshop::run_limit(&base, &config)?));
         }
         report.push_str(&report::workshop(&config, &results));
+    }
+
+    if wants(&args.scenarios, "trace") {
+        eprintln!("trace replay: automerge-paper");
+        let trace = scenarios::replay::load(args.quick)?;
+        let mut results = Vec::new();
+        for &kind in &kinds {
+            let dir = scratch.path().join(format!("trace-{kind:?}"));
+            results.push((kind.label(), scenarios::replay::run_server(kind, &trace, &dir)?));
+        }
+        let limit_row = if limit { Some(scenarios::replay::run_limit(&trace)?) } else { None };
+        report.push_str(&report::replay(&results, limit_row.as_ref()));
+    }
+    if wants(&args.scenarios, "many-docs") {
+        eprintln!("many documents");
+        let (documents, typing) = if args.quick { (100, Duration::from_secs(5)) } else { (1000, Duration::from_secs(20)) };
+        let mut results = Vec::new();
+        for &kind in &kinds {
+            let dir = scratch.path().join(format!("many-{kind:?}"));
+            results.push((kind.label(), scenarios::docs::many_documents(kind, documents, typing, &dir)?));
+        }
+        report.push_str(&report::many(&results, typing));
+    }
+    if wants(&args.scenarios, "durable") {
+        eprintln!("durable acknowledgements");
+        let (writers, duration) = if args.quick { (32, Duration::from_secs(3)) } else { (256, Duration::from_secs(10)) };
+        let mut durable_kinds = kinds.clone();
+        if kinds.contains(&Kind::Konsens) {
+            durable_kinds.insert(1, Kind::KonsensNoGroup);
+        }
+        let mut results = Vec::new();
+        for &kind in &durable_kinds {
+            let dir = scratch.path().join(format!("durable-{kind:?}"));
+            results.push((kind, scenarios::docs::durable(kind, writers, duration, &dir)?));
+        }
+        report.push_str(&report::durable(&results, duration));
+    }
+    if wants(&args.scenarios, "cold-start") {
+        eprintln!("cold start");
+        let documents = if args.quick { 1000 } else { 10_000 };
+        let mut results = Vec::new();
+        for &kind in &kinds {
+            let dir = scratch.path().join(format!("cold-{kind:?}"));
+            results.push((kind.label(), scenarios::docs::cold_start(kind, documents, &dir)?));
+        }
+        report.push_str(&report::cold(&results));
+    }
+    if wants(&args.scenarios, "idle") {
+        eprintln!("idle connections");
+        let connections = if args.quick { 1000 } else { 10_000 };
+        let mut results = Vec::new();
+        for &kind in &kinds {
+            let dir = scratch.path().join(format!("idle-{kind:?}"));
+            results.push((kind.label(), scenarios::docs::idle(kind, connections, &dir)?));
+        }
+        report.push_str(&report::idle(&results));
     }
 
     let elapsed = started.elapsed().unwrap_or_default();
@@ -162,6 +219,95 @@ mod report {
         let _ = writeln!(s, "- **Pinning:** each server on core {}, the load driver on core {} (`taskset`); server CPU is utime+stime from `/proc/<pid>/stat`, memory is VmRSS from `/proc/<pid>/status`.", servers::SERVER_CORE, servers::DRIVER_CORE);
         let _ = writeln!(s, "- **Servers:** konsens-server (release, sled, flush before acknowledge, group commit); the stock sync server of `@automerge/automerge-repo` 2.5.6 with `NodeFSStorageAdapter` (`tests/js`, pinned by its lockfile); samod 0.16 with its filesystem storage (`bench/src/bin/samod-server.rs`); the limit is the same work on bare Automerge 0.12 in the driver's process, no network, no disk.");
         let _ = writeln!(s, "- **Driver:** one Rust process, one thread, speaking the automerge-repo protocol. Watchers are light peers (change graph only, same sync messages as Automerge would send); one participant per run is a real Automerge replica whose CPU is reported as the participants' cost.\n");
+        s
+    }
+
+    fn ratio(a: f64, b: f64) -> String {
+        if a.is_finite() && b.is_finite() && b > 0.0 { format!("{:.2}×", a / b) } else { "—".into() }
+    }
+
+    pub fn replay(results: &[(&str, scenarios::replay::Row)], limit: Option<&scenarios::replay::Row>) -> String {
+        let mut s = String::new();
+        let edits = results.first().map(|r| r.1.edits).or(limit.map(|l| l.edits)).unwrap_or(0);
+        let _ = writeln!(s, "## Trace replay
+");
+        let _ = writeln!(s, "The automerge-paper trace ({edits} edits, one transaction each) typed by one client through the server to a second client, as fast as the server acknowledges: the writer sends what it has typed whenever its previous message is answered. End-to-end time is from the first edit until the reader holds the writer's final heads (and the same text). The limit is the least Automerge itself must do for the same result, in one process on one core: type every edit as its own transaction, then sync writer → server replica → reader once.
+");
+        let _ = writeln!(s, "| server | end-to-end | server CPU | vs limit |");
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        let lim = limit.map(|l| l.seconds).unwrap_or(f64::NAN);
+        for (label, r) in results {
+            let _ = writeln!(s, "| {label} | {:.2} s | {:.2} s | {} |", r.seconds, r.server_cpu, ratio(r.seconds, lim));
+        }
+        if let Some(l) = limit {
+            let _ = writeln!(s, "| bare automerge (limit) | {:.2} s | — | 1.00× |", l.seconds);
+        }
+        s.push('\n');
+        s
+    }
+
+    pub fn many(results: &[(&str, scenarios::docs::ManyRow)], typing: Duration) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "## Many documents
+");
+        let docs = results.first().map(|r| r.1.documents).unwrap_or(0);
+        let _ = writeln!(s, "{docs} documents, each with one writer and one reader (2,000 connections at full size), every writer making 2 edits/s for {:.0} s. Latency is writer → reader; RSS is the server's at the end of the typing.
+", typing.as_secs_f64());
+        let _ = writeln!(s, "| server | edits | delivered | p50 | p99 | server CPU s / 1000 edits | server RSS |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        for (label, r) in results {
+            let _ = writeln!(s, "| {label} | {} | {:.1} % | {} | {} | {:.3} | {:.0} MiB |", r.edits, r.delivered * 100.0, ms(r.p50_ms), ms(r.p99_ms), r.server_cpu_per_1000, r.rss_mib);
+        }
+        s.push('\n');
+        s
+    }
+
+    pub fn durable(results: &[(Kind, scenarios::docs::DurableRow)], duration: Duration) -> String {
+        let mut s = String::new();
+        let writers = results.first().map(|r| r.1.writers).unwrap_or(0);
+        let _ = writeln!(s, "## Durable acknowledgements
+");
+        let _ = writeln!(s, "{writers} writers, each on its own document, each making a change, waiting until the server's sync reply includes it, and repeating, for {:.0} s. konsens acknowledges only what is flushed (fsync) to disk; *no group commit* flushes once per write. The stock server and samod acknowledge what is in memory and write to disk afterwards, so their figures are not durable acknowledgements.
+", duration.as_secs_f64());
+        let _ = writeln!(s, "| server | acknowledged changes/s | p50 | p99 | durable when acknowledged |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---|");
+        for (kind, r) in results {
+            let durable = matches!(kind, Kind::Konsens | Kind::KonsensNoGroup);
+            let _ = writeln!(s, "| {} | {:.0} | {} | {} | {} |", kind.label(), r.per_second, ms(r.p50_ms), ms(r.p99_ms), if durable { "yes (fsync)" } else { "no" });
+        }
+        s.push('\n');
+        s
+    }
+
+    pub fn cold(results: &[(&str, scenarios::docs::ColdRow)]) -> String {
+        let mut s = String::new();
+        let docs = results.first().map(|r| r.1.documents).unwrap_or(0);
+        let _ = writeln!(s, "## Cold start
+");
+        let _ = writeln!(s, "{docs} documents on disk (created through the server, which is then stopped). Start is from spawning the process until it accepts connections; first sync is connect + handshake + `request` of a document nobody has loaded, until its content arrives.
+");
+        let _ = writeln!(s, "| server | start | first sync of an unloaded document | RSS after start |");
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        for (label, r) in results {
+            let _ = writeln!(s, "| {label} | {:.0} ms | {} | {:.0} MiB |", r.start_ms, ms(Some(r.first_sync_ms)), r.rss_mib);
+        }
+        s.push('\n');
+        s
+    }
+
+    pub fn idle(results: &[(&str, scenarios::docs::IdleRow)]) -> String {
+        let mut s = String::new();
+        let n = results.first().map(|r| r.1.connections).unwrap_or(0);
+        let _ = writeln!(s, "## Idle connections
+");
+        let _ = writeln!(s, "{n} WebSocket connections that complete the `join`/`peer` handshake and stay idle. Memory per connection is the growth of the server's RSS divided by the connections.
+");
+        let _ = writeln!(s, "| server | RSS before | RSS with {n} connections | per connection |");
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        for (label, r) in results {
+            let _ = writeln!(s, "| {label} | {:.0} MiB | {:.0} MiB | {:.1} KiB |", r.rss_before_mib, r.rss_after_mib, r.kib_per_connection);
+        }
+        s.push('\n');
         s
     }
 

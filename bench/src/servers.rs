@@ -65,6 +65,12 @@ impl Server {
         std::fs::create_dir_all(data_dir)?;
         let mut command = Command::new("taskset");
         command.arg("-c").arg(SERVER_CORE);
+        // KONSENS_BENCH_PROFILE=DIR records each server with `perf record -g`
+        // into DIR/<server>.perf, for profile-guided work on the hot path.
+        if let Some(dir) = std::env::var_os("KONSENS_BENCH_PROFILE") {
+            let file = PathBuf::from(dir).join(format!("{kind:?}.perf"));
+            command.args(["perf", "record", "--call-graph", "dwarf,16384", "-F", "499", "-o"]).arg(file).arg("--");
+        }
         match kind {
             Kind::Konsens | Kind::KonsensNoGroup => {
                 command
@@ -77,9 +83,13 @@ impl Server {
                     .arg("--max-frame-bytes")
                     .arg((256usize << 20).to_string())
                     // "listening" is logged at info; per-connection info lines are not wanted.
-                    .env("RUST_LOG", "warn,konsens_server=info,konsens_server::connection=warn");
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("KONSENS_BENCH_SERVER_LOG")
+                            .unwrap_or_else(|_| "warn,konsens_server=info,konsens_server::connection=warn".into()),
+                    );
                 if kind == Kind::KonsensNoGroup {
-                    command.arg("--no-group-commit");
+                    command.env("KONSENS_GROUP_COMMIT_MAX", "1");
                 }
             }
             Kind::Stock => {
@@ -129,6 +139,9 @@ impl Server {
                     };
                     if let Some(addr) = addr {
                         let _ = tx.send(addr);
+                    }
+                    if std::env::var_os("KONSENS_BENCH_SERVER_LOG").is_some() {
+                        eprintln!("server: {line}");
                     }
                     if let Ok(mut t) = tail.lock() {
                         t.push(line);

@@ -109,7 +109,14 @@ struct PeerState {
     /// The peer asked for a document we did not have; it got `doc-unavailable`
     /// and hears from us again once the document has content.
     told_unavailable: bool,
+    /// Heads and change hashes of our recent messages to this peer, oldest
+    /// first: an acknowledgement of any of them can be taken without a walk
+    /// of the change graph (see [`fast_ack`]).
+    sent_log: VecDeque<(Vec<ChangeHash>, Vec<ChangeHash>)>,
 }
+
+/// How many sent messages per peer [`PeerState::sent_log`] remembers.
+const SENT_LOG: usize = 64;
 
 impl PeerState {
     fn new(peer_id: PeerId) -> Self {
@@ -118,6 +125,7 @@ impl PeerState {
             sync: sync::State::new(),
             dirty: false,
             told_unavailable: false,
+            sent_log: VecDeque::new(),
         }
     }
 }
@@ -367,6 +375,7 @@ impl DocEngine {
     fn run_round(&mut self, out: &mut Vec<DocEffect>) {
         let heads_before = self.doc.get_heads();
         let mut decoded = Vec::with_capacity(self.waiting.len());
+        let mut slow: HashSet<ConnectionId> = HashSet::new();
         for Waiting {
             conn,
             message,
@@ -380,6 +389,19 @@ impl DocEngine {
                         .entry(conn)
                         .or_insert_with(|| PeerState::new(message.sender_id.clone()));
                     peer.dirty = true;
+                    // A pure acknowledgement of our current heads is most of the
+                    // traffic of a busy document (every peer confirms every
+                    // round). It only updates the sync state, so do that here,
+                    // without Automerge's walk of the change graph. Taken before
+                    // this round's load, as if it had arrived a round earlier;
+                    // only while no earlier message of the same peer waits, so
+                    // each peer's messages keep their order.
+                    if !request && !slow.contains(&conn) && is_pure_ack(&m, peer, &heads_before) {
+                        fast_ack(peer, m, &heads_before);
+                        peer.told_unavailable = false;
+                        continue;
+                    }
+                    slow.insert(conn);
                     decoded.push((conn, m, request));
                 }
                 Err(e) => {
@@ -399,7 +421,8 @@ impl DocEngine {
                 all_changes.extend_from_slice(chunk);
             }
         }
-        if !all_changes.is_empty() && self.doc.load_incremental(&all_changes).is_err() {
+        let batch_loaded = all_changes.is_empty() || self.doc.load_incremental(&all_changes).is_ok();
+        if !batch_loaded {
             // Somebody sent changes we cannot apply. Find out whom by applying
             // message by message below; the good ones still land.
             tracing::debug!(document = %self.document_id, "batched load failed, applying per message");
@@ -418,6 +441,19 @@ impl DocEngine {
                 need = m.need.len(),
                 "received sync message"
             );
+            // Changes already applied by the batched load: when the message
+            // confirms everything we last sent, update the sync state directly.
+            let m = if batch_loaded && !request {
+                match fast_receive_changes(peer, m) {
+                    Ok(()) => {
+                        peer.told_unavailable = false;
+                        continue;
+                    }
+                    Err(m) => m,
+                }
+            } else {
+                m
+            };
             // Automerge records "we told them our heads" when a message's heads
             // equal ours and it carries no changes. In a batch that is untrue:
             // our heads may include changes loaded this round that we have not
@@ -512,6 +548,10 @@ impl DocEngine {
     /// One message per dirty peer, at most.
     fn generate(&mut self, out: &mut Vec<DocEffect>) {
         let has_content = !self.doc.is_empty();
+        let our_heads = self.doc.get_heads();
+        // What peers in step with an earlier state of ours need, computed
+        // once per such state instead of once per peer.
+        let mut since: Vec<Since> = Vec::new();
         for (conn, peer) in self.peers.iter_mut() {
             if !peer.dirty {
                 continue;
@@ -525,7 +565,50 @@ impl DocEngine {
             }
             // A client that has nothing yet asks for the document with `request`.
             let request = self.role == Role::Client && !has_content;
-            if let Some(message) = self.doc.generate_sync_message(&mut peer.sync) {
+            let mut fast_hashes = None;
+            let base = fast_base(peer);
+            // Automerge's own path: note what it had sent before, to log what it adds.
+            let sent_before = (base.is_none() || request).then(|| peer.sync.sent_hashes.clone());
+            let message = match base {
+                Some(base) if !request => {
+                    let at = match since.iter().position(|s| s.base == base) {
+                        Some(at) => at,
+                        None => {
+                            since.push(Since::compute(&self.doc, base));
+                            since.len() - 1
+                        }
+                    };
+                    match since[at].message(&mut peer.sync, &our_heads) {
+                        Fast::Done(m, hashes) => {
+                            fast_hashes = Some(hashes);
+                            m
+                        }
+                        Fast::Fallback => {
+                            let before = peer.sync.sent_hashes.clone();
+                            let m = self.doc.generate_sync_message(&mut peer.sync);
+                            fast_hashes = Some(peer.sync.sent_hashes.difference(&before).copied().collect());
+                            m
+                        }
+                    }
+                }
+                _ => self.doc.generate_sync_message(&mut peer.sync),
+            };
+            if let Some(message) = &message {
+                // Remember what this message carried, for cheap acknowledgements.
+                let hashes = match fast_hashes {
+                    Some(h) => h,
+                    // Automerge chose: what it added to the sent set.
+                    None => match &sent_before {
+                        Some(before) => peer.sync.sent_hashes.difference(before).copied().collect(),
+                        None => Vec::new(),
+                    },
+                };
+                peer.sent_log.push_back((message.heads.clone(), hashes));
+                if peer.sent_log.len() > SENT_LOG {
+                    peer.sent_log.pop_front();
+                }
+            }
+            if let Some(message) = message {
                 tracing::trace!(
                     document = %self.document_id,
                     ?conn,
@@ -550,5 +633,262 @@ impl DocEngine {
                 });
             }
         }
+    }
+}
+
+/// Is this message only a confirmation of heads we know: our current ones, or
+/// those of a message we recently sent this peer?
+fn is_pure_ack(m: &sync::Message, peer: &PeerState, our_heads: &[ChangeHash]) -> bool {
+    m.changes.is_empty()
+        && !m.heads.is_empty()
+        && (m.heads == our_heads || peer.sent_log.iter().any(|(heads, _)| *heads == m.heads))
+}
+
+fn take_flags(state: &mut sync::State, flags: Option<sync::MessageFlags>) {
+    if let Some(flags) = flags {
+        let mut caps = vec![sync::Capability::MessageV2];
+        if flags.contains(sync::MessageFlags::SUPPORTS_SYNC_RESET) {
+            caps.push(sync::Capability::SyncReset);
+        }
+        state.their_capabilities = Some(caps);
+        if flags.contains(sync::MessageFlags::SYNC_RESET) {
+            state.sent_hashes.clear();
+        }
+        state.peer_read_only = flags.contains(sync::MessageFlags::READ_ONLY);
+    }
+}
+
+/// Forget the sent hashes that are ancestors of `heads`: with `heads` our
+/// current heads, all of them; with the heads of a logged message, those sent
+/// up to and including it (each message's changes lie below its heads, later
+/// messages carry changes made after them). This is Automerge's
+/// `filter_changes` without the walk of the change graph.
+fn forget_sent(peer: &mut PeerState, heads: &[ChangeHash], our_heads: &[ChangeHash]) -> bool {
+    if heads == our_heads {
+        peer.sync.sent_hashes.clear();
+        peer.sent_log.clear();
+        return true;
+    }
+    let Some(upto) = peer.sent_log.iter().position(|(h, _)| h == heads) else {
+        return false;
+    };
+    for (_, hashes) in peer.sent_log.drain(..=upto) {
+        for h in hashes {
+            peer.sync.sent_hashes.remove(&h);
+        }
+    }
+    true
+}
+
+/// `receive_sync_message` for a pure acknowledgement (see [`is_pure_ack`]),
+/// field by field as Automerge 0.12 does it, minus the graph walks.
+fn fast_ack(peer: &mut PeerState, m: sync::Message, our_heads: &[ChangeHash]) {
+    forget_sent(peer, &m.heads, our_heads);
+    let state = &mut peer.sync;
+    state.in_flight = false;
+    take_flags(state, m.flags);
+    if m.heads == our_heads {
+        state.last_sent_heads.clone_from(&m.heads);
+    }
+    state.shared_heads.clone_from(&m.heads);
+    state.their_have = Some(m.have);
+    state.their_need = Some(m.need);
+    state.their_heads = Some(m.heads);
+}
+
+/// `receive_sync_message` for a message whose changes the batched load has
+/// already applied, when its heads are known to us and cover the heads we
+/// last sent (so every hash we sent is an ancestor of them): Automerge would
+/// find nothing new to load, forget what we sent and share the peer's heads.
+/// Gives the message back when those conditions do not hold.
+fn fast_receive_changes(peer: &mut PeerState, m: sync::Message) -> Result<(), sync::Message> {
+    let state = &peer.sync;
+    if m.changes.is_empty() || m.heads.is_empty() || state.last_sent_heads.is_empty() {
+        return Err(m);
+    }
+    let mut hashes = HashSet::new();
+    let mut deps = HashSet::new();
+    let mut parsed = true;
+    for chunk in m.changes.iter() {
+        match automerge::Change::from_bytes(chunk.to_vec()) {
+            Ok(c) if c.raw_bytes().len() == chunk.len() => {
+                hashes.insert(c.hash());
+                deps.extend(c.deps().iter().copied());
+            }
+            _ => {
+                parsed = false;
+                break;
+            }
+        }
+    }
+    if !parsed {
+        return Err(m);
+    }
+    let known = |h: &ChangeHash| hashes.contains(h) || state.last_sent_heads.contains(h);
+    let covers = state.last_sent_heads.iter().all(|h| m.heads.contains(h) || deps.contains(h));
+    if !covers || !m.heads.iter().all(known) {
+        return Err(m);
+    }
+    peer.sent_log.clear();
+    let state = &mut peer.sync;
+    state.in_flight = false;
+    take_flags(state, m.flags);
+    state.sent_hashes.clear();
+    state.shared_heads.clone_from(&m.heads);
+    state.their_have = Some(m.have);
+    state.their_need = Some(m.need);
+    state.their_heads = Some(m.heads);
+    Ok(())
+}
+
+/// The heads a peer's fast path is computed from, when its state has the
+/// shape the fast path covers: it summarised what it has since heads we sent
+/// it (so we know them), and needs nothing.
+fn fast_base(peer: &PeerState) -> Option<Vec<ChangeHash>> {
+    let state = &peer.sync;
+    if !state.have_responded || state.needs_reset || state.read_only || state.peer_read_only {
+        return None;
+    }
+    let have = state.their_have.as_ref()?;
+    let base = &have.first()?.last_sync;
+    let known = *base == state.last_sent_heads || peer.sent_log.iter().any(|(h, _)| h == base);
+    let ok = known
+        && !base.is_empty()
+        && have.len() == 1
+        && state.their_need.as_ref().is_some_and(|n| n.is_empty())
+        && state.their_heads.as_ref().is_some_and(|t| !t.is_empty() && *t == state.shared_heads);
+    ok.then(|| base.clone())
+}
+
+enum Fast {
+    /// What Automerge would have produced (possibly nothing), with the
+    /// hashes of the changes it carries.
+    Done(Option<sync::Message>, Vec<ChangeHash>),
+    /// Outside what the fast path covers; ask Automerge.
+    Fallback,
+}
+
+/// Our changes since `base` (heads we once had), with their bloom filter.
+struct Since {
+    base: Vec<ChangeHash>,
+    changes: Vec<automerge::Change>,
+    index: std::collections::HashMap<ChangeHash, usize>,
+    have: sync::Have,
+}
+
+impl Since {
+    fn compute(doc: &Automerge, base: Vec<ChangeHash>) -> Self {
+        let changes = doc.get_changes(&base);
+        let index = changes.iter().enumerate().map(|(i, c)| (c.hash(), i)).collect();
+        let have = sync::Have {
+            last_sync: base.clone(),
+            bloom: sync::BloomFilter::from_hashes(changes.iter().map(|c| c.hash())),
+        };
+        Self { base, changes, index, have }
+    }
+
+    /// `generate_sync_message` for a peer whose state [`fast_base`] accepted
+    /// with `self.base`, as Automerge 0.12 computes it: our heads, no need, a
+    /// bloom of our changes the peer's heads lack, and the changes its bloom
+    /// lacks (with their dependents) that we have not sent yet.
+    fn message(&self, state: &mut sync::State, our_heads: &[ChangeHash]) -> Fast {
+        let Some(their_heads) = state.their_heads.clone() else {
+            return Fast::Fallback;
+        };
+        // The peer's heads must be known: ours since `base`, or `base` itself.
+        if !their_heads.iter().all(|h| self.index.contains_key(h) || self.base.contains(h)) {
+            return Fast::Fallback;
+        }
+        // Which of our changes since `base` the peer's heads already include.
+        let mut included = vec![false; self.changes.len()];
+        let mut stack: Vec<usize> = their_heads.iter().filter_map(|h| self.index.get(h).copied()).collect();
+        let mut reached_base: HashSet<ChangeHash> = their_heads.iter().filter(|h| self.base.contains(h)).copied().collect();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut included[i], true) {
+                continue;
+            }
+            for d in self.changes[i].deps() {
+                match self.index.get(d) {
+                    Some(&j) => stack.push(j),
+                    None if self.base.contains(d) => {
+                        reached_base.insert(*d);
+                    }
+                    None => {}
+                }
+            }
+        }
+        // Every head of `base` must be below the peer's heads, else what lies
+        // between is not "since base" and the walk above would miss it.
+        if reached_base.len() != self.base.len() {
+            return Fast::Fallback;
+        }
+        let have = if included.iter().any(|&x| x) {
+            sync::Have {
+                last_sync: their_heads.clone(),
+                bloom: sync::BloomFilter::from_hashes(
+                    self.changes
+                        .iter()
+                        .zip(&included)
+                        .filter(|(_, inc)| !**inc)
+                        .map(|(c, _)| c.hash())
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                ),
+            }
+        } else {
+            self.have.clone()
+        };
+        let Some(bloom) = state.their_have.as_ref().and_then(|h| h.first()).map(|h| &h.bloom) else {
+            return Fast::Fallback;
+        };
+        let mut send: Vec<bool> = self.changes.iter().map(|c| !bloom.contains_hash(&c.hash())).collect();
+        // Whatever depends on a change we send must be sent too (changes are
+        // in causal order, so one forward pass suffices).
+        for (i, c) in self.changes.iter().enumerate() {
+            if !send[i] && c.deps().iter().any(|d| self.index.get(d).is_some_and(|&j| send[j])) {
+                send[i] = true;
+            }
+        }
+        let chosen: Vec<&automerge::Change> = self
+            .changes
+            .iter()
+            .zip(&send)
+            .filter(|(c, s)| **s && !state.sent_hashes.contains(&c.hash()))
+            .map(|(c, _)| c)
+            .collect();
+        let heads_unchanged = state.last_sent_heads == our_heads;
+        let heads_equal = their_heads == our_heads;
+        if heads_unchanged && state.have_responded && ((heads_equal && chosen.is_empty()) || state.in_flight) {
+            return Fast::Done(None, Vec::new());
+        }
+        let v2 = state
+            .their_capabilities
+            .as_ref()
+            .is_some_and(|caps| caps.contains(&sync::Capability::MessageV2));
+        let (changes, version) = if v2 {
+            let joined: Vec<u8> = chosen.iter().flat_map(|c| c.raw_bytes().iter().copied()).collect();
+            let chunks = if joined.is_empty() { Vec::new() } else { vec![joined] };
+            (chunks, sync::MessageVersion::V2)
+        } else {
+            (chosen.iter().map(|c| c.raw_bytes().to_vec()).collect(), sync::MessageVersion::V1)
+        };
+        state.have_responded = true;
+        state.last_sent_heads = our_heads.to_vec();
+        state.sent_hashes.extend(chosen.iter().map(|c| c.hash()));
+        state.in_flight = true;
+        let mut flags = sync::MessageFlags::new();
+        flags.set(sync::MessageFlags::SUPPORTS_SYNC_RESET);
+        let hashes = chosen.iter().map(|c| c.hash()).collect();
+        Fast::Done(
+            Some(sync::Message {
+                heads: our_heads.to_vec(),
+                need: Vec::new(),
+                have: vec![have],
+                changes: sync::ChunkList::from(changes),
+                flags: Some(flags),
+                version,
+            }),
+            hashes,
+        )
     }
 }

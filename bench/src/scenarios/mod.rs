@@ -1,1 +1,3 @@
+pub mod docs;
+pub mod replay;
 pub mod workshop;
