@@ -214,10 +214,13 @@ pub(crate) fn seed(store: &ChunkStore) -> Result<DocumentId, ServerError> {
             write(&mut doc, p, at, &format!("endorse: {stance}"), |tx| schema::endorse(tx, p.organisation, &endorsement))?;
         }
         store.write(&id, &StorageWrite::Snapshot(doc.save()))?;
+        // Under access control the recommendation belongs to the demo process.
+        store.auth()?.set_document_process(&id, &process_id)?;
         let url = id.url();
         write(&mut process, author, tick(), "add recommendation", |tx| schema::link_recommendation(tx, rec.workshop, &url))?;
     }
     store.write(&process_id, &StorageWrite::Snapshot(process.save()))?;
+    store.auth()?.set_document_process(&process_id, &process_id)?;
     store.put_meta(MARKER, process_id.to_string().as_bytes())?;
     store.flush()?;
     tracing::info!(process = %process_id.url(), "demo process seeded");

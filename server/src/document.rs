@@ -160,11 +160,14 @@ impl DocumentTask {
                     conn.send(reply.encode());
                     return;
                 }
-                if let State::Live(engine) = state
-                    && !self.hub.auth.open
-                    && !self.access(engine, &conn, &message, request)
-                {
-                    return;
+                if let State::Live(engine) = state {
+                    if self.hub.auth.open {
+                        // Nothing is checked, but new processes are still
+                        // indexed so the start page can list them.
+                        self.register_new(engine, &message);
+                    } else if !self.access(engine, &conn, &message, request) {
+                        return;
+                    }
                 }
                 let id = conn.id;
                 self.connections.entry(id).or_insert(conn);
@@ -213,6 +216,26 @@ impl DocumentTask {
                 conn.send(reply.encode());
                 false
             }
+        }
+    }
+
+    /// With `--open`: remember which process a newly created document belongs to.
+    fn register_new(&self, engine: &DocEngine, message: &DocMessage) {
+        if !engine.doc().is_empty() || self.hub.auth.is_registered(&self.id) {
+            return;
+        }
+        let Ok(sync) = automerge::sync::Message::decode(&message.data) else { return };
+        let Ok(changes) = access::incoming_changes(engine.doc(), &sync) else { return };
+        if changes.is_empty() {
+            return;
+        }
+        let everyone = crate::auth::Principal::open().sender();
+        let nobody = |_: &automerge::ActorId| None;
+        if let Ok(admitted) = access::admit(self.id, engine.doc(), &changes, &everyone, &nobody)
+            && let Some(process) = admitted.creates_in
+            && let Err(e) = self.hub.auth.store.set_document_process(&self.id, &process)
+        {
+            tracing::error!(document = %self.id, error = %e, "cannot index the new document");
         }
     }
 

@@ -106,6 +106,10 @@ fn two_stores_edit_offline_and_converge() -> Result<()> {
     assert_eq!(comment["body"], "Which fees exactly?");
     assert_eq!(comment["anchored_text"], "publish all fees", "the comment still points at its text");
 
+    // The server indexes the new process, so the start page can list it.
+    let listed: Value = serde_json::from_str(&tokio::runtime::Runtime::new()?.block_on(konsens_tests::http_get(&addr, "/api/processes"))?)?;
+    assert!(listed.as_array().is_some_and(|l| l.iter().any(|p| p["url"] == s.process.as_str())), "{listed}");
+
     // History names people, not actor ids.
     let history = json(a.path(), &["history", &s.rec])?;
     let names: Vec<&str> = history.as_array().context("list")?.iter().filter_map(|h| h["name"].as_str()).collect();

@@ -5,7 +5,7 @@ import "./style.css"
 import { initializeWasm } from "@automerge/automerge/slim"
 import { h, fill, field } from "./dom.js"
 import { t, lang } from "./i18n.js"
-import { identity, saveIdentity } from "./model.js"
+import { identity, saveIdentity, adoptServerIdentity } from "./model.js"
 import { openRepo } from "./connection.js"
 import { startPage } from "./start.js"
 import { processPage } from "./process.js"
@@ -18,6 +18,17 @@ async function boot() {
   document.documentElement.lang = lang
   document.title = t("appName")
   await initializeWasm(fetch("/assets/automerge.wasm"))
+  // Under access control the server knows who we are (the invitation link
+  // set a session cookie): use its verified name instead of asking.
+  const me = await fetch("/api/me", { credentials: "same-origin" }).catch(() => null)
+  if (me?.status === 401) {
+    fill(main, h("p", { id: "no-session", role: "alert" }, t("needInvitation")))
+    return
+  }
+  if (me?.ok) {
+    const who = await me.json()
+    if (!who.open) adoptServerIdentity(who)
+  }
   const { repo, status } = openRepo()
   const app = { repo, status, navigate, main }
   window.konsens = app // for tests and the curious: the Repo and connection state

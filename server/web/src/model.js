@@ -59,6 +59,13 @@ export function saveIdentity(name, organisation) {
   return me
 }
 
+/** The identity the server verified for our session (secure servers). */
+export function adoptServerIdentity(who) {
+  const me = { participant: who.participant, name: who.name, organisation: who.organisation || who.role }
+  localStorage.setItem(IDENTITY_KEY, JSON.stringify(me))
+  return me
+}
+
 export function randomHex(bytes) {
   const buf = new Uint8Array(bytes)
   crypto.getRandomValues(buf)

@@ -1,0 +1,112 @@
+// Access control in a real browser: a server without --open, a facilitator
+// (the CLI, as administrator) invites a participant, the participant opens the
+// personal link, lands on the process, writes, and the server records the
+// change under the participant's verified name.
+import { test, before, after } from "node:test"
+import assert from "node:assert/strict"
+import { spawn } from "node:child_process"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { root, launch, waitSynced, cli } from "./helpers.mjs"
+
+let server, browser, store
+
+/** konsens-server without --open: resolves with its address and the admin link it prints. */
+async function startSecureServer() {
+  const data = await mkdtemp(join(tmpdir(), "konsens-secure-"))
+  const child = spawn(join(root, "target/debug/konsens-server"), ["--data", data, "--listen", "127.0.0.1:0"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, RUST_LOG: "info" },
+  })
+  let out = ""
+  let err = ""
+  child.stderr.setEncoding("utf8")
+  child.stderr.on("data", chunk => (err += chunk))
+  const link = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no admin link:\n${out}\n${err}`)), 20_000)
+    child.stdout.setEncoding("utf8")
+    child.stdout.on("data", chunk => {
+      out += chunk
+      const m = out.match(/^open (http:\/\/\S+\/join\/\S+)$/m)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1])
+      }
+    })
+    child.on("exit", code => reject(new Error(`konsens-server exited with ${code}:\n${err}`)))
+  })
+  const base = link.split("/join/")[0]
+  return {
+    adminLink: link,
+    adminToken: link.split("/join/")[1],
+    base,
+    ws: `${base.replace("http://", "ws://")}/sync`,
+    log: () => err,
+    async stop() {
+      const exited = new Promise(r => child.once("exit", r))
+      child.kill("SIGTERM")
+      await exited
+      await rm(data, { recursive: true, force: true })
+    },
+  }
+}
+
+before(async () => {
+  server = await startSecureServer()
+  browser = await launch()
+  store = await mkdtemp(join(tmpdir(), "konsens-admin-store-"))
+})
+after(async () => {
+  await browser?.close()
+  await server?.stop()
+  if (store) await rm(store, { recursive: true, force: true })
+})
+
+const konsens = async (...args) => (await cli("--store", store, ...args)).stdout.trim()
+
+test("a participant joins through an invitation link and writes under a verified name", async () => {
+  // The administrator sets up a process from the CLI.
+  await konsens("join", server.adminLink)
+  await konsens("identity", "--name", "Fatima Facilitator", "--org", "Skills Think Tank")
+  const process = await konsens("process", "create", "--title", "Fair skills partnerships")
+  const workshop = await konsens("workshop", "add", process, "--title", "Fair recruitment", "--sector", "care")
+  const rec = await konsens("rec", "new", process, "--workshop", workshop, "--title", "No fees for workers")
+  await konsens("sync")
+  const link = (await konsens("invite", process, "--role", "participant", "--name", "Pia Participant", "--org", "Migrant Workers NGO"))
+    .split("\n")
+    .find(line => line.includes("/join/"))
+
+  // Without the link, the app says it is private.
+  const stranger = await browser.newContext()
+  const lost = await stranger.newPage()
+  await lost.goto(`${server.base}/`)
+  await lost.locator("#no-session").waitFor()
+  await stranger.close()
+
+  // With it, the participant lands on the process, no questions asked.
+  const context = await browser.newContext({ locale: "en-US" })
+  const page = await context.newPage()
+  page.on("pageerror", e => console.error("[Pia] page error:", e))
+  await page.goto(link)
+  await page.waitForURL(/\/p\//)
+  assert.equal(new URL(page.url()).pathname, `/p/${process.replace("automerge:", "")}`)
+  await page.getByText("No fees for workers").first().waitFor()
+  const cookies = await context.cookies()
+  assert.ok(cookies.some(c => c.name === "konsens_token" && c.httpOnly), "the session is an HttpOnly cookie")
+
+  await page.goto(`${server.base}/r/${rec.replace("automerge:", "")}`)
+  const editor = page.getByRole("textbox", { name: "Recommendation", exact: true })
+  await editor.click()
+  await editor.pressSequentially("Employers pay all recruitment costs.")
+  await waitSynced(page)
+
+  // The server attributes the change to Pia, as verified by her token.
+  const history = await (
+    await fetch(`${server.base}/api/docs/${rec.replace("automerge:", "")}/history`, { headers: { Authorization: `Bearer ${server.adminToken}` } })
+  ).json()
+  const hers = history.filter(c => c.author?.name === "Pia Participant")
+  assert.ok(hers.length > 0, JSON.stringify(history, null, 1))
+  assert.ok(hers.every(c => c.verified === true && c.merged_by === null))
+  await context.close()
+})
