@@ -687,9 +687,9 @@ fn fast_ack(peer: &mut PeerState, m: sync::Message, our_heads: &[ChangeHash]) {
     let state = &mut peer.sync;
     state.in_flight = false;
     take_flags(state, m.flags);
-    if m.heads == our_heads {
-        state.last_sent_heads.clone_from(&m.heads);
-    }
+    // Unlike Automerge, never record "we told them" here: only sending
+    // changes what we last sent (see run_round), or a reply held back by the
+    // flush would be lost when the peer's heads-only message overtakes it.
     state.shared_heads.clone_from(&m.heads);
     state.their_have = Some(m.have);
     state.their_need = Some(m.need);

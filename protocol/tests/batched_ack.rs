@@ -70,3 +70,38 @@ fn a_change_and_a_heads_only_message_in_one_batch_are_acknowledged() {
     let effects = server.handle([DocInput::Durable { seq }]);
     assert_eq!(advertised_heads(&effects), vec![heads], "the new change is acknowledged once durable");
 }
+
+#[test]
+fn a_heads_only_message_arriving_with_the_flush_does_not_swallow_the_acknowledgement() {
+    let document_id = DocumentId::from_random([4; 16]);
+    let mut server = DocEngine::new(document_id, PeerId::from("server"), Role::Server);
+    let mut client = Automerge::new().with_actor(ActorId::from(vec![2; 16]));
+    let message = |heads, changes: Vec<Vec<u8>>| SyncMessage {
+        heads,
+        need: vec![],
+        have: vec![],
+        changes: ChunkList::from(changes),
+        flags: None,
+        version: MessageVersion::V1,
+    }
+    .encode();
+    let mut tx = client.transaction();
+    tx.put(ROOT, "title", "first").expect("put");
+    tx.commit();
+    let first = client.get_last_local_change().expect("change").raw_bytes().to_vec();
+    let effects = server.handle([sync(document_id, message(client.get_heads(), vec![first]))]);
+    let seq = flushes(&effects)[0];
+    server.handle([DocInput::Durable { seq }]);
+
+    let mut tx = client.transaction();
+    tx.put(ROOT, "title", "second").expect("put");
+    tx.commit();
+    let second = client.get_last_local_change().expect("change").raw_bytes().to_vec();
+    let heads = client.get_heads();
+    let effects = server.handle([sync(document_id, message(heads.clone(), vec![second]))]);
+    let seq = flushes(&effects)[0];
+    // The flush completes and, in the same batch, the client's heads-only
+    // message (already claiming the new heads) is waiting.
+    let effects = server.handle([DocInput::Durable { seq }, sync(document_id, message(heads.clone(), vec![]))]);
+    assert!(advertised_heads(&effects).contains(&heads), "the new change is acknowledged: {effects:?}");
+}
