@@ -104,14 +104,15 @@ pub fn incoming_changes(doc: &Automerge, message: &sync::Message) -> Result<Vec<
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for chunk in message.changes.iter() {
-        let changes = match Change::from_bytes(chunk.to_vec()) {
-            Ok(change) => vec![change],
-            // A whole document (sync message v2) rather than one change.
-            Err(_) => Automerge::load(chunk)
-                .map_err(|e| Refusal::Unreadable(e.to_string()))?
-                .get_changes(&[])
-                .into_iter()
-                .collect(),
+        let changes = match parse_chunks(chunk) {
+            Some(changes) => changes,
+            // Something we cannot split cheaply: let Automerge load it onto a
+            // copy of the document and read back what it added.
+            None => {
+                let mut copy = doc.fork();
+                copy.load_incremental(chunk).map_err(|e| Refusal::Unreadable(e.to_string()))?;
+                copy.get_changes(&doc.get_heads()).into_iter().collect()
+            }
         };
         for change in changes {
             if doc.get_change_by_hash(&change.hash()).is_none() && seen.insert(change.hash()) {
@@ -120,6 +121,47 @@ pub fn incoming_changes(doc: &Automerge, message: &sync::Message) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+/// Split a buffer of Automerge storage chunks (one or several changes, plain
+/// or compressed, or a whole document) into changes. `None` when the buffer
+/// does not have that shape.
+fn parse_chunks(mut bytes: &[u8]) -> Option<Vec<Change>> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 9 || bytes[..4] != MAGIC {
+            return None;
+        }
+        let kind = bytes[8];
+        // uLEB128 length of the chunk's body.
+        let mut length: u64 = 0;
+        let mut shift = 0;
+        let mut at = 9;
+        loop {
+            let byte = *bytes.get(at)?;
+            length |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            at += 1;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        }
+        let end = at.checked_add(usize::try_from(length).ok()?)?;
+        let chunk = bytes.get(..end)?;
+        match kind {
+            // A whole document.
+            0 => out.extend(Automerge::load(chunk).ok()?.get_changes(&[])),
+            // A change, plain or compressed.
+            1 | 2 => out.push(Change::from_bytes(chunk.to_vec()).ok()?),
+            _ => return None,
+        }
+        bytes = &bytes[end..];
+    }
+    Some(out)
 }
 
 /// Decide on `changes` (new to `doc`, see [`incoming_changes`]) from `sender`.
@@ -262,6 +304,32 @@ mod tests {
         })
         .expect("init");
         doc
+    }
+
+    #[test]
+    fn several_changes_in_one_chunk_are_all_seen() {
+        let base = recommendation(1);
+        let mut doc = base.fork().with_actor(actor(8));
+        for title in ["a", "b", "c"] {
+            doc.transact::<_, _, schema::SchemaError>(|tx| schema::set_title(tx, title)).expect("edit");
+        }
+        let changes = new_changes(&base, &doc);
+        let mut joined = Vec::new();
+        for c in &changes {
+            joined.extend_from_slice(c.raw_bytes());
+        }
+        let message = sync::Message {
+            heads: doc.get_heads(),
+            need: vec![],
+            have: vec![],
+            changes: sync::ChunkList::from(vec![joined]),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let incoming = incoming_changes(&base, &message).expect("readable");
+        assert_eq!(incoming.len(), 3);
+        let whole = sync::Message { changes: sync::ChunkList::from(vec![doc.save()]), ..message };
+        assert_eq!(incoming_changes(&base, &whole).expect("a whole document").len(), 3);
     }
 
     #[test]

@@ -17,7 +17,7 @@ async function startSecureServer() {
   const data = await mkdtemp(join(tmpdir(), "konsens-secure-"))
   const child = spawn(join(root, "target/debug/konsens-server"), ["--data", data, "--listen", "127.0.0.1:0"], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: "info" },
+    env: { ...process.env, RUST_LOG: process.env.KONSENS_BROWSER_SERVER_LOG ?? "info" },
   })
   let out = ""
   let err = ""
@@ -99,7 +99,9 @@ test("a participant joins through an invitation link and writes under a verified
   const editor = page.getByRole("textbox", { name: "Recommendation", exact: true })
   await editor.click()
   await editor.pressSequentially("Employers pay all recruitment costs.")
-  await waitSynced(page)
+  await waitSynced(page).catch(e => {
+    throw new Error(`${e.message}\nserver log:\n${server.log()}`)
+  })
 
   // The server attributes the change to Pia, as verified by her token.
   const history = await (
@@ -109,4 +111,34 @@ test("a participant joins through an invitation link and writes under a verified
   assert.ok(hers.length > 0, JSON.stringify(history, null, 1))
   assert.ok(hers.every(c => c.verified === true && c.merged_by === null))
   await context.close()
+})
+
+test("a facilitator invites and revokes from the web app", async () => {
+  const admin = await browser.newContext({ locale: "en-US" })
+  const page = await admin.newPage()
+  page.on("pageerror", e => console.error("[admin] page error:", e))
+  await page.goto(server.adminLink)
+  const processes = await (await fetch(`${server.base}/api/processes`, { headers: { Authorization: `Bearer ${server.adminToken}` } })).json()
+  await page.goto(`${server.base}/p/${processes[0].id}`)
+  await page.locator("#members:not([hidden])").waitFor()
+  await page.getByLabel("Name", { exact: true }).fill("Omar Observer")
+  await page.getByLabel("Organisation", { exact: true }).fill("Employers' Association")
+  await page.getByLabel("Role").selectOption("observer")
+  await page.getByRole("button", { name: "Invite", exact: true }).click()
+  const link = await page.locator("#invite-link").inputValue()
+  assert.match(link, /\/join\//)
+  await page.locator("#members-list li", { hasText: "Omar Observer" }).waitFor()
+
+  // The link works, until the facilitator revokes it.
+  const observer = await browser.newContext()
+  const joined = await observer.newPage()
+  await joined.goto(link)
+  await joined.waitForURL(/\/p\//)
+  await page.getByRole("button", { name: "Revoke access: Omar Observer" }).click()
+  await page.locator("#members-list li", { hasText: "Omar Observer" }).waitFor({ state: "detached" })
+  const again = await observer.newPage()
+  const res = await again.goto(link)
+  assert.equal(res.status(), 401)
+  await observer.close()
+  await admin.close()
 })

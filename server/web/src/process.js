@@ -7,6 +7,7 @@ import { t } from "./i18n.js"
 import * as M from "./model.js"
 import { rememberProcess } from "./start.js"
 import { downloadReport } from "./report.js"
+import { membersSection } from "./members.js"
 
 const docId = url => String(url).replace(/^automerge:/, "").split("#")[0]
 
@@ -100,7 +101,8 @@ export function processPage(app, id) {
     h("div", { class: "filters", role: "group", "aria-label": t("filters") }, field(t("filterStatus"), statusFilter), field(t("filterSector"), sectorFilter)),
     workshopsEl,
     exportButtons,
-    h("div", { class: "columns" }, newRecForm, newWorkshopForm)
+    h("div", { class: "columns" }, newRecForm, newWorkshopForm),
+    membersSection(id)
   )
 
   const render = batched(() => {
