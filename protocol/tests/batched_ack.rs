@@ -16,6 +16,11 @@ fn sync(document_id: DocumentId, data: Vec<u8>) -> DocInput {
     }
 }
 
+/// A client's sync message with these heads and changes.
+fn message(heads: Vec<automerge::ChangeHash>, changes: Vec<Vec<u8>>) -> Vec<u8> {
+    SyncMessage { heads, need: vec![], have: vec![], changes: ChunkList::from(changes), flags: None, version: MessageVersion::V1 }.encode()
+}
+
 fn flushes(effects: &[DocEffect]) -> Vec<u64> {
     effects.iter().filter_map(|e| if let DocEffect::Flush { seq, .. } = e { Some(*seq) } else { None }).collect()
 }
@@ -41,15 +46,6 @@ fn a_change_and_a_heads_only_message_in_one_batch_are_acknowledged() {
     tx.put(ROOT, "title", "first").expect("put");
     tx.commit();
     let first = client.get_last_local_change().expect("change").raw_bytes().to_vec();
-    let message = |heads, changes: Vec<Vec<u8>>| SyncMessage {
-        heads,
-        need: vec![],
-        have: vec![],
-        changes: ChunkList::from(changes),
-        flags: None,
-        version: MessageVersion::V1,
-    }
-    .encode();
     let effects = server.handle([sync(document_id, message(client.get_heads(), vec![first]))]);
     let seq = flushes(&effects)[0];
     let effects = server.handle([DocInput::Durable { seq }]);
@@ -76,15 +72,6 @@ fn a_heads_only_message_arriving_with_the_flush_does_not_swallow_the_acknowledge
     let document_id = DocumentId::from_random([4; 16]);
     let mut server = DocEngine::new(document_id, PeerId::from("server"), Role::Server);
     let mut client = Automerge::new().with_actor(ActorId::from(vec![2; 16]));
-    let message = |heads, changes: Vec<Vec<u8>>| SyncMessage {
-        heads,
-        need: vec![],
-        have: vec![],
-        changes: ChunkList::from(changes),
-        flags: None,
-        version: MessageVersion::V1,
-    }
-    .encode();
     let mut tx = client.transaction();
     tx.put(ROOT, "title", "first").expect("put");
     tx.commit();

@@ -321,3 +321,17 @@ pub async fn http_request(
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((status, body))
 }
+
+/// An Automerge sync message that says nothing (no heads, no changes): what a
+/// peer with an empty document sends to ask for one.
+pub fn empty_sync_message() -> Vec<u8> {
+    automerge::sync::Message {
+        heads: vec![],
+        need: vec![],
+        have: vec![],
+        changes: automerge::sync::ChunkList::empty(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+    .encode()
+}

@@ -220,15 +220,7 @@ async fn a_non_member_cannot_tell_a_secret_document_from_a_missing_one() -> Resu
 
     let mut peer = RawPeer::join(&format!("{}?token={token}", world.server.ws_url()), "outsider").await?;
     let server_id = peer.server_id.clone().context("joined")?;
-    let empty_sync = automerge::sync::Message {
-        heads: vec![],
-        need: vec![],
-        have: vec![],
-        changes: automerge::sync::ChunkList::empty(),
-        flags: None,
-        version: automerge::sync::MessageVersion::V1,
-    }
-    .encode();
+    let empty_sync = konsens_tests::empty_sync_message();
     let missing = DocumentId::from_random([77; 16]);
     let mut answers = Vec::new();
     for (document_id, request) in [(world.rec, true), (missing, true), (world.rec, false), (world.process, true)] {

@@ -123,15 +123,7 @@ async fn bad_input_is_refused_and_nobody_else_notices() -> Result<()> {
             sender_id: PeerId::from("newer-client"),
             target_id: newer.server_id.clone().context("joined")?,
             document_id: DocumentId::from_random([8; 16]),
-            data: automerge::sync::Message {
-                heads: vec![],
-                need: vec![],
-                have: vec![],
-                changes: automerge::sync::ChunkList::empty(),
-                flags: None,
-                version: automerge::sync::MessageVersion::V1,
-            }
-            .encode(),
+            data: konsens_tests::empty_sync_message(),
         }))
         .await?;
     assert!(

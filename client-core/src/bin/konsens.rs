@@ -861,19 +861,8 @@ fn print_history(entry: &HistoryEntry) {
     println!("{}  {when}  {who}: {}", &entry.hash[..12.min(entry.hash.len())], entry.summary);
 }
 
-/// UTC `YYYY-MM-DD HH:MM` without a date library.
+/// UTC `YYYY-MM-DD HH:MM` (the date as the report prints it).
 fn format_time(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
     let rest = seconds.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rest / 3600, (rest % 3600) / 60)
+    format!("{} {:02}:{:02}", konsens_protocol::report::iso_date(seconds * 1000), rest / 3600, (rest % 3600) / 60)
 }
