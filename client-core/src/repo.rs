@@ -253,7 +253,8 @@ impl Repo {
     }
 
     /// Resolves once the server has advertised exactly our heads for this
-    /// document, which konsens-server does only after flushing them to disk.
+    /// document (konsens-server does so only after flushing them to disk) and
+    /// our own copy is flushed too.
     pub async fn wait_synced(&self, id: DocumentId) -> Result<(), ClientError> {
         self.ask(|tx| Command::WaitSynced(id, tx)).await
     }
@@ -414,6 +415,7 @@ impl Actor {
                     let effects = engine.handle([input]);
                     self.execute(document, effects);
                 }
+                self.check_synced(document);
                 let settled = self.engines.get(&document).is_none_or(|e| !e.is_flushing() || e.has_failed());
                 if settled && let Some(waiters) = self.local_waiters.remove(&document) {
                     let failed = self.engines.get(&document).is_some_and(DocEngine::has_failed);
@@ -555,7 +557,11 @@ impl Actor {
         if let Some(t) = theirs.as_mut() {
             t.sort();
         }
+        // Synced means both sides have it on disk: the server advertised our
+        // heads, and what we received is flushed to our own store (a CLI
+        // process exits right after).
         if theirs.as_deref() == Some(ours.as_slice())
+            && !engine.is_flushing()
             && let Some(waiters) = self.synced_waiters.remove(&id)
         {
             for waiter in waiters {
