@@ -20,6 +20,10 @@ pub struct LightSync {
     index: HashMap<ChangeHash, usize>,
     order: Vec<ChangeHash>,
     heads: BTreeSet<ChangeHash>,
+    /// Dependencies of changes we hold that we have not seen: a bloom filter
+    /// false positive made the server skip them. Asked for in `need`, as
+    /// Automerge asks for the missing dependencies of its queued changes.
+    missing: BTreeSet<ChangeHash>,
     own: HashMap<ChangeHash, Vec<u8>>,
     own_recent: VecDeque<ChangeHash>,
     pending: Vec<Vec<u8>>,
@@ -48,8 +52,12 @@ impl LightSync {
         }
         self.index.insert(hash, self.order.len());
         self.order.push(hash);
+        self.missing.remove(&hash);
         for d in deps {
             self.heads.remove(d);
+            if !self.index.contains_key(d) {
+                self.missing.insert(*d);
+            }
         }
         self.heads.insert(hash);
         true
@@ -153,13 +161,15 @@ impl LightSync {
     /// The next message to send, following `generate_sync_message`'s rules.
     pub fn generate(&mut self) -> Option<Message> {
         let our_heads = self.heads();
-        let need: Vec<ChangeHash> = self
+        let mut need: BTreeSet<ChangeHash> = self
             .their_heads
             .iter()
             .flatten()
             .filter(|h| !self.has(h))
             .copied()
             .collect();
+        need.extend(self.missing.iter().copied());
+        let need: Vec<ChangeHash> = need.into_iter().collect();
         let since = self.since_shared();
         let have = vec![Have {
             last_sync: self.shared_heads.clone(),
@@ -173,7 +183,7 @@ impl LightSync {
         }
         let heads_unchanged = self.last_sent_heads == our_heads;
         let heads_equal = self.their_heads.as_ref() == Some(&our_heads);
-        if heads_unchanged && self.have_responded && changes.is_empty() && (heads_equal || self.in_flight) {
+        if heads_unchanged && self.have_responded && changes.is_empty() && need.is_empty() && (heads_equal || self.in_flight) {
             return None;
         }
         self.have_responded = true;

@@ -80,6 +80,7 @@ fn main() -> Result<()> {
     let started = std::time::SystemTime::now();
 
     let mut report = String::new();
+    let mut failures: Vec<String> = Vec::new();
     if wants(&args.scenarios, "workshop") {
         eprintln!("workshop: building the friendsforever document");
         let base = trace::build_concurrent("friendsforever.json.gz")?;
@@ -102,7 +103,9 @@ fn main() -> Result<()> {
         let mut results = Vec::new();
         for &kind in &kinds {
             let dir = scratch.path().join(format!("workshop-{kind:?}"));
-            results.push((kind.label(), scenarios::workshop::run_server(kind, &base, &config, &dir)?));
+            if let Some(r) = attempt(&mut failures, "workshop", kind, scenarios::workshop::run_server(kind, &base, &config, &dir)) {
+                results.push((kind.label(), r));
+            }
         }
         if limit {
             results.push(("bare automerge (limit)", scenarios::workshop::run_limit(&base, &config)?));
@@ -116,7 +119,9 @@ fn main() -> Result<()> {
         let mut results = Vec::new();
         for &kind in &kinds {
             let dir = scratch.path().join(format!("trace-{kind:?}"));
-            results.push((kind.label(), scenarios::replay::run_server(kind, &trace, &dir)?));
+            if let Some(r) = attempt(&mut failures, "trace replay", kind, scenarios::replay::run_server(kind, &trace, &dir)) {
+                results.push((kind.label(), r));
+            }
         }
         let limit_row = if limit { Some(scenarios::replay::run_limit(&trace)?) } else { None };
         report.push_str(&report::replay(&results, limit_row.as_ref()));
@@ -127,7 +132,9 @@ fn main() -> Result<()> {
         let mut results = Vec::new();
         for &kind in &kinds {
             let dir = scratch.path().join(format!("many-{kind:?}"));
-            results.push((kind.label(), scenarios::docs::many_documents(kind, documents, typing, &dir)?));
+            if let Some(r) = attempt(&mut failures, "many documents", kind, scenarios::docs::many_documents(kind, documents, typing, &dir)) {
+                results.push((kind.label(), r));
+            }
         }
         report.push_str(&report::many(&results, typing));
     }
@@ -141,7 +148,9 @@ fn main() -> Result<()> {
         let mut results = Vec::new();
         for &kind in &durable_kinds {
             let dir = scratch.path().join(format!("durable-{kind:?}"));
-            results.push((kind, scenarios::docs::durable(kind, writers, duration, &dir)?));
+            if let Some(r) = attempt(&mut failures, "durable acknowledgements", kind, scenarios::docs::durable(kind, writers, duration, &dir)) {
+                results.push((kind, r));
+            }
         }
         report.push_str(&report::durable(&results, duration));
     }
@@ -151,7 +160,9 @@ fn main() -> Result<()> {
         let mut results = Vec::new();
         for &kind in &kinds {
             let dir = scratch.path().join(format!("cold-{kind:?}"));
-            results.push((kind.label(), scenarios::docs::cold_start(kind, documents, &dir)?));
+            if let Some(r) = attempt(&mut failures, "cold start", kind, scenarios::docs::cold_start(kind, documents, &dir)) {
+                results.push((kind.label(), r));
+            }
         }
         report.push_str(&report::cold(&results));
     }
@@ -161,9 +172,19 @@ fn main() -> Result<()> {
         let mut results = Vec::new();
         for &kind in &kinds {
             let dir = scratch.path().join(format!("idle-{kind:?}"));
-            results.push((kind.label(), scenarios::docs::idle(kind, connections, &dir)?));
+            if let Some(r) = attempt(&mut failures, "idle connections", kind, scenarios::docs::idle(kind, connections, &dir)) {
+                results.push((kind.label(), r));
+            }
         }
         report.push_str(&report::idle(&results));
+    }
+
+    if !failures.is_empty() {
+        report.push_str("## Runs that failed\n\nThese servers have no row in the tables above; the reason is the driver's error.\n\n");
+        for f in &failures {
+            report.push_str(&format!("- {f}\n"));
+        }
+        report.push('\n');
     }
 
     let elapsed = started.elapsed().unwrap_or_default();
@@ -179,6 +200,20 @@ fn main() -> Result<()> {
         eprintln!("wrote {}", out.display());
     }
     Ok(())
+}
+
+/// Keep going when one server fails a scenario: note why, report the rest.
+fn attempt<T>(failures: &mut Vec<String>, scenario: &str, kind: Kind, result: Result<T>) -> Option<T> {
+    match result {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string().lines().next().unwrap_or("").to_owned()).collect();
+            let reason = chain.join(": ");
+            eprintln!("  {:<28} FAILED {scenario}: {reason}", kind.label());
+            failures.push(format!("{scenario}, {}: {reason}", kind.label()));
+            None
+        }
+    }
 }
 
 fn args_line() -> String {
@@ -215,7 +250,16 @@ mod report {
         let _ = writeln!(s, "# Benchmarks{}\n", if quick { " (quick mode)" } else { "" });
         let _ = writeln!(s, "- **Command:** `cargo build --release -p konsens-server -p konsens-bench && target/release/{command}`");
         let _ = writeln!(s, "- **Date:** {date}; run took {:.0} s", elapsed.as_secs_f64());
-        let _ = writeln!(s, "- **Machine:** {cpu}, {cores} cores, {mem}, Linux {}", kernel.trim());
+        // Where the servers' data lives matters for flush-before-acknowledge.
+        let disk = std::process::Command::new("df")
+            .args(["--output=fstype,source"])
+            .arg(std::env::temp_dir())
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().nth(1).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" on ")))
+            .unwrap_or_else(|| "unknown".into());
+        let _ = writeln!(s, "- **Machine:** {cpu}, {cores} cores, {mem}, Linux {}; data directories on {disk}", kernel.trim());
+        let _ = writeln!(s, "- **Notes:** what the figures mean, what stands between konsens and each target, and what failed: [benchmarks-notes.md](benchmarks-notes.md)");
         let _ = writeln!(s, "- **Pinning:** each server on core {}, the load driver on core {} (`taskset`); server CPU is utime+stime from `/proc/<pid>/stat`, memory is VmRSS from `/proc/<pid>/status`.", servers::SERVER_CORE, servers::DRIVER_CORE);
         let _ = writeln!(s, "- **Servers:** konsens-server (release, sled, flush before acknowledge, group commit); the stock sync server of `@automerge/automerge-repo` 2.5.6 with `NodeFSStorageAdapter` (`tests/js`, pinned by its lockfile); samod 0.16 with its filesystem storage (`bench/src/bin/samod-server.rs`); the limit is the same work on bare Automerge 0.12 in the driver's process, no network, no disk.");
         let _ = writeln!(s, "- **Driver:** one Rust process, one thread, speaking the automerge-repo protocol. Watchers are light peers (change graph only, same sync messages as Automerge would send); one participant per run is a real Automerge replica whose CPU is reported as the participants' cost.\n");
@@ -253,10 +297,10 @@ mod report {
         let docs = results.first().map(|r| r.1.documents).unwrap_or(0);
         let _ = writeln!(s, "{docs} documents, each with one writer and one reader (2,000 connections at full size), every writer making 2 edits/s for {:.0} s. Latency is writer → reader; RSS is the server's at the end of the typing.
 ", typing.as_secs_f64());
-        let _ = writeln!(s, "| server | edits | delivered | p50 | p99 | server CPU s / 1000 edits | server RSS |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| server | edits | delivered | p50 | p99 | server CPU s / 1000 edits | server RSS | driver load |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
         for (label, r) in results {
-            let _ = writeln!(s, "| {label} | {} | {:.1} % | {} | {} | {:.3} | {:.0} MiB |", r.edits, r.delivered * 100.0, ms(r.p50_ms), ms(r.p99_ms), r.server_cpu_per_1000, r.rss_mib);
+            let _ = writeln!(s, "| {label} | {} | {:.1} % | {} | {} | {:.3} | {:.0} MiB | {:.0} % |", r.edits, r.delivered * 100.0, ms(r.p50_ms), ms(r.p99_ms), r.server_cpu_per_1000, r.rss_mib, r.driver_load * 100.0);
         }
         s.push('\n');
         s

@@ -697,13 +697,14 @@ fn fast_ack(peer: &mut PeerState, m: sync::Message, our_heads: &[ChangeHash]) {
 }
 
 /// `receive_sync_message` for a message whose changes the batched load has
-/// already applied, when its heads are known to us and cover the heads we
-/// last sent (so every hash we sent is an ancestor of them): Automerge would
-/// find nothing new to load, forget what we sent and share the peer's heads.
-/// Gives the message back when those conditions do not hold.
+/// already applied, when its heads are known to us and cover the heads of a
+/// message we sent (so every hash sent up to that message is an ancestor of
+/// them): Automerge would find nothing new to load, forget those sent hashes
+/// and share the peer's heads. A typist's message usually covers our last
+/// message, or an earlier one when it typed before that one arrived. Gives the
+/// message back when no logged message qualifies.
 fn fast_receive_changes(peer: &mut PeerState, m: sync::Message) -> Result<(), sync::Message> {
-    let state = &peer.sync;
-    if m.changes.is_empty() || m.heads.is_empty() || state.last_sent_heads.is_empty() {
+    if m.changes.is_empty() || m.heads.is_empty() || peer.sync.last_sent_heads.is_empty() {
         return Err(m);
     }
     let mut hashes = HashSet::new();
@@ -724,16 +725,28 @@ fn fast_receive_changes(peer: &mut PeerState, m: sync::Message) -> Result<(), sy
     if !parsed {
         return Err(m);
     }
-    let known = |h: &ChangeHash| hashes.contains(h) || state.last_sent_heads.contains(h);
-    let covers = state.last_sent_heads.iter().all(|h| m.heads.contains(h) || deps.contains(h));
-    if !covers || !m.heads.iter().all(known) {
-        return Err(m);
+    let qualifies = |sent: &[ChangeHash]| {
+        !sent.is_empty()
+            && sent.iter().all(|h| m.heads.contains(h) || deps.contains(h))
+            && m.heads.iter().all(|h| hashes.contains(h) || sent.contains(h))
+    };
+    if qualifies(&peer.sync.last_sent_heads) {
+        peer.sent_log.clear();
+        peer.sync.sent_hashes.clear();
+    } else {
+        // The newest logged message the peer's heads cover.
+        let Some(upto) = peer.sent_log.iter().rposition(|(heads, _)| qualifies(heads)) else {
+            return Err(m);
+        };
+        for (_, sent) in peer.sent_log.drain(..=upto) {
+            for h in sent {
+                peer.sync.sent_hashes.remove(&h);
+            }
+        }
     }
-    peer.sent_log.clear();
     let state = &mut peer.sync;
     state.in_flight = false;
     take_flags(state, m.flags);
-    state.sent_hashes.clear();
     state.shared_heads.clone_from(&m.heads);
     state.their_have = Some(m.have);
     state.their_need = Some(m.need);

@@ -104,6 +104,8 @@ pub struct ManyRow {
     pub p99_ms: Option<f64>,
     pub rss_mib: f64,
     pub server_cpu_per_1000: f64,
+    /// Share of one core the driver used while typing.
+    pub driver_load: f64,
 }
 
 pub fn many_documents(kind: Kind, documents: usize, typing: Duration, data_dir: &std::path::Path) -> Result<ManyRow> {
@@ -220,10 +222,12 @@ async fn many_drive(server: &Server, documents: usize, typing: Duration) -> Resu
         ready += 1;
     }
     let cpu0 = server.cpu_seconds()?;
+    let own0 = crate::stats::own_cpu_seconds()?;
     shared.borrow_mut().typing = true;
     go_tx.send(true)?;
     tokio::time::sleep(typing).await;
     shared.borrow_mut().typing = false;
+    let driver_load = (crate::stats::own_cpu_seconds()? - own0) / typing.as_secs_f64();
     let rss = server.rss_bytes()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -252,6 +256,7 @@ async fn many_drive(server: &Server, documents: usize, typing: Duration) -> Resu
         p99_ms: quantile(&mut samples, 0.99),
         rss_mib: rss as f64 / (1 << 20) as f64,
         server_cpu_per_1000: cpu / edits.max(1) as f64 * 1000.0,
+        driver_load,
     })
 }
 
