@@ -32,6 +32,9 @@ struct Args {
     /// Servers to run (comma-separated): konsens, stock, samod, limit.
     #[arg(long, value_delimiter = ',')]
     servers: Option<Vec<String>>,
+    /// Workshop typist counts to run instead of the mode's list (comma-separated), for profiling one rate.
+    #[arg(long, value_delimiter = ',')]
+    ks: Option<Vec<usize>>,
     /// Where to write the report; `-` for nowhere.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -99,6 +102,10 @@ fn main() -> Result<()> {
                 typing: Duration::from_secs(10),
                 drain: Duration::from_secs(10),
             }
+        };
+        let config = match &args.ks {
+            Some(ks) => scenarios::workshop::Config { ks: ks.clone(), ..config },
+            None => config,
         };
         let mut results = Vec::new();
         for &kind in &kinds {
