@@ -4,6 +4,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Default of [`ServerConfig::coalesce_window`], in milliseconds.
+pub const DEFAULT_COALESCE_MS: u64 = 50;
+
+/// Documents with fewer connections never wait for a round: with one writer
+/// and one reader there is nothing to fan out, and the writer is waiting
+/// for its acknowledgement.
+pub const COALESCE_MIN_PEERS: usize = 3;
+
 /// Everything the server needs to know to run.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -21,6 +29,11 @@ pub struct ServerConfig {
     pub outbound_queue: usize,
     /// Commands queued for one document before senders wait (backpressure).
     pub document_queue: usize,
+    /// Shortest time between two sync rounds of one document that is shared
+    /// by [`COALESCE_MIN_PEERS`] or more connections. Keystrokes that arrive
+    /// within it are applied, flushed and fanned out together: one load and
+    /// one message per peer instead of one per keystroke. Zero turns it off.
+    pub coalesce_window: Duration,
     /// How long a new connection may take to send `join`.
     pub handshake_timeout: Duration,
     /// Abuse limits; each breach is logged and answered with a clear error.
@@ -61,6 +74,7 @@ impl ServerConfig {
             idle_evict_after: Duration::from_secs(60),
             outbound_queue: 4096,
             document_queue: 1024,
+            coalesce_window: Duration::from_millis(DEFAULT_COALESCE_MS),
             handshake_timeout: Duration::from_secs(30),
             limits: Limits::default(),
         }

@@ -97,26 +97,34 @@ impl DocumentTask {
         if let State::Unreadable(reason) = &state {
             tracing::error!(document = %self.id, %reason, "document is unreadable; serving errors for it");
         }
+        // Sync messages held for the next round (see `ServerConfig::coalesce_window`).
+        let mut held: Vec<DocInput> = Vec::new();
+        // The earliest time the next round of a shared document may start.
+        let mut next_round_at = tokio::time::Instant::now();
         loop {
             let idle = match &state {
-                State::Live(engine) => engine.is_idle(),
+                State::Live(engine) => engine.is_idle() && held.is_empty(),
                 State::Unreadable(_) => self.connections.is_empty(),
             };
             let mut inputs = Vec::new();
-            tokio::select! {
-                biased;
-                Some((seq, result)) = self.durable_rx.recv() => inputs.push(durable_input(seq, result)),
-                command = self.commands.recv() => match command {
-                    Some(command) => self.take(command, &mut state, &mut inputs),
-                    None => return,
-                },
-                () = tokio::time::sleep(self.hub.config.idle_evict_after), if idle => {
-                    self.evict().await;
-                    return;
-                }
-                // On shutdown, leave once nothing is waiting for a flush.
-                () = self.hub.shutdown_token().cancelled(), if !matches!(&state, State::Live(e) if e.is_flushing()) => {
-                    return;
+            let round_due = !held.is_empty() && tokio::time::Instant::now() >= next_round_at;
+            if !round_due {
+                tokio::select! {
+                    biased;
+                    Some((seq, result)) = self.durable_rx.recv() => inputs.push(durable_input(seq, result)),
+                    command = self.commands.recv() => match command {
+                        Some(command) => self.take(command, &mut state, &mut inputs),
+                        None => return,
+                    },
+                    () = tokio::time::sleep_until(next_round_at), if !held.is_empty() => {}
+                    () = tokio::time::sleep(self.hub.config.idle_evict_after), if idle => {
+                        self.evict().await;
+                        return;
+                    }
+                    // On shutdown, leave once nothing is waiting for a flush.
+                    () = self.hub.shutdown_token().cancelled(), if !matches!(&state, State::Live(e) if e.is_flushing()) => {
+                        return;
+                    }
                 }
             }
             // Everything else already queued joins this batch.
@@ -132,7 +140,16 @@ impl DocumentTask {
             let State::Live(engine) = &mut state else {
                 continue;
             };
+            let inputs = self.coalesce(engine, inputs, &mut held, &next_round_at);
+            if inputs.is_empty() {
+                continue;
+            }
             let effects = engine.handle(inputs);
+            // A round that applied changes opens the window; acknowledgements,
+            // which change nothing, pass freely and do not.
+            if effects.iter().any(|e| matches!(e, DocEffect::Persist { .. })) {
+                next_round_at = tokio::time::Instant::now() + self.hub.config.coalesce_window;
+            }
             let gone = self.execute(effects);
             if !gone.is_empty() {
                 let effects = engine.handle(gone.into_iter().map(|conn| DocInput::Disconnected { conn }));
@@ -145,6 +162,43 @@ impl DocumentTask {
                 return;
             }
         }
+    }
+
+    /// Decide which inputs the engine sees now. A document shared by many
+    /// connections applies changes at most once per coalescing window: sync
+    /// messages that arrive sooner after a round that applied changes are held
+    /// (in order) and join the next round, so a burst of keystrokes costs one load, one flush and one
+    /// message per peer. Everything else (durability, presence, departures)
+    /// passes at once; a departure drops what its connection had held.
+    fn coalesce(
+        &self,
+        engine: &DocEngine,
+        inputs: Vec<DocInput>,
+        held: &mut Vec<DocInput>,
+        next_round_at: &tokio::time::Instant,
+    ) -> Vec<DocInput> {
+        let window = self.hub.config.coalesce_window;
+        let now = tokio::time::Instant::now();
+        let shared = engine.connections().count() >= crate::config::COALESCE_MIN_PEERS;
+        let hold = !window.is_zero() && shared && now < *next_round_at;
+        let mut now_inputs = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            match input {
+                DocInput::Sync { .. } if hold => held.push(input),
+                DocInput::Disconnected { conn } => {
+                    held.retain(|h| !matches!(h, DocInput::Sync { conn: c, .. } if *c == conn));
+                    now_inputs.push(input);
+                }
+                other => now_inputs.push(other),
+            }
+        }
+        if !hold && !held.is_empty() {
+            // Held messages came first: keep each peer's messages in order.
+            let mut ordered = std::mem::take(held);
+            ordered.append(&mut now_inputs);
+            now_inputs = ordered;
+        }
+        now_inputs
     }
 
     /// Turn a command into engine input, remembering the connection's handle.

@@ -11,6 +11,9 @@ use serde::Serialize;
 use crate::connection;
 use crate::hub::Hub;
 
+/// Read and write buffer of each WebSocket (see `sync_socket`).
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+
 pub(crate) fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/sync", get(sync_socket))
@@ -40,7 +43,13 @@ async fn sync_socket(
         }
     };
     let limit = hub.config.max_frame_bytes;
+    // tungstenite's default buffers are 128 KiB each, allocated per socket: at
+    // 10,000 idle participants that is over a GiB for nothing. Our messages are
+    // mostly small sync rounds; a larger message grows the read buffer as
+    // needed (up to the frame limit) and is written straight through.
     upgrade
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| connection::serve(socket, hub, principal))

@@ -41,6 +41,10 @@ struct Args {
     /// New documents per member per hour.
     #[arg(long, env = "KONSENS_DOCUMENTS_PER_HOUR", default_value_t = 200)]
     documents_per_hour: usize,
+    /// Shortest time between two sync rounds of a document shared by three or
+    /// more connections (coalesces keystrokes; 0 turns it off).
+    #[arg(long, env = "KONSENS_COALESCE_MS", default_value_t = konsens_server::DEFAULT_COALESCE_MS)]
+    coalesce_ms: u64,
     /// Seed an example process (once) before serving.
     #[arg(long)]
     demo: bool,
@@ -81,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     config.open = args.open;
     config.max_frame_bytes = args.max_frame_bytes;
     config.idle_evict_after = std::time::Duration::from_secs(args.idle_evict_secs);
+    config.coalesce_window = std::time::Duration::from_millis(args.coalesce_ms);
     let server = Server::bind(config).await.context("starting konsens-server")?;
     if args.demo {
         let id = server.seed_demo().context("seeding the demo process")?;
