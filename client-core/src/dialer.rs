@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use konsens_protocol::{ConnectionId, Message, PeerId, PeerMetadata};
+use konsens_protocol::{ConnectionId, Message, PeerId, PeerMetadata, StorageId};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -17,6 +17,8 @@ pub(crate) struct DialerConfig {
     pub url: String,
     pub token: Option<String>,
     pub peer_id: PeerId,
+    /// Our store's id, so the server keeps what it shares with us.
+    pub storage_id: Option<StorageId>,
     pub max_frame_bytes: usize,
     pub commands: mpsc::WeakUnboundedSender<Command>,
     pub status: watch::Sender<ConnectionStatus>,
@@ -126,14 +128,19 @@ async fn session(config: &DialerConfig, conn: ConnectionId, backoff: &mut Durati
     let (mut sink, mut stream) = socket.split();
     let join = Message::Join {
         sender_id: config.peer_id.clone(),
-        peer_metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: false }),
+        // Our store keeps documents, so the server may keep what it shares
+        // with it across our reconnects.
+        peer_metadata: Some(PeerMetadata { storage_id: config.storage_id.clone(), is_ephemeral: false }),
         supported_protocol_versions: Some(vec![konsens_protocol::PROTOCOL_VERSION.to_owned()]),
     };
     sink.send(WsMessage::Binary(join.encode().into())).await.map_err(|e| SessionEnd::Other(e.to_string()))?;
-    let server = loop {
+    let (server, server_storage) = loop {
         match stream.next().await {
             Some(Ok(WsMessage::Binary(bytes))) => match Message::decode(&bytes, config.max_frame_bytes) {
-                Ok(Message::Peer { sender_id, .. }) => break sender_id,
+                Ok(Message::Peer { sender_id, peer_metadata, .. }) => {
+                    let storage = peer_metadata.filter(|m| !m.is_ephemeral).and_then(|m| m.storage_id);
+                    break (sender_id, storage);
+                }
                 Ok(Message::Error { message, .. }) => return Err(SessionEnd::Refused(format!("server refused join: {message}"))),
                 Ok(other) => return Err(SessionEnd::Other(format!("expected peer, got {}", other.type_name()))),
                 Err(e) => return Err(SessionEnd::Other(e.to_string())),
@@ -149,7 +156,7 @@ async fn session(config: &DialerConfig, conn: ConnectionId, backoff: &mut Durati
     let (outbound_tx, mut outbound_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let commands = config.commands.upgrade().ok_or(SessionEnd::Other("repo closed".into()))?;
     commands
-        .send(Command::Connected { conn, server: server.clone(), outbound: outbound_tx })
+        .send(Command::Connected { conn, server: server.clone(), server_storage, outbound: outbound_tx })
         .map_err(|_| SessionEnd::Other("repo closed".into()))?;
     let _ = config.status.send(ConnectionStatus::Online { server });
     loop {

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use automerge::{Automerge, ChangeHash};
 use konsens_protocol::{
-    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, Role,
+    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, Role, StorageId,
 };
-use konsens_store::{ChunkStore, GroupCommit};
+use konsens_store::{ChunkStore, GroupCommit, Record};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -72,6 +72,8 @@ pub(crate) enum Command {
     Connected {
         conn: ConnectionId,
         server: PeerId,
+        /// The server's storage, from its `peer` message.
+        server_storage: Option<StorageId>,
         outbound: mpsc::UnboundedSender<Vec<u8>>,
     },
     Incoming(ConnectionId, Message),
@@ -105,6 +107,8 @@ struct Link {
     commands: mpsc::WeakUnboundedSender<Command>,
     status: watch::Sender<ConnectionStatus>,
     peer_id: PeerId,
+    /// Our store's id, announced in `join`.
+    storage_id: StorageId,
     max_frame_bytes: usize,
 }
 
@@ -129,6 +133,7 @@ impl Repo {
     /// one open per process).
     pub fn with_store(config: RepoConfig, store: ChunkStore) -> Result<Self, ClientError> {
         let (commit, _writer) = GroupCommit::spawn(store.clone())?;
+        let storage_id = store.storage_id(|| format!("konsens-client-{:032x}", rand::random::<u128>()))?;
         let peer_id = PeerId(config.peer_id.clone().unwrap_or_else(|| {
             format!("konsens-client-{:016x}", rand::random::<u64>())
         }));
@@ -157,6 +162,7 @@ impl Repo {
             commands: commands_tx.downgrade(),
             status: status_tx,
             peer_id: peer_id.clone(),
+            storage_id,
             max_frame_bytes: config.max_frame_bytes,
         });
         let repo = Self { commands: commands_tx, status: status_rx, peer_id, store, link };
@@ -183,6 +189,7 @@ impl Repo {
             url,
             token,
             peer_id: self.link.peer_id.clone(),
+            storage_id: Some(self.link.storage_id.clone()),
             max_frame_bytes: self.link.max_frame_bytes,
             commands: self.link.commands.clone(),
             status: self.link.status.clone(),
@@ -263,6 +270,7 @@ impl Repo {
 struct Connection {
     id: ConnectionId,
     server: PeerId,
+    server_storage: Option<StorageId>,
     outbound: mpsc::UnboundedSender<Vec<u8>>,
 }
 
@@ -376,9 +384,9 @@ impl Actor {
                 self.synced_waiters.entry(id).or_default().push(reply);
                 self.check_synced(id);
             }
-            Command::Connected { conn, server, outbound } => {
+            Command::Connected { conn, server, server_storage, outbound } => {
                 self.refused.clear();
-                self.connection = Some(Connection { id: conn, server: server.clone(), outbound });
+                self.connection = Some(Connection { id: conn, server: server.clone(), server_storage, outbound });
                 // Announce every stored document: the server learns what we
                 // created or changed while offline.
                 let mut ids: Vec<DocumentId> = self.store.documents().filter_map(Result::ok).collect();
@@ -430,9 +438,14 @@ impl Actor {
     /// Offer a document to the server (a `sync`, or a `request` if we have nothing).
     fn announce(&mut self, id: DocumentId) {
         let Some(connection) = &self.connection else { return };
-        let input = DocInput::Connected { conn: connection.id, peer: connection.server.clone() };
+        let mut inputs = Vec::with_capacity(2);
+        if let Some(storage) = &connection.server_storage {
+            // Resume from what we last shared with this server's storage.
+            inputs.push(DocInput::PeerStorage { conn: connection.id, peer: connection.server.clone(), storage: storage.clone() });
+        }
+        inputs.push(DocInput::Connected { conn: connection.id, peer: connection.server.clone() });
         if let Some(engine) = self.engines.get_mut(&id) {
-            let effects = engine.handle([input]);
+            let effects = engine.handle(inputs);
             self.execute(id, effects);
         }
     }
@@ -478,12 +491,19 @@ impl Actor {
     fn engine(&mut self, id: DocumentId) -> Result<&mut DocEngine, ClientError> {
         if !self.engines.contains_key(&id) {
             let chunks = self.store.load(&id)?;
-            let engine = DocEngine::load(
+            let mut engine = DocEngine::load(
                 id,
                 self.peer_id.clone(),
                 Role::Client,
                 chunks.iter().map(|c| (c.is_snapshot, c.bytes.as_slice())),
             )?;
+            match self.store.sync_states(&id) {
+                Ok(states) => engine.restore_sync_states(
+                    states.into_iter().map(|(storage, heads)| (storage, heads.into_iter().map(ChangeHash).collect())),
+                ),
+                // Only costs a longer first sync.
+                Err(e) => tracing::warn!(document = %id, error = %e, "cannot read sync states"),
+            }
             self.engines.insert(id, engine);
         }
         self.engines.get_mut(&id).ok_or(ClientError::Closed)
@@ -513,6 +533,12 @@ impl Actor {
                     }
                 }
                 DocEffect::Flush { .. } => {}
+                DocEffect::SaveSyncState { document_id, storage, heads } => {
+                    let record = Record::SyncState { document: document_id, storage, heads: heads.into_iter().map(|h| h.0).collect() };
+                    if let Err(e) = self.commit.submit_records(vec![record]) {
+                        tracing::debug!(document = %id, error = %e, "sync state not kept");
+                    }
+                }
                 DocEffect::Close { reason, .. } => {
                     tracing::warn!(document = %id, %reason, "engine closed the connection");
                     if let Some(connection) = self.connection.take() {

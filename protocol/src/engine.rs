@@ -21,12 +21,12 @@
 //! peer's sync state see its message (whose changes are by then known and cheap),
 //! and finally generates at most one message per peer.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, ChangeHash};
 
-use crate::message::{DocMessage, EphemeralMessage, Message, PeerId};
+use crate::message::{DocMessage, EphemeralMessage, Message, PeerId, StorageId};
 use crate::{DocumentId, ProtocolError};
 
 /// Identifies one live connection (a peer may reconnect under a new one).
@@ -65,7 +65,18 @@ pub enum DocInput {
     /// A connection was opened to a peer that should hear about this document
     /// now (client role: the server we dialled).
     Connected { conn: ConnectionId, peer: PeerId },
-    /// The connection is gone; forget its sync state.
+    /// The peer on this connection keeps its data in `storage` (from its
+    /// `join`): what we last shared with that storage, from an earlier
+    /// connection or a restored record, seeds its sync state, so a reconnect
+    /// costs one round trip with a bloom filter of what changed since, not of
+    /// the whole history. Give it before the connection's first message.
+    PeerStorage {
+        conn: ConnectionId,
+        peer: PeerId,
+        storage: StorageId,
+    },
+    /// The connection is gone; forget its sync state (keeping what we share
+    /// with its storage, see [`DocEffect::SaveSyncState`]).
     Disconnected { conn: ConnectionId },
     /// Everything persisted up to and including `seq` is flushed to disk.
     Durable { seq: u64 },
@@ -89,6 +100,14 @@ pub enum DocEffect {
     Flush { document_id: DocumentId, seq: u64 },
     /// Close the connection with this reason (after sending what precedes it).
     Close { conn: ConnectionId, reason: String },
+    /// Keep the heads we share with a remote storage, for its next connection
+    /// (see [`DocEngine::restore_sync_states`]). Losing it costs only a
+    /// longer first sync, so it needs no flush of its own.
+    SaveSyncState {
+        document_id: DocumentId,
+        storage: StorageId,
+        heads: Vec<ChangeHash>,
+    },
 }
 
 /// A write of document bytes.
@@ -113,6 +132,8 @@ struct PeerState {
     /// first: an acknowledgement of any of them can be taken without a walk
     /// of the change graph (see [`fast_ack`]).
     sent_log: VecDeque<(Vec<ChangeHash>, Vec<ChangeHash>)>,
+    /// The peer's storage, when it has one (see [`DocInput::PeerStorage`]).
+    storage: Option<StorageId>,
 }
 
 /// How many sent messages per peer [`PeerState::sent_log`] remembers.
@@ -126,6 +147,7 @@ impl PeerState {
             dirty: false,
             told_unavailable: false,
             sent_log: VecDeque::new(),
+            storage: None,
         }
     }
 }
@@ -158,6 +180,8 @@ pub struct DocEngine {
     ephemeral_order: VecDeque<(PeerId, String, u64)>,
     /// Storage failed; the runtime must drop this engine and reload from disk.
     failed: bool,
+    /// Heads we share with remote storages whose peers are not connected.
+    shared_with: HashMap<StorageId, Vec<ChangeHash>>,
 }
 
 /// Sizes of the stored chunks a document was loaded from, for compaction.
@@ -221,7 +245,24 @@ impl DocEngine {
             ephemeral_seen: HashSet::new(),
             ephemeral_order: VecDeque::new(),
             failed: false,
+            shared_with: HashMap::new(),
         }
+    }
+
+    /// Seed what we share with remote storages, from records kept by
+    /// [`DocEffect::SaveSyncState`]. Heads we do not hold (a record newer than
+    /// the document on disk) are dropped: that peer syncs from scratch.
+    pub fn restore_sync_states(&mut self, states: impl IntoIterator<Item = (StorageId, Vec<ChangeHash>)>) {
+        for (storage, heads) in states {
+            if !heads.is_empty() && heads.iter().all(|h| self.doc.get_change_meta_by_hash(h).is_some()) {
+                self.shared_with.insert(storage, heads);
+            }
+        }
+    }
+
+    /// The heads we last shared with a storage whose peer is not connected.
+    pub fn shared_with(&self, storage: &StorageId) -> Option<&[ChangeHash]> {
+        self.shared_with.get(storage).map(Vec::as_slice)
     }
 
     pub fn document_id(&self) -> DocumentId {
@@ -278,8 +319,18 @@ impl DocEngine {
                     // Idempotent: announcing twice must not reset a sync in progress.
                     self.peers.entry(conn).or_insert_with(|| PeerState::new(peer)).dirty = true;
                 }
+                DocInput::PeerStorage { conn, peer, storage } => {
+                    let state = self.peers.entry(conn).or_insert_with(|| PeerState::new(peer));
+                    let fresh = !state.sync.have_responded && state.sync.shared_heads.is_empty() && state.sync.their_heads.is_none();
+                    if fresh && let Some(heads) = self.shared_with.get(&storage) {
+                        state.sync.shared_heads.clone_from(heads);
+                    }
+                    state.storage = Some(storage);
+                }
                 DocInput::Disconnected { conn } => {
-                    self.peers.remove(&conn);
+                    if let Some(peer) = self.peers.remove(&conn) {
+                        self.keep_shared(peer, &mut out);
+                    }
                     self.waiting.retain(|w| w.conn != conn);
                 }
                 DocInput::Durable { seq } => {
@@ -328,6 +379,21 @@ impl DocEngine {
             self.generate(&mut out);
         }
         (result, out)
+    }
+
+    /// A departing peer's shared heads outlive its connection, by storage.
+    fn keep_shared(&mut self, peer: PeerState, out: &mut Vec<DocEffect>) {
+        let Some(storage) = peer.storage else { return };
+        let heads = peer.sync.shared_heads;
+        if heads.is_empty() || self.shared_with.get(&storage) == Some(&heads) {
+            return;
+        }
+        self.shared_with.insert(storage.clone(), heads.clone());
+        out.push(DocEffect::SaveSyncState {
+            document_id: self.document_id,
+            storage,
+            heads,
+        });
     }
 
     fn fail(&mut self, reason: &str, out: &mut Vec<DocEffect>) {

@@ -19,14 +19,14 @@
 //! --test simulation`; run a longer soak with `KONSENS_SIM_SEEDS=5000` and/or
 //! longer runs per seed with `KONSENS_SIM_STEPS=2000`.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, ObjId, ObjType, ROOT, ReadDoc};
 use konsens_protocol::{
     ConnectionId, DEFAULT_MAX_FRAME_BYTES, DocEffect, DocEngine, DocInput, DocMessage, DocumentId,
-    EphemeralMessage, Message, PeerId, Role, StorageWrite,
+    EphemeralMessage, Message, PeerId, Role, StorageId, StorageWrite,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -70,6 +70,14 @@ fn apply_write(chunks: &mut Vec<Chunk>, write: StorageWrite) {
             });
         }
     }
+}
+
+fn server_storage() -> StorageId {
+    StorageId("server-storage".into())
+}
+
+fn client_storage(i: usize) -> StorageId {
+    StorageId(format!("client-storage-{i}"))
 }
 
 fn load_engine(document_id: DocumentId, peer: &PeerId, role: Role, chunks: &[Chunk]) -> DocEngine {
@@ -168,6 +176,8 @@ struct Client {
     edits: Vec<ChangeHash>,
     /// Ephemeral messages sent so far (their `count`).
     ephemeral_count: u64,
+    /// What this client last shared with the server's storage (kept like its chunks).
+    saved_sync: Option<Vec<ChangeHash>>,
 }
 
 #[derive(Debug)]
@@ -176,6 +186,9 @@ struct Server {
     disk: Disk,
     /// Flushes requested but not yet completed, in request order.
     pending_flushes: VecDeque<u64>,
+    /// Shared heads kept per client storage. They survive crashes even when
+    /// the changes they name did not: the engine must notice and drop them.
+    sync_states: BTreeMap<StorageId, Vec<ChangeHash>>,
 }
 
 /// A local edit, planned from the client's current document before it runs.
@@ -217,6 +230,8 @@ struct Stats {
     doc_unavailable: usize,
     ephemeral_relayed: usize,
     sends_to_gone_connections: usize,
+    sync_states_saved: usize,
+    sync_states_restored: usize,
 }
 
 impl Stats {
@@ -239,6 +254,8 @@ impl Stats {
         self.doc_unavailable += o.doc_unavailable;
         self.ephemeral_relayed += o.ephemeral_relayed;
         self.sends_to_gone_connections += o.sends_to_gone_connections;
+        self.sync_states_saved += o.sync_states_saved;
+        self.sync_states_restored += o.sync_states_restored;
     }
 }
 
@@ -292,6 +309,7 @@ impl Sim {
                     store: Vec::new(),
                     edits: Vec::new(),
                     ephemeral_count: 0,
+                    saved_sync: None,
                 }
             })
             .collect();
@@ -303,6 +321,7 @@ impl Sim {
                 engine: DocEngine::new(document_id, server_peer.clone(), Role::Server),
                 disk: Disk::default(),
                 pending_flushes: VecDeque::new(),
+                sync_states: BTreeMap::new(),
             },
             server_peer,
             clients,
@@ -356,10 +375,17 @@ impl Sim {
             to_client: VecDeque::new(),
         });
         let peer = self.server_peer.clone();
-        let effects = self.clients[i].engine.handle(vec![DocInput::Connected {
-            conn: client_conn,
-            peer,
-        }]);
+        let effects = self.clients[i].engine.handle(vec![
+            DocInput::PeerStorage {
+                conn: client_conn,
+                peer: peer.clone(),
+                storage: server_storage(),
+            },
+            DocInput::Connected {
+                conn: client_conn,
+                peer,
+            },
+        ]);
         self.apply_client_effects(i, effects);
     }
 
@@ -442,6 +468,10 @@ impl Sim {
                         self.disconnect(i);
                     }
                 }
+                DocEffect::SaveSyncState { storage, heads, .. } => {
+                    self.stats.sync_states_saved += 1;
+                    self.server.sync_states.insert(storage, heads);
+                }
             }
         }
     }
@@ -509,6 +539,11 @@ impl Sim {
                     self.stats.closes += 1;
                     self.disconnect(i);
                 }
+                DocEffect::SaveSyncState { storage, heads, .. } => {
+                    assert_eq!(storage, server_storage(), "seed {}: client {i} saved a state for a storage it never met", self.seed);
+                    self.stats.sync_states_saved += 1;
+                    client.saved_sync = Some(heads);
+                }
             }
         }
     }
@@ -525,6 +560,16 @@ impl Sim {
         let (client_conn, server_conn) = (link.client_conn, link.server_conn);
         match direction {
             Direction::ToServer => {
+                // Like the server runtime: the first frame of a connection the
+                // engine does not know yet is preceded by the peer's storage.
+                if !self.server.engine.connections().any(|c| c == server_conn) {
+                    let effects = self.server.engine.handle(vec![DocInput::PeerStorage {
+                        conn: server_conn,
+                        peer: self.clients[i].peer.clone(),
+                        storage: client_storage(i),
+                    }]);
+                    self.apply_server_effects(effects);
+                }
                 let input = match message {
                     Message::Sync(message) => DocInput::Sync {
                         conn: server_conn,
@@ -775,6 +820,22 @@ impl Sim {
             Role::Server,
             &self.server.disk.durable,
         );
+        self.restore_server_sync_states();
+    }
+
+    /// A reloaded server engine gets the shared heads kept so far; those
+    /// naming changes the crash lost must be dropped by the engine.
+    fn restore_server_sync_states(&mut self) {
+        let states: Vec<_> = self.server.sync_states.iter().map(|(s, h)| (s.clone(), h.clone())).collect();
+        self.server.engine.restore_sync_states(states.clone());
+        for (storage, heads) in states {
+            let all_known = heads.iter().all(|h| self.server.engine.doc().get_change_by_hash(h).is_some());
+            let restored = self.server.engine.shared_with(&storage).is_some();
+            assert_eq!(restored, all_known, "seed {}: a sync state was restored iff the engine holds its heads", self.seed);
+            if restored {
+                self.stats.sync_states_restored += 1;
+            }
+        }
     }
 
     /// A runtime unloads documents whose engine is idle and loads them from
@@ -793,6 +854,7 @@ impl Sim {
             Role::Server,
             &self.server.disk.durable,
         );
+        self.restore_server_sync_states();
         assert_eq!(
             self.server.engine.doc().get_heads(),
             before,
@@ -808,6 +870,12 @@ impl Sim {
         let before = self.clients[i].engine.doc().get_heads();
         let client = &mut self.clients[i];
         client.engine = load_engine(self.document_id, &client.peer, Role::Client, &client.store);
+        if let Some(heads) = client.saved_sync.clone() {
+            client.engine.restore_sync_states([(server_storage(), heads)]);
+            if client.engine.shared_with(&server_storage()).is_some() {
+                self.stats.sync_states_restored += 1;
+            }
+        }
         assert_eq!(
             client.engine.doc().get_heads(),
             before,
@@ -1054,6 +1122,10 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
         }
     }
     println!("{} seeds, totals: {total:#?}", seeds.len());
+    if seeds.len() >= 20 {
+        // Reconnects and reloads happen in most seeds; resuming must be exercised.
+        assert!(total.sync_states_saved > 0 && total.sync_states_restored > 0, "no sync state was kept or restored: {total:#?}");
+    }
     assert!(
         failures.is_empty(),
         "{} of {} seeds failed (replay one with KONSENS_SIM_SEED=<seed>): {failures:#?}",

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use konsens_protocol::{ConnectionId, DocumentId, Message, PeerId, ProtocolError};
+use konsens_protocol::{ConnectionId, DocumentId, Message, PeerId, ProtocolError, StorageId};
 use tokio::sync::{Notify, mpsc};
 
 use crate::auth::Principal;
@@ -42,6 +42,9 @@ pub(crate) struct ConnectionHandle {
     pub peer_id: PeerId,
     /// Who authenticated this connection (bound for its whole life).
     pub principal: Principal,
+    /// The peer's storage, if it keeps its documents (not an ephemeral peer):
+    /// what we share with it is kept across its reconnects.
+    pub storage: Option<StorageId>,
     outbound: mpsc::Sender<Vec<u8>>,
     close: CloseSignal,
 }
@@ -133,6 +136,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
         id: conn_id,
         peer_id: joined.peer_id.clone(),
         principal,
+        storage: joined.metadata.storage_id.clone().filter(|_| !joined.metadata.is_ephemeral),
         outbound: outbound_tx,
         close: CloseSignal::default(),
     });

@@ -9,7 +9,8 @@ use konsens_protocol::{
     ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, EphemeralMessage,
     Message, Role, StorageWrite, access,
 };
-use konsens_store::Provenance;
+use automerge::ChangeHash;
+use konsens_store::{Provenance, Record};
 use tokio::sync::mpsc;
 
 use crate::connection::{ConnectionHandle, close_code};
@@ -73,9 +74,18 @@ impl DocumentTask {
     async fn load(&mut self) -> State {
         let store = self.hub.store.clone();
         let id = self.id;
-        let loaded = tokio::task::spawn_blocking(move || store.load(&id)).await;
-        let chunks = match loaded {
-            Ok(Ok(chunks)) => chunks,
+        let loaded = tokio::task::spawn_blocking(move || {
+            let chunks = store.load(&id)?;
+            // Only saves work: an unreadable record means a full first sync.
+            let states = store.sync_states(&id).unwrap_or_else(|e| {
+                tracing::warn!(document = %id, error = %e, "cannot read sync states");
+                Vec::new()
+            });
+            Ok::<_, konsens_store::StoreError>((chunks, states))
+        })
+        .await;
+        let (chunks, states) = match loaded {
+            Ok(Ok(loaded)) => loaded,
             Ok(Err(e)) => return State::Unreadable(e.to_string()),
             Err(e) => return State::Unreadable(format!("load task failed: {e}")),
         };
@@ -87,7 +97,14 @@ impl DocumentTask {
             chunks.iter().map(|c| (c.is_snapshot, c.bytes.as_slice())),
         );
         match engine {
-            Ok(engine) => State::Live(engine),
+            Ok(mut engine) => {
+                engine.restore_sync_states(
+                    states
+                        .into_iter()
+                        .map(|(storage, heads)| (storage, heads.into_iter().map(ChangeHash).collect())),
+                );
+                State::Live(engine)
+            }
             Err(e) => State::Unreadable(e.to_string()),
         }
     }
@@ -123,6 +140,12 @@ impl DocumentTask {
                     }
                     // On shutdown, leave once nothing is waiting for a flush.
                     () = self.hub.shutdown_token().cancelled(), if !matches!(&state, State::Live(e) if e.is_flushing()) => {
+                        if let State::Live(engine) = &mut state {
+                            // Keep what each peer shares with us for its reconnect.
+                            let conns: Vec<ConnectionId> = engine.connections().collect();
+                            let effects = engine.handle(conns.into_iter().map(|conn| DocInput::Disconnected { conn }));
+                            self.execute(effects);
+                        }
                         return;
                     }
                 }
@@ -224,7 +247,7 @@ impl DocumentTask {
                     }
                 }
                 let id = conn.id;
-                self.connections.entry(id).or_insert(conn);
+                self.introduce(conn, inputs);
                 inputs.push(DocInput::Sync { conn: id, message, request });
             }
             DocCommand::Ephemeral { conn, message } => {
@@ -232,7 +255,7 @@ impl DocumentTask {
                     return;
                 }
                 let id = conn.id;
-                self.connections.entry(id).or_insert(conn);
+                self.introduce(conn, inputs);
                 inputs.push(DocInput::Ephemeral { conn: id, message });
             }
             DocCommand::Disconnected { conn } => {
@@ -240,6 +263,22 @@ impl DocumentTask {
                 inputs.push(DocInput::Disconnected { conn });
             }
         }
+    }
+
+    /// Remember a connection's handle; on first sight, tell the engine which
+    /// storage its peer has, so their shared heads carry over from last time.
+    fn introduce(&mut self, conn: Arc<ConnectionHandle>, inputs: &mut Vec<DocInput>) {
+        if self.connections.contains_key(&conn.id) {
+            return;
+        }
+        if let Some(storage) = &conn.storage {
+            inputs.push(DocInput::PeerStorage {
+                conn: conn.id,
+                peer: conn.peer_id.clone(),
+                storage: storage.clone(),
+            });
+        }
+        self.connections.insert(conn.id, conn);
     }
 
     /// May this sync message go to the engine? Answers the sender itself when not.
@@ -319,29 +358,39 @@ impl DocumentTask {
         if doc.is_empty() && !self.hub.allow_creation(&conn.principal.participant) {
             return Err(format!("at most {} new documents per hour", limits.documents_per_hour));
         }
-        let record = || -> Result<(), konsens_store::StoreError> {
-            for actor in &admitted.new_actors {
-                store.bind_actor(actor.to_bytes(), &conn.principal.participant)?;
+        // Claims are decided in memory at once; everything is written and
+        // flushed by the group-commit thread, ahead of the document write it
+        // precedes, never on this async worker.
+        let mut records = Vec::new();
+        for actor in &admitted.new_actors {
+            let owner = store
+                .claim_actor(actor.to_bytes(), &conn.principal.participant)
+                .map_err(|e| format!("cannot record authorship: {e}"))?;
+            if owner != conn.principal.participant {
+                return Err(format!("actor {actor} belongs to another member"));
             }
-            if let Some(process) = admitted.creates_in {
-                store.set_document_process(&self.id, &process)?;
-            }
-            let at = now_millis();
-            for change in &admitted.changes {
-                store.record_provenance(
-                    &self.id,
-                    &change.hash.0,
-                    &Provenance {
-                        author: change.author.clone(),
-                        delivered_by: conn.principal.participant.clone(),
-                        merged_by: change.merged_by.clone(),
-                        at,
-                    },
-                )?;
-            }
-            Ok(())
-        };
-        record().map_err(|e| format!("cannot record authorship: {e}"))
+            records.push(Record::BindActor {
+                actor: actor.to_bytes().to_vec(),
+                participant: conn.principal.participant.clone(),
+            });
+        }
+        if let Some(process) = admitted.creates_in {
+            records.push(Record::DocumentProcess { document: self.id, process });
+        }
+        let at = now_millis();
+        for change in &admitted.changes {
+            records.push(Record::Provenance {
+                document: self.id,
+                change: change.hash.0,
+                provenance: Provenance {
+                    author: change.author.clone(),
+                    delivered_by: conn.principal.participant.clone(),
+                    merged_by: change.merged_by.clone(),
+                    at,
+                },
+            });
+        }
+        self.hub.commit.submit_records(records).map_err(|e| format!("cannot record authorship: {e}"))
     }
 
     /// Carry out the engine's effects; returns connections found closed.
@@ -383,6 +432,16 @@ impl DocumentTask {
                 DocEffect::Close { conn, reason } => {
                     if let Some(handle) = self.connections.remove(&conn) {
                         handle.close(close_code::PROTOCOL_ERROR, &reason);
+                    }
+                }
+                DocEffect::SaveSyncState { document_id, storage, heads } => {
+                    let record = Record::SyncState {
+                        document: document_id,
+                        storage,
+                        heads: heads.into_iter().map(|h| h.0).collect(),
+                    };
+                    if let Err(e) = self.hub.commit.submit_records(vec![record]) {
+                        tracing::debug!(document = %self.id, error = %e, "sync state not kept");
                     }
                 }
             }

@@ -3,6 +3,9 @@
 //! process each document belongs to, which member each Automerge actor belongs
 //! to, and who delivered every accepted change.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
 
 use konsens_protocol::DocumentId;
@@ -52,6 +55,9 @@ pub struct Provenance {
     pub at: i64,
 }
 
+/// Actor → member bindings claimed in memory and not yet written to sled.
+pub(crate) type PendingActors = Arc<Mutex<HashMap<Vec<u8>, String>>>;
+
 /// Typed access to the access-control trees.
 #[derive(Debug, Clone)]
 pub struct AuthStore {
@@ -60,6 +66,14 @@ pub struct AuthStore {
     doc_process: sled::Tree,
     actors: sled::Tree,
     provenance: sled::Tree,
+    /// Claims made on an async worker wait here until the group-commit
+    /// thread has written them, so every reader sees a claim at once.
+    pending_actors: PendingActors,
+}
+
+fn lock_pending(pending: &PendingActors) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, String>> {
+    // The map is only inserted into and removed from; a panic cannot leave it half-updated.
+    pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -71,13 +85,14 @@ fn encode<T: Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>, StoreE
 }
 
 impl AuthStore {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &sled::Db, pending_actors: PendingActors) -> Result<Self, StoreError> {
         Ok(Self {
             tokens: db.open_tree("auth-tokens")?,
             token_ids: db.open_tree("auth-token-ids")?,
             doc_process: db.open_tree("auth-doc-process")?,
             actors: db.open_tree("auth-actors")?,
             provenance: db.open_tree("auth-provenance")?,
+            pending_actors,
         })
     }
 
@@ -145,9 +160,40 @@ impl AuthStore {
         Ok(out)
     }
 
-    /// The member an actor belongs to.
+    /// The member an actor belongs to (claimed or written).
     pub fn actor_owner(&self, actor: &[u8]) -> Result<Option<String>, StoreError> {
+        if let Some(owner) = lock_pending(&self.pending_actors).get(actor) {
+            return Ok(Some(owner.clone()));
+        }
         Ok(self.actors.get(actor)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Claim an actor for a member in memory, unless somebody owns it
+    /// already; returns its owner. The claim is written to sled by the
+    /// group-commit thread ([`crate::Record::BindActor`]), which then drops it
+    /// from memory. Two documents admitting the same new actor for different
+    /// members at once are decided here: the second sees the first's claim.
+    pub fn claim_actor(&self, actor: &[u8], participant: &str) -> Result<String, StoreError> {
+        let mut pending = lock_pending(&self.pending_actors);
+        if let Some(owner) = pending.get(actor) {
+            return Ok(owner.clone());
+        }
+        if let Some(owner) = self.actors.get(actor)? {
+            return Ok(String::from_utf8_lossy(&owner).into_owned());
+        }
+        pending.insert(actor.to_vec(), participant.to_owned());
+        Ok(participant.to_owned())
+    }
+
+    /// Write a claimed binding (on the group-commit thread), then forget the claim.
+    pub(crate) fn write_claim(&self, actor: &[u8], participant: &str) -> Result<(), StoreError> {
+        let written = self.bind_actor(actor, participant);
+        let mut pending = lock_pending(&self.pending_actors);
+        // On failure the claim stays in memory, so it still holds until restart.
+        if written.is_ok() && pending.get(actor).is_some_and(|p| p == participant) {
+            pending.remove(actor);
+        }
+        written
     }
 
     /// Bind an actor to a member, unless it is bound already.

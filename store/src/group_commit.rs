@@ -8,17 +8,46 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use konsens_protocol::{DocumentId, StorageWrite};
+use konsens_protocol::{DocumentId, StorageId, StorageWrite};
 
-use crate::{ChunkStore, StoreError};
+use crate::{AuthStore, ChunkStore, Provenance, StoreError};
 
 /// Called once the write is durable (`Ok`) or failed (`Err`, with the reason).
 pub type OnDurable = Box<dyn FnOnce(Result<(), String>) + Send>;
 
-struct Job {
-    document: DocumentId,
-    write: StorageWrite,
-    on_durable: OnDurable,
+enum Job {
+    /// Document bytes; their submitter waits for the flush.
+    Document {
+        document: DocumentId,
+        write: StorageWrite,
+        on_durable: OnDurable,
+    },
+    /// Small records that ride along with the next flush.
+    Records(Vec<Record>),
+}
+
+/// A small record written by the writer thread beside the documents, so that
+/// sled is never written from an async worker. Records are written in the
+/// order submitted and flushed with the group they land in: a record
+/// submitted before a document write is durable no later than that write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// The heads a document shares with a remote storage (see [`ChunkStore::sync_states`]).
+    SyncState {
+        document: DocumentId,
+        storage: StorageId,
+        heads: Vec<[u8; 32]>,
+    },
+    /// An actor claimed for a member with [`AuthStore::claim_actor`].
+    BindActor { actor: Vec<u8>, participant: String },
+    /// The process a new document belongs to.
+    DocumentProcess { document: DocumentId, process: DocumentId },
+    /// Who delivered an accepted change.
+    Provenance {
+        document: DocumentId,
+        change: [u8; 32],
+        provenance: Provenance,
+    },
 }
 
 /// Counters that show how well writes are being grouped.
@@ -55,9 +84,10 @@ impl GroupCommit {
         let (jobs, queue) = mpsc::channel::<Job>();
         let stats = Arc::new(GroupCommitStats::default());
         let thread_stats = stats.clone();
+        let auth = store.auth()?;
         let handle = thread::Builder::new()
             .name("konsens-group-commit".into())
-            .spawn(move || writer_loop(store, queue, thread_stats))
+            .spawn(move || writer_loop(store, auth, queue, thread_stats))
             .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
         Ok((Self { jobs, stats }, handle))
     }
@@ -70,7 +100,7 @@ impl GroupCommit {
         on_durable: OnDurable,
     ) -> Result<(), StoreError> {
         self.jobs
-            .send(Job {
+            .send(Job::Document {
                 document,
                 write,
                 on_durable,
@@ -78,12 +108,21 @@ impl GroupCommit {
             .map_err(|_| StoreError::WriterStopped)
     }
 
+    /// Queue records to be written and flushed with the next group; nobody
+    /// waits for them (a failure is logged).
+    pub fn submit_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.jobs.send(Job::Records(records)).map_err(|_| StoreError::WriterStopped)
+    }
+
     pub fn stats(&self) -> &GroupCommitStats {
         &self.stats
     }
 }
 
-fn writer_loop(store: ChunkStore, queue: mpsc::Receiver<Job>, stats: Arc<GroupCommitStats>) {
+fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, stats: Arc<GroupCommitStats>) {
     let max_group = max_group();
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -93,27 +132,49 @@ fn writer_loop(store: ChunkStore, queue: mpsc::Receiver<Job>, stats: Arc<GroupCo
                 Err(_) => break,
             }
         }
-        let mut results: Vec<Result<(), String>> = group
-            .iter()
-            .map(|job| store.write(&job.document, &job.write).map_err(|e| e.to_string()))
-            .collect();
+        // In submission order, so records land before the writes they precede.
+        let mut documents = Vec::with_capacity(group.len());
+        for job in group {
+            match job {
+                Job::Document { document, write, on_durable } => {
+                    let result = store.write(&document, &write).map_err(|e| e.to_string());
+                    documents.push((document, on_durable, result));
+                }
+                Job::Records(records) => {
+                    for record in &records {
+                        if let Err(e) = write_record(&store, &auth, record) {
+                            tracing::error!(error = %e, ?record, "record write failed");
+                        }
+                    }
+                }
+            }
+        }
         let flushed = store.flush().map_err(|e| e.to_string());
-        stats.writes.fetch_add(group.len() as u64, Ordering::Relaxed);
+        stats.writes.fetch_add(documents.len() as u64, Ordering::Relaxed);
         stats.flushes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = &flushed {
-            tracing::error!(error = %e, writes = group.len(), "flush failed; nothing in this group is acknowledged");
-            for r in results.iter_mut() {
+            tracing::error!(error = %e, writes = documents.len(), "flush failed; nothing in this group is acknowledged");
+            for (_, _, r) in documents.iter_mut() {
                 if r.is_ok() {
                     *r = Err(e.clone());
                 }
             }
         }
-        for (job, result) in group.into_iter().zip(results) {
+        for (document, on_durable, result) in documents {
             if let Err(e) = &result {
-                tracing::error!(document = %job.document, error = %e, "write failed");
+                tracing::error!(document = %document, error = %e, "write failed");
             }
-            (job.on_durable)(result);
+            on_durable(result);
         }
+    }
+}
+
+fn write_record(store: &ChunkStore, auth: &AuthStore, record: &Record) -> Result<(), StoreError> {
+    match record {
+        Record::SyncState { document, storage, heads } => store.put_sync_state(document, storage, heads),
+        Record::BindActor { actor, participant } => auth.write_claim(actor, participant),
+        Record::DocumentProcess { document, process } => auth.set_document_process(document, process),
+        Record::Provenance { document, change, provenance } => auth.record_provenance(document, change, provenance),
     }
 }
 

@@ -8,7 +8,9 @@
 //! 1 incremental). A document loads by scanning its prefix in key order, so a
 //! snapshot is always followed by the incrementals written after it. Writing a
 //! snapshot removes every earlier chunk of the document in the same atomic batch.
-//! Tree `meta` holds the store's `storageId`.
+//! Tree `meta` holds the store's `storageId`. Tree `sync-states`, key =
+//! document id ++ a remote peer's storage id, holds the heads we last shared
+//! with that storage, so a reconnecting peer resumes instead of starting over.
 
 mod auth;
 mod group_commit;
@@ -20,7 +22,7 @@ use konsens_protocol::{DocumentId, StorageId, StorageWrite};
 use thiserror::Error;
 
 pub use auth::{AuthStore, Provenance, TokenKind, TokenRecord};
-pub use group_commit::{GroupCommit, GroupCommitStats};
+pub use group_commit::{GroupCommit, GroupCommitStats, Record};
 
 /// The one error type of `konsens-store`.
 #[derive(Debug, Error)]
@@ -56,7 +58,11 @@ pub struct ChunkStore {
     db: sled::Db,
     chunks: sled::Tree,
     meta: sled::Tree,
+    sync_states: sled::Tree,
     flushes: std::sync::Arc<AtomicU64>,
+    /// Actor bindings accepted but not yet written by the group-commit
+    /// thread, shared by every [`AuthStore`] of this database.
+    pending_actors: auth::PendingActors,
 }
 
 impl ChunkStore {
@@ -65,11 +71,14 @@ impl ChunkStore {
         let db = sled::Config::new().path(dir).open()?;
         let chunks = db.open_tree("chunks")?;
         let meta = db.open_tree("meta")?;
+        let sync_states = db.open_tree("sync-states")?;
         Ok(Self {
             db,
             chunks,
             meta,
+            sync_states,
             flushes: Default::default(),
+            pending_actors: Default::default(),
         })
     }
 
@@ -130,6 +139,38 @@ impl ChunkStore {
                 self.chunks.apply_batch(batch)?;
             }
         }
+        Ok(())
+    }
+
+    /// The heads this store last shared with each remote storage, for one
+    /// document. A record that is not a list of hashes is skipped (it only
+    /// saves work; the peer then syncs from scratch).
+    pub fn sync_states(&self, document: &DocumentId) -> Result<Vec<(StorageId, Vec<[u8; 32]>)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.sync_states.scan_prefix(document.as_bytes()) {
+            let (key, value) = entry?;
+            let Some(storage) = key.get(16..).map(|s| String::from_utf8_lossy(s).into_owned()) else {
+                continue;
+            };
+            if value.len() % 32 != 0 {
+                tracing::warn!(document = %document, storage, "skipping a malformed sync state");
+                continue;
+            }
+            let heads = value
+                .chunks_exact(32)
+                .filter_map(|h| <[u8; 32]>::try_from(h).ok())
+                .collect();
+            out.push((StorageId(storage), heads));
+        }
+        Ok(out)
+    }
+
+    /// Write (not flush) the heads shared with a remote storage.
+    pub fn put_sync_state(&self, document: &DocumentId, storage: &StorageId, heads: &[[u8; 32]]) -> Result<(), StoreError> {
+        let mut key = Vec::with_capacity(16 + storage.0.len());
+        key.extend_from_slice(document.as_bytes());
+        key.extend_from_slice(storage.0.as_bytes());
+        self.sync_states.insert(key, heads.concat())?;
         Ok(())
     }
 
@@ -197,7 +238,7 @@ impl ChunkStore {
 
     /// The access-control records kept in the same database.
     pub fn auth(&self) -> Result<AuthStore, StoreError> {
-        AuthStore::open(&self.db)
+        AuthStore::open(&self.db, self.pending_actors.clone())
     }
 
     /// Bytes on disk as sled counts them.
