@@ -21,9 +21,26 @@ pub struct Sender {
     pub server: PeerId,
 }
 
+/// The receiving half. A task of its own reads the socket all the time and
+/// queues what arrives: a real WebSocket client (a browser, the `ws` package)
+/// answers pings in its network stack whatever the application is doing, and
+/// tungstenite only answers them while the stream is polled. The stock
+/// server's adapter pings every 5 s and terminates a socket that has not
+/// answered by the next ping, so a peer that waits without reading (a writer
+/// waiting for the start signal, an idle connection) would be dropped by the
+/// JS server alone. Reading in the background keeps every peer alive the same
+/// way against every server.
 #[derive(Debug)]
 pub struct Receiver {
-    stream: SplitStream<Socket>,
+    queue: tokio::sync::mpsc::UnboundedReceiver<Result<Incoming>>,
+    pump: tokio::task::AbortHandle,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        // Nobody will read what arrives: stop reading and let the socket close.
+        self.pump.abort();
+    }
 }
 
 /// What the driver cares about in what the server sends.
@@ -44,7 +61,7 @@ pub async fn connect(url: &str, peer_id: &str) -> Result<(Sender, Receiver)> {
     let (sink, stream) = socket.split();
     let our = PeerId::from(peer_id);
     let mut sender = Sender { sink, our: our.clone(), server: PeerId::from("") };
-    let mut receiver = Receiver { stream };
+    let mut stream = stream;
     let join = Message::Join {
         sender_id: our,
         peer_metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: true }),
@@ -52,10 +69,10 @@ pub async fn connect(url: &str, peer_id: &str) -> Result<(Sender, Receiver)> {
     };
     sender.sink.send(Ws::Binary(join.encode().into())).await?;
     loop {
-        match receiver.next_message().await? {
+        match next_message(&mut stream).await? {
             Some(Message::Peer { sender_id, .. }) => {
                 sender.server = sender_id;
-                return Ok((sender, receiver));
+                return Ok((sender, Receiver::spawn(stream)));
             }
             Some(Message::Error { message, .. }) => bail!("handshake refused: {message}"),
             Some(_) => continue,
@@ -87,25 +104,56 @@ impl Sender {
     }
 }
 
-impl Receiver {
-    async fn next_message(&mut self) -> Result<Option<Message>> {
-        loop {
-            match self.stream.next().await {
-                None => return Ok(None),
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(Ws::Binary(bytes))) => return Ok(Some(Message::decode(&bytes, MAX_MESSAGE)?)),
-                Some(Ok(Ws::Close(_))) => return Ok(None),
-                Some(Ok(_)) => continue,
-            }
+/// The next protocol message on `stream`, `None` once it is closed.
+async fn next_message(stream: &mut SplitStream<Socket>) -> Result<Option<Message>> {
+    loop {
+        match stream.next().await {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(Ws::Binary(bytes))) => return Ok(Some(Message::decode(&bytes, MAX_MESSAGE)?)),
+            Some(Ok(Ws::Close(_))) => return Ok(None),
+            // Pings are answered by tungstenite inside `next`.
+            Some(Ok(_)) => continue,
         }
+    }
+}
+
+impl Receiver {
+    fn spawn(mut stream: SplitStream<Socket>) -> Self {
+        let (tx, queue) = tokio::sync::mpsc::unbounded_channel();
+        // `tokio::spawn`, not `spawn_local`: the stream is `Send`, and this
+        // works under every runtime the scenarios use (with or without a LocalSet).
+        let pump = tokio::spawn(async move {
+            loop {
+                match next_message(&mut stream).await {
+                    Ok(Some(m)) => {
+                        if tx.send(Ok(classify(m))).is_err() {
+                            return;
+                        }
+                    }
+                    // The end of the stream is not queued: a closed queue says "closed".
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        Self { queue, pump: pump.abort_handle() }
     }
 
     /// The next message, or `None` when the server closed the connection.
+    /// Cancel-safe (it is used in `select!`).
     pub async fn next(&mut self) -> Result<Option<Incoming>> {
-        Ok(self.next_message().await?.map(|m| match m {
-            Message::Sync(d) | Message::Request(d) => Incoming::Sync { document_id: d.document_id, data: d.data },
-            Message::DocUnavailable { document_id, .. } => Incoming::Unavailable { document_id },
-            _ => Incoming::Other,
-        }))
+        self.queue.recv().await.transpose()
+    }
+}
+
+fn classify(m: Message) -> Incoming {
+    match m {
+        Message::Sync(d) | Message::Request(d) => Incoming::Sync { document_id: d.document_id, data: d.data },
+        Message::DocUnavailable { document_id, .. } => Incoming::Unavailable { document_id },
+        _ => Incoming::Other,
     }
 }
