@@ -320,11 +320,13 @@ mod report {
 ");
         let _ = writeln!(s, "{writers} writers, each on its own document, each making a change, waiting until the server's sync reply includes it, and repeating, for {:.0} s. konsens acknowledges only what is flushed (fsync) to disk; *no group commit* flushes once per write. The stock server and samod acknowledge what is in memory and write to disk afterwards, so their figures are not durable acknowledgements.
 ", duration.as_secs_f64());
-        let _ = writeln!(s, "| server | acknowledged changes/s | p50 | p99 | durable when acknowledged |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---|");
+        let _ = writeln!(s, "Driver load is the driver's share of its core (core 0) while writing, server load the server's CPU seconds per second (1.0 = its one core busy): whichever is near 100 % limits the rate.
+");
+        let _ = writeln!(s, "| server | acknowledged changes/s | p50 | p99 | durable when acknowledged | driver load | server load |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---|---:|---:|");
         for (kind, r) in results {
             let durable = matches!(kind, Kind::Konsens | Kind::KonsensNoGroup);
-            let _ = writeln!(s, "| {} | {:.0} | {} | {} | {} |", kind.label(), r.per_second, ms(r.p50_ms), ms(r.p99_ms), if durable { "yes (fsync)" } else { "no" });
+            let _ = writeln!(s, "| {} | {:.0} | {} | {} | {} | {:.0} % | {:.0} % |", kind.label(), r.per_second, ms(r.p50_ms), ms(r.p99_ms), if durable { "yes (fsync)" } else { "no" }, r.driver_load * 100.0, r.server_load * 100.0);
         }
         s.push('\n');
         s
@@ -335,7 +337,7 @@ mod report {
         let docs = results.first().map(|r| r.1.documents).unwrap_or(0);
         let _ = writeln!(s, "## Cold start
 ");
-        let _ = writeln!(s, "{docs} documents on disk (created through the server, which is then stopped). Start is from spawning the process until it accepts connections; first sync is connect + handshake + `request` of a document nobody has loaded, until its content arrives.
+        let _ = writeln!(s, "{docs} documents on disk, written by the driver straight into each server's own storage before it starts (konsens: one snapshot chunk per document through `konsens-store`'s `ChunkStore`; the JS server and samod: one snapshot file per document in the layout they share, `DIR/<id[..2]>/<id[2..]>/snapshot/<heads hash>`), each the document saved whole, as the server would have stored it. Creating them through the JS server or samod took 15–25 minutes, which measured creation rather than start. Start is from spawning the process until it accepts connections; first sync is connect + handshake + `request` of a document nobody has loaded, until its content arrives.
 ");
         let _ = writeln!(s, "| server | start | first sync of an unloaded document | RSS after start |");
         let _ = writeln!(s, "|---|---:|---:|---:|");

@@ -77,9 +77,12 @@ async fn create(tx: &mut wire::Sender, rx: &mut wire::Receiver, w: &mut Writer) 
     while !w.light.in_sync() {
         match tokio::time::timeout(crate::peer::PATIENCE, rx.next()).await.context("no acknowledgement")?? {
             None => bail!("server closed while creating a document"),
-            Some(Incoming::Sync { data, .. }) => {
+            Some(Incoming::Sync { document_id, data }) if document_id == w.id => {
                 w.receive(&data)?;
                 w.flush(tx).await?;
+            }
+            Some(Incoming::Unavailable { document_id }) if document_id == w.id => {
+                bail!("the server says the new document is unavailable")
             }
             Some(_) => {}
         }
@@ -133,94 +136,115 @@ struct ManyShared {
     typing: bool,
 }
 
+/// The longest a scenario may take to connect its peers and create its
+/// documents. konsens needs a few seconds for 1,000 documents.
+const SETUP_DEADLINE: Duration = Duration::from_secs(180);
+
+/// The peers of a scenario: their tasks, and a channel on which each reports
+/// that it is ready or why it failed before it got there.
+struct Peers {
+    tasks: Vec<(String, tokio::task::JoinHandle<Result<()>>)>,
+    ready_tx: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    ready_rx: tokio::sync::mpsc::UnboundedReceiver<Result<(), String>>,
+}
+
+impl Peers {
+    fn new() -> Self {
+        let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
+        Self { tasks: Vec::new(), ready_tx, ready_rx }
+    }
+
+    /// Run `body` as a local task named `name`. It must send `Ok(())` on the
+    /// channel it is given once it is ready; if it fails before, its error
+    /// is sent instead, so the setup fails at once with the real reason.
+    fn spawn<F>(&mut self, name: String, body: impl FnOnce(tokio::sync::mpsc::UnboundedSender<Result<(), String>>) -> F)
+    where
+        F: std::future::Future<Output = Result<()>> + 'static,
+    {
+        let ready = self.ready_tx.clone();
+        let fut = body(ready.clone());
+        let label = name.clone();
+        self.tasks.push((
+            name,
+            tokio::task::spawn_local(async move {
+                let result = fut.await;
+                if let Err(e) = &result {
+                    let _ = ready.send(Err(format!("{label}: {e:#}")));
+                }
+                result
+            }),
+        ));
+    }
+
+    /// Wait until all `n` peers are ready; fail with the first error, or when
+    /// setting up takes longer than `SETUP_DEADLINE` in all, so one slow
+    /// server fails its row instead of eating the run.
+    async fn wait_ready(&mut self, n: usize, what: &str) -> Result<()> {
+        let started = Instant::now();
+        let until = tokio::time::Instant::now() + SETUP_DEADLINE;
+        for done in 0..n {
+            match tokio::time::timeout_at(until, self.ready_rx.recv()).await {
+                Err(_) => bail!(
+                    "{what}: {done} of {n} ready after {:.0} s (deadline {} s)",
+                    started.elapsed().as_secs_f64(),
+                    SETUP_DEADLINE.as_secs()
+                ),
+                Ok(None) => bail!("{what}: the ready channel closed"),
+                Ok(Some(Err(e))) => bail!("{what}: {e}"),
+                Ok(Some(Ok(()))) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait (bounded) for every task to end after the stop signal and fail
+    /// if any of them failed: a scenario with failed peers must say so
+    /// rather than report fewer edits.
+    async fn finish(self, deadline: Duration) -> Result<()> {
+        let total = self.tasks.len();
+        let mut failed = Vec::new();
+        let until = tokio::time::Instant::now() + deadline;
+        for (name, task) in self.tasks {
+            let abort = task.abort_handle();
+            match tokio::time::timeout_at(until, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => failed.push(format!("{name}: {e:#}")),
+                Ok(Err(e)) => failed.push(format!("{name}: task {e}")),
+                Err(_) => {
+                    abort.abort();
+                    failed.push(format!("{name}: did not stop within {} s of the end", deadline.as_secs()));
+                }
+            }
+        }
+        if let Some(first) = failed.first() {
+            bail!("{} of {total} peers failed; first: {first}", failed.len());
+        }
+        Ok(())
+    }
+}
+
+/// Wait until `stop` says true (or its sender is gone).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 async fn many_drive(server: &Server, documents: usize, typing: Duration) -> Result<ManyRow> {
     let shared = Rc::new(RefCell::new(ManyShared::default()));
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    // Readers say when a latency arrives, so the drain waits on an event.
+    let arrived = Rc::new(tokio::sync::Notify::new());
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut peers = Peers::new();
     for n in 0..documents {
         let id = doc_id(1, n);
-        let shared_w = shared.clone();
-        let shared_r = shared.clone();
+        let shared = shared.clone();
+        let arrived = arrived.clone();
         let url = server.url.clone();
-        let ready = ready_tx.clone();
-        let mut go = go_rx.clone();
-        tasks.push(tokio::task::spawn_local(async move {
-            let (mut tx, mut rx) = wire::connect(&url, &format!("writer-{n}")).await?;
-            let mut w = Writer::new(id, n)?;
-            create(&mut tx, &mut rx, &mut w).await?;
-            // The reader opens the document like a client that has never seen it.
-            let (mut rtx, mut rrx) = wire::connect(&url, &format!("reader-{n}")).await?;
-            let mut reader = LightSync::default();
-            let first = reader.generate().context("first")?;
-            rtx.request(id, first.encode()).await?;
-            let reader_task = tokio::task::spawn_local(async move {
-                while let Some(incoming) = rrx.next().await? {
-                    if let Incoming::Sync { data, .. } = incoming {
-                        let new = reader.receive(sync::Message::decode(&data)?);
-                        let now = Instant::now();
-                        let mut s = shared_r.borrow_mut();
-                        for h in new {
-                            if let Some(at) = s.sent.get(&h).copied() {
-                                s.latencies.push((now - at).as_secs_f64() * 1e3);
-                            }
-                        }
-                        drop(s);
-                        if let Some(m) = reader.generate() {
-                            rtx.sync(id, m.encode()).await?;
-                        }
-                    }
-                }
-                Ok::<_, anyhow::Error>(())
-            });
-            let _ = ready.send(());
-            while !*go.borrow() {
-                go.changed().await?;
-            }
-            // 2 edits/s, each writer at its own phase.
-            let period = Duration::from_millis(500);
-            let offset = period.mul_f64((n % 97) as f64 / 97.0);
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {
-                        if !shared_w.borrow().typing {
-                            break;
-                        }
-                        let h = w.edit()?;
-                        shared_w.borrow_mut().sent.insert(h, Instant::now());
-                        w.flush(&mut tx).await?;
-                    }
-                    incoming = rx.next() => match incoming? {
-                        None => bail!("server closed writer {n}"),
-                        Some(Incoming::Sync { data, .. }) => {
-                            w.receive(&data)?;
-                            w.flush(&mut tx).await?;
-                        }
-                        Some(_) => {}
-                    }
-                }
-            }
-            // Keep answering until the driver is done with everyone.
-            loop {
-                match rx.next().await? {
-                    None => break,
-                    Some(Incoming::Sync { data, .. }) => {
-                        w.receive(&data)?;
-                        w.flush(&mut tx).await?;
-                    }
-                    Some(_) => {}
-                }
-            }
-            reader_task.abort();
-            Ok::<_, anyhow::Error>(())
-        }));
+        let go = go_rx.clone();
+        let stop = stop_rx.clone();
+        peers.spawn(format!("document {n}"), move |ready| many_peer(n, id, url, shared, arrived, ready, go, stop));
     }
-    let mut ready = 0;
-    while ready < documents {
-        tokio::time::timeout(crate::peer::PATIENCE, ready_rx.recv()).await.context("documents not ready")?;
-        ready += 1;
-    }
+    peers.wait_ready(documents, "documents not ready").await?;
     let cpu0 = server.cpu_seconds()?;
     let own0 = crate::stats::own_cpu_seconds()?;
     shared.borrow_mut().typing = true;
@@ -229,25 +253,28 @@ async fn many_drive(server: &Server, documents: usize, typing: Duration) -> Resu
     shared.borrow_mut().typing = false;
     let driver_load = (crate::stats::own_cpu_seconds()? - own0) / typing.as_secs_f64();
     let rss = server.rss_bytes()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        {
-            let s = shared.borrow();
-            if s.latencies.len() >= s.sent.len() {
-                break;
+    // Give late edits up to 10 s to arrive.
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let wait = arrived.notified();
+            {
+                let s = shared.borrow();
+                if s.latencies.len() >= s.sent.len() {
+                    return;
+                }
             }
+            wait.await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     let cpu = server.cpu_seconds()? - cpu0;
+    stop_tx.send(true)?;
+    peers.finish(Duration::from_secs(10)).await?;
     let mut s = shared.borrow_mut();
     let edits = s.sent.len();
     let got = s.latencies.len();
     let mut samples = std::mem::take(&mut s.latencies);
     samples.extend(std::iter::repeat_n(f64::INFINITY, edits.saturating_sub(got)));
-    for t in tasks {
-        t.abort();
-    }
     Ok(ManyRow {
         documents,
         edits,
@@ -260,6 +287,98 @@ async fn many_drive(server: &Server, documents: usize, typing: Duration) -> Resu
     })
 }
 
+/// One document of *many documents*: its writer, and a reader that opens it
+/// like a client that has never seen it.
+#[allow(clippy::too_many_arguments)]
+async fn many_peer(
+    n: usize,
+    id: DocumentId,
+    url: String,
+    shared: Rc<RefCell<ManyShared>>,
+    arrived: Rc<tokio::sync::Notify>,
+    ready: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    mut go: tokio::sync::watch::Receiver<bool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let (mut tx, mut rx) = wire::connect(&url, &format!("writer-{n}")).await?;
+    let mut w = Writer::new(id, n)?;
+    create(&mut tx, &mut rx, &mut w).await?;
+    let (mut rtx, mut rrx) = wire::connect(&url, &format!("reader-{n}")).await?;
+    let mut reader = LightSync::default();
+    let first = reader.generate().context("first")?;
+    rtx.request(id, first.encode()).await?;
+    let reader_shared = shared.clone();
+    let mut reader_stop = stop.clone();
+    let reader_task = tokio::task::spawn_local(async move {
+        loop {
+            let incoming = tokio::select! {
+                _ = stopped(&mut reader_stop) => return Ok(()),
+                incoming = rrx.next() => incoming?,
+            };
+            match incoming {
+                None => bail!("server closed reader {n}"),
+                Some(Incoming::Sync { document_id, data }) if document_id == id => {
+                    let new = reader.receive(sync::Message::decode(&data)?);
+                    let now = Instant::now();
+                    let mut s = reader_shared.borrow_mut();
+                    let before = s.latencies.len();
+                    for h in new {
+                        if let Some(at) = s.sent.get(&h).copied() {
+                            s.latencies.push((now - at).as_secs_f64() * 1e3);
+                        }
+                    }
+                    if s.latencies.len() > before {
+                        arrived.notify_one();
+                    }
+                    drop(s);
+                    if let Some(m) = reader.generate() {
+                        rtx.sync(id, m.encode()).await?;
+                    }
+                }
+                Some(Incoming::Unavailable { document_id }) if document_id == id => {
+                    bail!("the server says reader {n}'s document is unavailable")
+                }
+                // Messages about other documents are not ours to answer.
+                Some(_) => {}
+            }
+        }
+    });
+    let _ = ready.send(Ok(()));
+    go.wait_for(|g| *g).await?;
+    // 2 edits/s, each writer at its own phase.
+    let period = Duration::from_millis(500);
+    let offset = period.mul_f64((n % 97) as f64 / 97.0);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+    let mut typing = true;
+    loop {
+        let incoming = tokio::select! {
+            _ = ticker.tick(), if typing => {
+                if !shared.borrow().typing {
+                    typing = false;
+                    continue;
+                }
+                let h = w.edit()?;
+                shared.borrow_mut().sent.insert(h, Instant::now());
+                w.flush(&mut tx).await?;
+                continue;
+            }
+            // Keep answering until the driver is done with everyone.
+            _ = stopped(&mut stop) => break,
+            incoming = rx.next() => incoming?,
+        };
+        match incoming {
+            None => bail!("server closed writer {n}"),
+            Some(Incoming::Sync { document_id, data }) if document_id == id => {
+                w.receive(&data)?;
+                w.flush(&mut tx).await?;
+            }
+            Some(_) => {}
+        }
+    }
+    reader_task.await??;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -269,6 +388,10 @@ pub struct DurableRow {
     pub per_second: f64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// Share of one core the driver used while writing.
+    pub driver_load: f64,
+    /// Server CPU seconds per second of writing (1.0 = its core is saturated).
+    pub server_load: f64,
 }
 
 /// `writers` documents, each with a writer that makes a change, waits for
@@ -279,76 +402,85 @@ pub fn durable(kind: Kind, writers: usize, duration: Duration, data_dir: &std::p
     let row = result.with_context(|| format!("durable acknowledgements against {}:\n{}", kind.label(), server.log_tail()))?;
     server.stop()?;
     eprintln!(
-        "  {:<28} {} writers: {:.0} acks/s, p50 {}, p99 {}",
+        "  {:<28} {} writers: {:.0} acks/s, p50 {}, p99 {}, driver load {:.0}%, server load {:.0}%",
         kind.label(),
         writers,
         row.per_second,
         crate::stats::ms(row.p50_ms),
-        crate::stats::ms(row.p99_ms)
+        crate::stats::ms(row.p99_ms),
+        row.driver_load * 100.0,
+        row.server_load * 100.0
     );
     Ok(row)
 }
 
 async fn durable_drive(server: &Server, writers: usize, duration: Duration) -> Result<DurableRow> {
     let latencies = Rc::new(RefCell::new(Vec::<f64>::new()));
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut peers = Peers::new();
     for n in 0..writers {
         let url = server.url.clone();
-        let ready = ready_tx.clone();
-        let mut go = go_rx.clone();
+        let go = go_rx.clone();
         let latencies = latencies.clone();
-        tasks.push(tokio::task::spawn_local(async move {
-            let (mut tx, mut rx) = wire::connect(&url, &format!("durable-{n}")).await?;
-            let mut w = Writer::new(doc_id(2, n), n)?;
-            create(&mut tx, &mut rx, &mut w).await?;
-            let _ = ready.send(());
-            while !*go.borrow() {
-                go.changed().await?;
-            }
-            loop {
-                if !*go.borrow() {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                w.edit()?;
-                let at = Instant::now();
-                w.flush(&mut tx).await?;
-                while !w.light.in_sync() {
-                    match rx.next().await? {
-                        None => bail!("server closed writer {n}"),
-                        Some(Incoming::Sync { data, .. }) => {
-                            w.receive(&data)?;
-                            w.flush(&mut tx).await?;
-                        }
-                        Some(_) => {}
-                    }
-                }
-                if *go.borrow() {
-                    latencies.borrow_mut().push(at.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-        }));
+        peers.spawn(format!("writer {n}"), move |ready| durable_writer(n, url, latencies, ready, go));
     }
-    for _ in 0..writers {
-        tokio::time::timeout(crate::peer::PATIENCE, ready_rx.recv()).await.context("writers not ready")?;
-    }
+    peers.wait_ready(writers, "writers not ready").await?;
+    let cpu0 = server.cpu_seconds()?;
+    let own0 = crate::stats::own_cpu_seconds()?;
     let started = Instant::now();
     go_tx.send(true)?;
     tokio::time::sleep(duration).await;
     go_tx.send(false)?;
     let elapsed = started.elapsed().as_secs_f64();
+    let driver_load = (crate::stats::own_cpu_seconds()? - own0) / elapsed;
+    let server_load = (server.cpu_seconds()? - cpu0) / elapsed;
     let mut samples = std::mem::take(&mut *latencies.borrow_mut());
-    for t in tasks {
-        t.abort();
-    }
+    // Each writer stops after its change in flight is acknowledged.
+    peers.finish(crate::peer::PATIENCE).await?;
     Ok(DurableRow {
         writers,
         acks: samples.len(),
         per_second: samples.len() as f64 / elapsed,
         p50_ms: quantile(&mut samples, 0.5),
         p99_ms: quantile(&mut samples, 0.99),
+        driver_load,
+        server_load,
     })
+}
+
+async fn durable_writer(
+    n: usize,
+    url: String,
+    latencies: Rc<RefCell<Vec<f64>>>,
+    ready: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    mut go: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let id = doc_id(2, n);
+    let (mut tx, mut rx) = wire::connect(&url, &format!("durable-{n}")).await?;
+    let mut w = Writer::new(id, n)?;
+    create(&mut tx, &mut rx, &mut w).await?;
+    let _ = ready.send(Ok(()));
+    go.wait_for(|g| *g).await?;
+    while *go.borrow() {
+        w.edit()?;
+        let at = Instant::now();
+        w.flush(&mut tx).await?;
+        while !w.light.in_sync() {
+            match tokio::time::timeout(crate::peer::PATIENCE, rx.next()).await.context("no acknowledgement")?? {
+                None => bail!("server closed writer {n}"),
+                Some(Incoming::Sync { document_id, data }) if document_id == id => {
+                    w.receive(&data)?;
+                    w.flush(&mut tx).await?;
+                }
+                Some(_) => {}
+            }
+        }
+        if *go.borrow() {
+            latencies.borrow_mut().push(at.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    tx.close().await;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -361,13 +493,19 @@ pub struct ColdRow {
     pub rss_mib: f64,
 }
 
-/// Fill a server with `documents` documents, stop it, start it again on the
-/// same data, and time the start and the first sync of one document.
+/// Put `documents` documents on disk in each server's own layout, start the
+/// server on them, and time the start and the first sync of one document.
+///
+/// The documents are written straight into the data directory before the
+/// server starts, not created through the server: creating 10,000 documents
+/// over the network took the JS server and samod 15–25 minutes (both slow
+/// down with every document they hold, see the notes), which measures
+/// creation, not cold start. Each server gets the bytes it would have written
+/// itself: the document saved whole (`Automerge::save`), as one snapshot.
 pub fn cold_start(kind: Kind, documents: usize, data_dir: &std::path::Path) -> Result<ColdRow> {
-    let server = Server::start(kind, data_dir, "127.0.0.1:0")?;
-    let filled = runtime_run(fill(&server.url, documents));
-    filled.with_context(|| format!("filling {}:\n{}", kind.label(), server.log_tail()))?;
-    server.stop()?;
+    let filled = Instant::now();
+    write_on_disk(kind, documents, data_dir).with_context(|| format!("writing {documents} documents for {}", kind.label()))?;
+    eprintln!("  {:<28} {documents} docs written to disk in {:.1} s", kind.label(), filled.elapsed().as_secs_f64());
     let server = Server::start(kind, data_dir, "127.0.0.1:0")?;
     let start_ms = server.start_time.as_secs_f64() * 1e3;
     let rss_mib = server.rss_bytes()? as f64 / (1 << 20) as f64;
@@ -378,26 +516,49 @@ pub fn cold_start(kind: Kind, documents: usize, data_dir: &std::path::Path) -> R
     Ok(ColdRow { documents, start_ms, first_sync_ms, rss_mib })
 }
 
-/// Create documents over a few connections, each creating one after another.
-async fn fill(url: &str, documents: usize) -> Result<()> {
-    const CONNECTIONS: usize = 32;
-    let mut tasks = Vec::new();
-    for c in 0..CONNECTIONS {
-        let url = url.to_owned();
-        tasks.push(tokio::task::spawn_local(async move {
-            let (mut tx, mut rx) = wire::connect(&url, &format!("filler-{c}")).await?;
-            for n in (c..documents).step_by(CONNECTIONS) {
-                let mut w = Writer::new(doc_id(3, n), n)?;
-                create(&mut tx, &mut rx, &mut w).await?;
+/// The cold-start documents, each as its writer would have made it.
+fn cold_document(n: usize) -> Result<(DocumentId, Automerge)> {
+    Ok((doc_id(3, n), Writer::new(doc_id(3, n), n)?.doc))
+}
+
+fn write_on_disk(kind: Kind, documents: usize, data_dir: &std::path::Path) -> Result<()> {
+    match kind {
+        Kind::Konsens | Kind::KonsensNoGroup => {
+            // What the server's engine writes for a new document: one snapshot chunk.
+            let store = konsens_store::ChunkStore::open(data_dir)?;
+            for n in 0..documents {
+                let (id, doc) = cold_document(n)?;
+                store.write(&id, &konsens_protocol::StorageWrite::Snapshot(doc.save()))?;
             }
-            tx.close().await;
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
+            store.flush()?;
+        }
+        Kind::Stock | Kind::Samod => {
+            // automerge-repo-storage-nodefs and samod's TokioFilesystemStorage
+            // share one layout: the key [documentId, "snapshot", name] is the
+            // file DIR/<first two characters of the id>/<rest of the id>/snapshot/<name>.
+            // automerge-repo names a snapshot by the SHA-256 (hex) of its heads'
+            // hex strings joined; both load every file under snapshot/ whatever its name.
+            for n in 0..documents {
+                let (id, doc) = cold_document(n)?;
+                let id = id.to_string();
+                let (first, rest) = id.split_at(2);
+                let dir = data_dir.join(first).join(rest).join("snapshot");
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join(heads_hash(&doc.get_heads())), doc.save())?;
+            }
+        }
     }
     Ok(())
+}
+
+/// automerge-repo's `headsHash`: SHA-256 over the heads' hex strings, in hex.
+fn heads_hash(heads: &[ChangeHash]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for h in heads {
+        hasher.update(h.to_string().as_bytes());
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Connect, ask for a document we do not have, wait for its content.
