@@ -232,10 +232,15 @@ impl RawPeer {
 
     /// Connect and complete the handshake.
     pub async fn join(url: &str, peer_id: &str) -> Result<Self> {
+        Self::join_with(url, peer_id, konsens_protocol::PeerMetadata::default()).await
+    }
+
+    /// Connect and join with the given metadata (a storage id, say).
+    pub async fn join_with(url: &str, peer_id: &str, metadata: konsens_protocol::PeerMetadata) -> Result<Self> {
         let mut peer = Self::connect(url, peer_id).await?;
         peer.send(&konsens_protocol::Message::Join {
             sender_id: peer.peer_id.clone(),
-            peer_metadata: Some(konsens_protocol::PeerMetadata::default()),
+            peer_metadata: Some(metadata),
             supported_protocol_versions: Some(vec!["1".into()]),
         })
         .await?;
