@@ -209,4 +209,42 @@ mod tests {
         let bytes: Vec<u8> = store.load(&doc).expect("load").into_iter().flat_map(|c| c.bytes).collect();
         assert_eq!(bytes, (0..10).collect::<Vec<u8>>());
     }
+
+    #[test]
+    fn records_are_written_by_the_writer_and_durable_with_the_next_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let doc = DocumentId::from_random([6; 16]);
+        let process = DocumentId::from_random([7; 16]);
+        let provenance = Provenance { author: "ana".into(), delivered_by: "ana".into(), merged_by: None, at: 1 };
+        {
+            let store = ChunkStore::open(dir.path()).expect("open");
+            let auth = store.auth().expect("auth");
+            let (commit, thread) = GroupCommit::spawn(store.clone()).expect("spawn");
+            // A claim holds at once, before anything is written.
+            assert_eq!(auth.claim_actor(b"actor-1", "ana").expect("claim"), "ana");
+            assert_eq!(auth.claim_actor(b"actor-1", "bo").expect("claim"), "ana", "the first claim wins");
+            assert_eq!(auth.actor_owner(b"actor-1").expect("owner").as_deref(), Some("ana"));
+            commit
+                .submit_records(vec![
+                    Record::BindActor { actor: b"actor-1".to_vec(), participant: "ana".into() },
+                    Record::DocumentProcess { document: doc, process },
+                    Record::Provenance { document: doc, change: [9; 32], provenance: provenance.clone() },
+                    Record::SyncState { document: doc, storage: StorageId("laptop".into()), heads: vec![[1; 32], [2; 32]] },
+                ])
+                .expect("submit records");
+            let (tx, rx) = mpsc::channel();
+            commit
+                .submit(doc, StorageWrite::Incremental(vec![1]), Box::new(move |r| tx.send(r).expect("test receiver alive")))
+                .expect("submit");
+            rx.recv().expect("result").expect("durable");
+            drop(commit);
+            thread.join().expect("writer exits");
+        }
+        let store = ChunkStore::open(dir.path()).expect("reopen");
+        let auth = store.auth().expect("auth");
+        assert_eq!(auth.actor_owner(b"actor-1").expect("owner").as_deref(), Some("ana"));
+        assert_eq!(auth.document_process(&doc).expect("process"), Some(process));
+        assert_eq!(auth.provenance(&doc, &[9; 32]).expect("provenance"), Some(provenance));
+        assert_eq!(store.sync_states(&doc).expect("states"), vec![(StorageId("laptop".into()), vec![[1; 32], [2; 32]])]);
+    }
 }
