@@ -26,7 +26,7 @@ struct Args {
     /// Short runs with reduced sizes, for CI (well under 5 minutes).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (comma-separated): workshop, trace, many-docs, durable, cold-start, idle.
+    /// Scenarios to run (comma-separated): workshop, trace, reconnect, many-docs, durable, cold-start, idle.
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<String>>,
     /// Servers to run (comma-separated): konsens, stock, samod, limit.
@@ -107,8 +107,13 @@ fn main() -> Result<()> {
             Some(ks) => scenarios::workshop::Config { ks: ks.clone(), ..config },
             None => config,
         };
+        // The same server without its coalescing window, to show what it buys.
+        let mut workshop_kinds = kinds.clone();
+        if kinds.contains(&Kind::Konsens) {
+            workshop_kinds.insert(1, Kind::KonsensNoCoalesce);
+        }
         let mut results = Vec::new();
-        for &kind in &kinds {
+        for &kind in &workshop_kinds {
             let dir = scratch.path().join(format!("workshop-{kind:?}"));
             if let Some(r) = attempt(&mut failures, "workshop", kind, scenarios::workshop::run_server(kind, &base, &config, &dir)) {
                 results.push((kind.label(), r));
@@ -132,6 +137,19 @@ fn main() -> Result<()> {
         }
         let limit_row = if limit { Some(scenarios::replay::run_limit(&trace)?) } else { None };
         report.push_str(&report::replay(&results, limit_row.as_ref()));
+    }
+    if wants(&args.scenarios, "reconnect") {
+        eprintln!("reconnect: building the friendsforever document");
+        let base = trace::build_concurrent("friendsforever.json.gz")?;
+        let reconnects = if args.quick { 5 } else { 30 };
+        let mut results = Vec::new();
+        for &kind in &kinds {
+            let dir = scratch.path().join(format!("reconnect-{kind:?}"));
+            if let Some(rows) = attempt(&mut failures, "reconnect", kind, scenarios::reconnect::run_server(kind, &base, reconnects, &dir)) {
+                results.push((kind.label(), rows));
+            }
+        }
+        report.push_str(&report::reconnect(&results));
     }
     if wants(&args.scenarios, "many-docs") {
         eprintln!("many documents");
@@ -332,6 +350,32 @@ mod report {
         s
     }
 
+    pub fn reconnect(results: &[(&str, Vec<scenarios::reconnect::Row>)]) -> String {
+        let mut s = String::new();
+        let n = results.first().and_then(|r| r.1.first()).map(|r| r.reconnects).unwrap_or(0);
+        let _ = writeln!(s, "## Reconnect
+");
+        let _ = writeln!(s, "One real Automerge participant holding the friendsforever document leaves, makes 3 edits offline and comes back, {n} times. Like automerge-repo it keeps its sync state in its storage and announces its `storageId`. *Same storage*: it returns with the storage id it left with, so a server that keeps its side of the sync state per storage resumes from the heads they shared; *new storage*: a storage id the server has never met, so it starts from nothing. Bytes and messages are what the server sent until it acknowledged the offline edits (medians); the time includes connecting and the handshake.
+");
+        let _ = writeln!(s, "| server | storage | bytes from the server | messages | p50 | server CPU per reconnect |");
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
+        for (label, rows) in results {
+            for r in rows {
+                let _ = writeln!(
+                    s,
+                    "| {label} | {} | {:.0} | {:.0} | {} | {:.2} ms |",
+                    if r.same_storage { "same" } else { "new" },
+                    r.server_bytes,
+                    r.server_messages,
+                    ms(Some(r.p50_ms)),
+                    r.server_cpu_ms
+                );
+            }
+        }
+        s.push('\n');
+        s
+    }
+
     pub fn cold(results: &[(&str, scenarios::docs::ColdRow)]) -> String {
         let mut s = String::new();
         let docs = results.first().map(|r| r.1.documents).unwrap_or(0);
@@ -375,8 +419,8 @@ mod report {
             config.typing.as_secs_f64(),
             workshop::SUSTAINED_P99_MS
         );
-        let _ = writeln!(s, "| server | largest k sustained | server CPU per keystroke at k=8 | vs konsens |");
-        let _ = writeln!(s, "|---|---:|---:|---:|");
+        let _ = writeln!(s, "| server | largest k sustained | server CPU per keystroke at k=8 | vs konsens | participant CPU per keystroke at k=8 |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         let konsens_cpu8 = results
             .iter()
             .find(|(l, _)| *l == Kind::Konsens.label())
@@ -388,11 +432,13 @@ mod report {
                 (Some(c), Some(k)) if k > 0.0 => format!("{:.1}×", c / k),
                 _ => "—".into(),
             };
+            let participant8 = rows.iter().find(|r| r.k == 8 && !r.skipped).and_then(|r| r.participant_ms_per_keystroke);
             let _ = writeln!(
                 s,
-                "| {label} | {} | {} | {ratio} |",
+                "| {label} | {} | {} | {ratio} | {} |",
                 best.map(|k| k.to_string()).unwrap_or_else(|| "none".into()),
                 cpu8.map(|c| format!("{:.2} ms", c)).unwrap_or_else(|| "—".into()),
+                participant8.map(|c| format!("{:.2} ms", c)).unwrap_or_else(|| "—".into()),
             );
         }
         let _ = writeln!(s, "\n| server | k | keystrokes/s | keystrokes | delivered | p50 | p99 | server CPU s / 1000 keystrokes | participant CPU / keystroke | driver load | sustained |");

@@ -15,6 +15,8 @@ pub enum Kind {
     Konsens,
     /// konsens-server with one flush per write (group commit off).
     KonsensNoGroup,
+    /// konsens with the coalescing window off (one round per message).
+    KonsensNoCoalesce,
     /// The stock automerge-repo 2.5.6 sync server (Node, file storage).
     Stock,
     /// samod 0.16 with its file storage.
@@ -26,6 +28,7 @@ impl Kind {
         match self {
             Kind::Konsens => "konsens",
             Kind::KonsensNoGroup => "konsens (no group commit)",
+            Kind::KonsensNoCoalesce => "konsens (no coalescing)",
             Kind::Stock => "automerge-repo 2.5.6 (JS)",
             Kind::Samod => "samod 0.16",
         }
@@ -72,7 +75,7 @@ impl Server {
             command.args(["perf", "record", "--call-graph", "dwarf,16384", "-F", "499", "-o"]).arg(file).arg("--");
         }
         match kind {
-            Kind::Konsens | Kind::KonsensNoGroup => {
+            Kind::Konsens | Kind::KonsensNoGroup | Kind::KonsensNoCoalesce => {
                 command
                     .arg(release_binary("konsens-server")?)
                     .arg("--open")
@@ -90,6 +93,11 @@ impl Server {
                     );
                 if kind == Kind::KonsensNoGroup {
                     command.env("KONSENS_GROUP_COMMIT_MAX", "1");
+                }
+                // The server's default window unless this run turns it off.
+                command.env_remove("KONSENS_COALESCE_MS");
+                if kind == Kind::KonsensNoCoalesce {
+                    command.env("KONSENS_COALESCE_MS", "0");
                 }
             }
             Kind::Stock => {
@@ -202,9 +210,11 @@ impl Server {
                 return Ok(());
             }
             if Instant::now() > deadline {
+                // What was measured stands; the hang is reported, not hidden.
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                bail!("{} did not exit within 60 s of SIGTERM", self.kind.label());
+                eprintln!("  warning: {} did not exit within 60 s of SIGTERM and was killed", self.kind.label());
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

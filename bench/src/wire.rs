@@ -51,7 +51,14 @@ pub enum Incoming {
     Other,
 }
 
+/// Join as an ephemeral peer (no storage): what a load driver's peer is.
 pub async fn connect(url: &str, peer_id: &str) -> Result<(Sender, Receiver)> {
+    connect_as(url, peer_id, None).await
+}
+
+/// Join; with `storage`, as a peer that keeps documents in that storage (so
+/// a server may keep what it shares with it across reconnects).
+pub async fn connect_as(url: &str, peer_id: &str, storage: Option<&str>) -> Result<(Sender, Receiver)> {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
@@ -64,7 +71,10 @@ pub async fn connect(url: &str, peer_id: &str) -> Result<(Sender, Receiver)> {
     let mut stream = stream;
     let join = Message::Join {
         sender_id: our,
-        peer_metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: true }),
+        peer_metadata: Some(PeerMetadata {
+            storage_id: storage.map(|s| konsens_protocol::StorageId(s.to_owned())),
+            is_ephemeral: storage.is_none(),
+        }),
         supported_protocol_versions: Some(vec!["1".into()]),
     };
     sender.sink.send(Ws::Binary(join.encode().into())).await?;

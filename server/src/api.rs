@@ -209,16 +209,19 @@ async fn invite(
     let doc = load(&hub, id).await?;
     Process::from_doc(&doc).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let expires_at = request.expires_in_days.map(|days| now_millis() + i64::from(days) * 86_400_000);
-    let (secret, record) = hub
-        .auth
-        .invite(&Invitation {
-            process: id,
-            role,
-            name: request.name.trim().to_owned(),
-            organisation: request.organisation.trim().to_owned(),
-            invited_by: who.participant.clone(),
-            expires_at,
-        })
+    let invitation = Invitation {
+        process: id,
+        role,
+        name: request.name.trim().to_owned(),
+        organisation: request.organisation.trim().to_owned(),
+        invited_by: who.participant.clone(),
+        expires_at,
+    };
+    // The token is flushed before its link is shown; not on an async worker.
+    let issuer = hub.clone();
+    let (secret, record) = tokio::task::spawn_blocking(move || issuer.auth.invite(&invitation))
+        .await
+        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     tracing::info!(process = %id, participant = %record.participant, role = %record.role, by = %who.participant, "member invited");
     let base = headers
@@ -253,7 +256,11 @@ async fn revoke(State(hub): State<Arc<Hub>>, Path(token_id): Path<String>, heade
     if !allowed {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "only facilitators of its process revoke a token"));
     }
-    hub.auth.store.revoke(&token_id).map_err(ApiError::internal)?;
+    let (store, id) = (hub.auth.store.clone(), token_id.clone());
+    tokio::task::spawn_blocking(move || store.revoke(&id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     let closed = hub.close_token_connections(&token_id);
     tracing::info!(token = %token_id, by = %who.participant, closed, "token revoked");
     Ok(Json(json!({"revoked": token_id, "closed_connections": closed})))

@@ -523,7 +523,7 @@ fn cold_document(n: usize) -> Result<(DocumentId, Automerge)> {
 
 fn write_on_disk(kind: Kind, documents: usize, data_dir: &std::path::Path) -> Result<()> {
     match kind {
-        Kind::Konsens | Kind::KonsensNoGroup => {
+        Kind::Konsens | Kind::KonsensNoGroup | Kind::KonsensNoCoalesce => {
             // What the server's engine writes for a new document: one snapshot chunk.
             let store = konsens_store::ChunkStore::open(data_dir)?;
             for n in 0..documents {

@@ -1,3 +1,4 @@
 pub mod docs;
+pub mod reconnect;
 pub mod replay;
 pub mod workshop;
