@@ -45,6 +45,9 @@ const KIND_SNAPSHOT: u8 = 0;
 const KIND_INCREMENTAL: u8 = 1;
 const STORAGE_ID_KEY: &[u8] = b"storage-id";
 
+/// A remote storage and the heads (change hashes) a document shares with it.
+pub type KeptSyncState = (StorageId, Vec<[u8; 32]>);
+
 /// One stored chunk of a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
@@ -145,7 +148,7 @@ impl ChunkStore {
     /// The heads this store last shared with each remote storage, for one
     /// document. A record that is not a list of hashes is skipped (it only
     /// saves work; the peer then syncs from scratch).
-    pub fn sync_states(&self, document: &DocumentId) -> Result<Vec<(StorageId, Vec<[u8; 32]>)>, StoreError> {
+    pub fn sync_states(&self, document: &DocumentId) -> Result<Vec<KeptSyncState>, StoreError> {
         let mut out = Vec::new();
         for entry in self.sync_states.scan_prefix(document.as_bytes()) {
             let (key, value) = entry?;
