@@ -17,7 +17,7 @@ use konsens_protocol::DocumentId;
 
 use crate::peer::{self, PATIENCE};
 use crate::servers::{Kind, Server};
-use crate::stats::quantile;
+use crate::stats::median;
 use crate::wire::{self, Incoming};
 
 /// Offline edits per absence.
@@ -76,13 +76,12 @@ async fn drive(server: &Server, base: &Automerge, id: DocumentId, same_storage: 
         messages.push(m as f64);
     }
     let server_cpu_ms = (server.cpu_seconds()? - cpu_before) * 1000.0 / reconnects as f64;
-    let median = |v: &mut Vec<f64>| quantile(v, 0.5).unwrap_or(f64::NAN);
     Ok(Row {
         same_storage,
         reconnects,
-        server_bytes: median(&mut bytes),
-        server_messages: median(&mut messages),
-        p50_ms: median(&mut times),
+        server_bytes: median(&mut bytes).unwrap_or(f64::NAN),
+        server_messages: median(&mut messages).unwrap_or(f64::NAN),
+        p50_ms: median(&mut times).unwrap_or(f64::NAN),
         server_cpu_ms,
     })
 }
