@@ -498,9 +498,7 @@ impl Actor {
                 chunks.iter().map(|c| (c.is_snapshot, c.bytes.as_slice())),
             )?;
             match self.store.sync_states(&id) {
-                Ok(states) => engine.restore_sync_states(
-                    states.into_iter().map(|(storage, heads)| (storage, heads.into_iter().map(ChangeHash).collect())),
-                ),
+                Ok(states) => engine.restore_sync_states(states),
                 // Only costs a longer first sync.
                 Err(e) => tracing::warn!(document = %id, error = %e, "cannot read sync states"),
             }
@@ -534,7 +532,7 @@ impl Actor {
                 }
                 DocEffect::Flush { .. } => {}
                 DocEffect::SaveSyncState { document_id, storage, heads } => {
-                    let record = Record::SyncState { document: document_id, storage, heads: heads.into_iter().map(|h| h.0).collect() };
+                    let record = Record::SyncState { document: document_id, storage, heads };
                     if let Err(e) = self.commit.submit_records(vec![record]) {
                         tracing::debug!(document = %id, error = %e, "sync state not kept");
                     }

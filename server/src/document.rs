@@ -9,7 +9,6 @@ use konsens_protocol::{
     ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, EphemeralMessage,
     Message, Role, StorageWrite, access,
 };
-use automerge::ChangeHash;
 use konsens_store::{Provenance, Record};
 use tokio::sync::mpsc;
 
@@ -98,11 +97,7 @@ impl DocumentTask {
         );
         match engine {
             Ok(mut engine) => {
-                engine.restore_sync_states(
-                    states
-                        .into_iter()
-                        .map(|(storage, heads)| (storage, heads.into_iter().map(ChangeHash).collect())),
-                );
+                engine.restore_sync_states(states);
                 State::Live(engine)
             }
             Err(e) => State::Unreadable(e.to_string()),
@@ -401,11 +396,7 @@ impl DocumentTask {
                     }
                 }
                 DocEffect::SaveSyncState { document_id, storage, heads } => {
-                    let record = Record::SyncState {
-                        document: document_id,
-                        storage,
-                        heads: heads.into_iter().map(|h| h.0).collect(),
-                    };
+                    let record = Record::SyncState { document: document_id, storage, heads };
                     if let Err(e) = self.hub.commit.submit_records(vec![record]) {
                         tracing::debug!(document = %self.id, error = %e, "sync state not kept");
                     }

@@ -36,7 +36,7 @@ pub enum Record {
     SyncState {
         document: DocumentId,
         storage: StorageId,
-        heads: Vec<[u8; 32]>,
+        heads: Vec<automerge::ChangeHash>,
     },
     /// An actor claimed for a member with [`AuthStore::claim_actor`].
     BindActor { actor: Vec<u8>, participant: String },
@@ -181,6 +181,7 @@ fn write_record(store: &ChunkStore, auth: &AuthStore, record: &Record) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use automerge::ChangeHash;
 
     #[test]
     fn writes_become_durable_and_visible_after_reopen() {
@@ -229,7 +230,7 @@ mod tests {
                     Record::BindActor { actor: b"actor-1".to_vec(), participant: "ana".into() },
                     Record::DocumentProcess { document: doc, process },
                     Record::Provenance { document: doc, change: [9; 32], provenance: provenance.clone() },
-                    Record::SyncState { document: doc, storage: StorageId("laptop".into()), heads: vec![[1; 32], [2; 32]] },
+                    Record::SyncState { document: doc, storage: StorageId("laptop".into()), heads: vec![ChangeHash([1; 32]), ChangeHash([2; 32])] },
                 ])
                 .expect("submit records");
             let (tx, rx) = mpsc::channel();
@@ -245,6 +246,6 @@ mod tests {
         assert_eq!(auth.actor_owner(b"actor-1").expect("owner").as_deref(), Some("ana"));
         assert_eq!(auth.document_process(&doc).expect("process"), Some(process));
         assert_eq!(auth.provenance(&doc, &[9; 32]).expect("provenance"), Some(provenance));
-        assert_eq!(store.sync_states(&doc).expect("states"), vec![(StorageId("laptop".into()), vec![[1; 32], [2; 32]])]);
+        assert_eq!(store.sync_states(&doc).expect("states"), vec![(StorageId("laptop".into()), vec![ChangeHash([1; 32]), ChangeHash([2; 32])])]);
     }
 }

@@ -18,6 +18,7 @@ mod group_commit;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use automerge::ChangeHash;
 use konsens_protocol::{DocumentId, StorageId, StorageWrite};
 use thiserror::Error;
 
@@ -46,7 +47,7 @@ const KIND_INCREMENTAL: u8 = 1;
 const STORAGE_ID_KEY: &[u8] = b"storage-id";
 
 /// A remote storage and the heads (change hashes) a document shares with it.
-pub type KeptSyncState = (StorageId, Vec<[u8; 32]>);
+pub type KeptSyncState = (StorageId, Vec<ChangeHash>);
 
 /// One stored chunk of a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +162,7 @@ impl ChunkStore {
             }
             let heads = value
                 .chunks_exact(32)
-                .filter_map(|h| <[u8; 32]>::try_from(h).ok())
+                .filter_map(|h| <[u8; 32]>::try_from(h).ok().map(ChangeHash))
                 .collect();
             out.push((StorageId(storage), heads));
         }
@@ -169,11 +170,11 @@ impl ChunkStore {
     }
 
     /// Write (not flush) the heads shared with a remote storage.
-    pub fn put_sync_state(&self, document: &DocumentId, storage: &StorageId, heads: &[[u8; 32]]) -> Result<(), StoreError> {
+    pub fn put_sync_state(&self, document: &DocumentId, storage: &StorageId, heads: &[ChangeHash]) -> Result<(), StoreError> {
         let mut key = Vec::with_capacity(16 + storage.0.len());
         key.extend_from_slice(document.as_bytes());
         key.extend_from_slice(storage.0.as_bytes());
-        self.sync_states.insert(key, heads.concat())?;
+        self.sync_states.insert(key, heads.iter().flat_map(|h| h.0).collect::<Vec<u8>>())?;
         Ok(())
     }
 
