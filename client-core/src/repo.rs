@@ -441,7 +441,7 @@ impl Actor {
         let mut inputs = Vec::with_capacity(2);
         if let Some(storage) = &connection.server_storage {
             // Resume from what we last shared with this server's storage.
-            inputs.push(DocInput::PeerStorage { conn: connection.id, peer: connection.server.clone(), storage: storage.clone() });
+            inputs.push(DocInput::PeerStorage { conn: connection.id, storage: storage.clone() });
         }
         inputs.push(DocInput::Connected { conn: connection.id, peer: connection.server.clone() });
         if let Some(engine) = self.engines.get_mut(&id) {

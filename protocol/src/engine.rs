@@ -70,11 +70,7 @@ pub enum DocInput {
     /// connection or a restored record, seeds its sync state, so a reconnect
     /// costs one round trip with a bloom filter of what changed since, not of
     /// the whole history. Give it before the connection's first message.
-    PeerStorage {
-        conn: ConnectionId,
-        peer: PeerId,
-        storage: StorageId,
-    },
+    PeerStorage { conn: ConnectionId, storage: StorageId },
     /// The connection is gone; forget its sync state (keeping what we share
     /// with its storage, see [`DocEffect::SaveSyncState`]).
     Disconnected { conn: ConnectionId },
@@ -132,8 +128,6 @@ struct PeerState {
     /// first: an acknowledgement of any of them can be taken without a walk
     /// of the change graph (see [`fast_ack`]).
     sent_log: VecDeque<(Vec<ChangeHash>, Vec<ChangeHash>)>,
-    /// The peer's storage, when it has one (see [`DocInput::PeerStorage`]).
-    storage: Option<StorageId>,
 }
 
 /// How many sent messages per peer [`PeerState::sent_log`] remembers.
@@ -147,7 +141,6 @@ impl PeerState {
             dirty: false,
             told_unavailable: false,
             sent_log: VecDeque::new(),
-            storage: None,
         }
     }
 }
@@ -182,6 +175,8 @@ pub struct DocEngine {
     failed: bool,
     /// Heads we share with remote storages whose peers are not connected.
     shared_with: HashMap<StorageId, Vec<ChangeHash>>,
+    /// The storage of each connection whose peer announced one.
+    storages: HashMap<ConnectionId, StorageId>,
 }
 
 /// Sizes of the stored chunks a document was loaded from, for compaction.
@@ -246,6 +241,7 @@ impl DocEngine {
             ephemeral_order: VecDeque::new(),
             failed: false,
             shared_with: HashMap::new(),
+            storages: HashMap::new(),
         }
     }
 
@@ -317,19 +313,17 @@ impl DocEngine {
                 DocInput::Ephemeral { conn, message } => self.relay_ephemeral(conn, message, &mut out),
                 DocInput::Connected { conn, peer } => {
                     // Idempotent: announcing twice must not reset a sync in progress.
-                    self.peers.entry(conn).or_insert_with(|| PeerState::new(peer)).dirty = true;
+                    self.peer_entry(conn, || peer).dirty = true;
                 }
-                DocInput::PeerStorage { conn, peer, storage } => {
-                    let state = self.peers.entry(conn).or_insert_with(|| PeerState::new(peer));
-                    let fresh = !state.sync.have_responded && state.sync.shared_heads.is_empty() && state.sync.their_heads.is_none();
-                    if fresh && let Some(heads) = self.shared_with.get(&storage) {
-                        state.sync.shared_heads.clone_from(heads);
-                    }
-                    state.storage = Some(storage);
+                // Remembered until the connection's peer state is created by
+                // its first message (or `Connected`), which it then seeds.
+                DocInput::PeerStorage { conn, storage } => {
+                    self.storages.insert(conn, storage);
                 }
                 DocInput::Disconnected { conn } => {
-                    if let Some(peer) = self.peers.remove(&conn) {
-                        self.keep_shared(peer, &mut out);
+                    let storage = self.storages.remove(&conn);
+                    if let (Some(peer), Some(storage)) = (self.peers.remove(&conn), storage) {
+                        self.keep_shared(storage, peer, &mut out);
                     }
                     self.waiting.retain(|w| w.conn != conn);
                 }
@@ -381,9 +375,20 @@ impl DocEngine {
         (result, out)
     }
 
+    /// The sync state of a connection, created on first use; a connection
+    /// whose peer announced its storage starts from what we last shared with it.
+    fn peer_entry(&mut self, conn: ConnectionId, peer_id: impl FnOnce() -> PeerId) -> &mut PeerState {
+        self.peers.entry(conn).or_insert_with(|| {
+            let mut state = PeerState::new(peer_id());
+            if let Some(heads) = self.storages.get(&conn).and_then(|s| self.shared_with.get(s)) {
+                state.sync.shared_heads.clone_from(heads);
+            }
+            state
+        })
+    }
+
     /// A departing peer's shared heads outlive its connection, by storage.
-    fn keep_shared(&mut self, peer: PeerState, out: &mut Vec<DocEffect>) {
-        let Some(storage) = peer.storage else { return };
+    fn keep_shared(&mut self, storage: StorageId, peer: PeerState, out: &mut Vec<DocEffect>) {
         let heads = peer.sync.shared_heads;
         if heads.is_empty() || self.shared_with.get(&storage) == Some(&heads) {
             return;
@@ -450,10 +455,7 @@ impl DocEngine {
         {
             match sync::Message::decode(&message.data) {
                 Ok(m) => {
-                    let peer = self
-                        .peers
-                        .entry(conn)
-                        .or_insert_with(|| PeerState::new(message.sender_id.clone()));
+                    let peer = self.peer_entry(conn, || message.sender_id.clone());
                     peer.dirty = true;
                     // A pure acknowledgement of our current heads is most of the
                     // traffic of a busy document (every peer confirms every

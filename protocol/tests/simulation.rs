@@ -378,7 +378,6 @@ impl Sim {
         let effects = self.clients[i].engine.handle(vec![
             DocInput::PeerStorage {
                 conn: client_conn,
-                peer: peer.clone(),
                 storage: server_storage(),
             },
             DocInput::Connected {
@@ -565,7 +564,6 @@ impl Sim {
                 if !self.server.engine.connections().any(|c| c == server_conn) {
                     let effects = self.server.engine.handle(vec![DocInput::PeerStorage {
                         conn: server_conn,
-                        peer: self.clients[i].peer.clone(),
                         storage: client_storage(i),
                     }]);
                     self.apply_server_effects(effects);

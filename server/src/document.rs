@@ -233,11 +233,7 @@ impl DocumentTask {
             return;
         }
         if let Some(storage) = &conn.storage {
-            inputs.push(DocInput::PeerStorage {
-                conn: conn.id,
-                peer: conn.peer_id.clone(),
-                storage: storage.clone(),
-            });
+            inputs.push(DocInput::PeerStorage { conn: conn.id, storage: storage.clone() });
         }
         self.connections.insert(conn.id, conn);
     }
