@@ -84,9 +84,18 @@ fn main() -> Result<()> {
 
     let mut report = String::new();
     let mut failures: Vec<String> = Vec::new();
+    // The workshop and reconnect scenarios share one document, built once.
+    let friendsforever = std::cell::OnceCell::new();
+    let friendsforever = || -> Result<&automerge::Automerge> {
+        if friendsforever.get().is_none() {
+            eprintln!("building the friendsforever document");
+            let _ = friendsforever.set(trace::build_concurrent("friendsforever.json.gz")?);
+        }
+        friendsforever.get().context("friendsforever document")
+    };
     if wants(&args.scenarios, "workshop") {
-        eprintln!("workshop: building the friendsforever document");
-        let base = trace::build_concurrent("friendsforever.json.gz")?;
+        eprintln!("workshop");
+        let base = friendsforever()?;
         let config = if args.quick {
             scenarios::workshop::Config {
                 participants: 40,
@@ -139,8 +148,8 @@ fn main() -> Result<()> {
         report.push_str(&report::replay(&results, limit_row.as_ref()));
     }
     if wants(&args.scenarios, "reconnect") {
-        eprintln!("reconnect: building the friendsforever document");
-        let base = trace::build_concurrent("friendsforever.json.gz")?;
+        eprintln!("reconnect");
+        let base = friendsforever()?;
         let reconnects = if args.quick { 5 } else { 30 };
         let mut results = Vec::new();
         for &kind in &kinds {
