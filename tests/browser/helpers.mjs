@@ -49,6 +49,61 @@ export async function startServer(extraArgs = []) {
   }
 }
 
+/** konsens-server without --open: resolves with its address and the admin link it prints. */
+export async function startSecureServer(extraArgs = []) {
+  const data = await mkdtemp(join(tmpdir(), "konsens-secure-"))
+  const child = spawn(join(root, "target/debug/konsens-server"), ["--data", data, "--listen", "127.0.0.1:0", ...extraArgs], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, RUST_LOG: process.env.KONSENS_BROWSER_SERVER_LOG ?? "info" },
+  })
+  let out = ""
+  let err = ""
+  child.stderr.setEncoding("utf8")
+  child.stderr.on("data", chunk => (err += chunk))
+  const link = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no admin link:\n${out}\n${err}`)), 20_000)
+    child.stdout.setEncoding("utf8")
+    child.stdout.on("data", chunk => {
+      out += chunk
+      const m = out.match(/^open (http:\/\/\S+\/join\/\S+)$/m)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1])
+      }
+    })
+    child.on("exit", code => reject(new Error(`konsens-server exited with ${code}:\n${err}`)))
+  })
+  const base = link.split("/join/")[0]
+  return {
+    adminLink: link,
+    adminToken: link.split("/join/")[1],
+    base,
+    ws: `${base.replace("http://", "ws://")}/sync`,
+    log: () => err,
+    async stop() {
+      const exited = new Promise(r => child.once("exit", r))
+      child.kill("SIGTERM")
+      await exited
+      await rm(data, { recursive: true, force: true })
+    },
+  }
+}
+
+/**
+ * Invite a member into a process through the JSON API, as the holder of
+ * `token` (an administrator or the process's facilitator). Returns the API's
+ * answer: {link, token, token_id, participant}.
+ */
+export async function invite(server, token, processId, { role, name, organisation }) {
+  const res = await fetch(`${server.base}/api/processes/${processId.replace("automerge:", "")}/invitations`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ role, name, organisation }),
+  })
+  if (!res.ok) throw new Error(`invitation failed: ${res.status} ${await res.text()}`)
+  return res.json()
+}
+
 export async function launch() {
   return chromium.launch({
     executablePath: CHROMIUM,

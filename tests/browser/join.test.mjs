@@ -4,53 +4,12 @@
 // change under the participant's verified name.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { spawn } from "node:child_process"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { root, launch, waitSynced, cli } from "./helpers.mjs"
+import { launch, waitSynced, cli, startSecureServer } from "./helpers.mjs"
 
 let server, browser, store
-
-/** konsens-server without --open: resolves with its address and the admin link it prints. */
-async function startSecureServer() {
-  const data = await mkdtemp(join(tmpdir(), "konsens-secure-"))
-  const child = spawn(join(root, "target/debug/konsens-server"), ["--data", data, "--listen", "127.0.0.1:0"], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: process.env.KONSENS_BROWSER_SERVER_LOG ?? "info" },
-  })
-  let out = ""
-  let err = ""
-  child.stderr.setEncoding("utf8")
-  child.stderr.on("data", chunk => (err += chunk))
-  const link = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no admin link:\n${out}\n${err}`)), 20_000)
-    child.stdout.setEncoding("utf8")
-    child.stdout.on("data", chunk => {
-      out += chunk
-      const m = out.match(/^open (http:\/\/\S+\/join\/\S+)$/m)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1])
-      }
-    })
-    child.on("exit", code => reject(new Error(`konsens-server exited with ${code}:\n${err}`)))
-  })
-  const base = link.split("/join/")[0]
-  return {
-    adminLink: link,
-    adminToken: link.split("/join/")[1],
-    base,
-    ws: `${base.replace("http://", "ws://")}/sync`,
-    log: () => err,
-    async stop() {
-      const exited = new Promise(r => child.once("exit", r))
-      child.kill("SIGTERM")
-      await exited
-      await rm(data, { recursive: true, force: true })
-    },
-  }
-}
 
 before(async () => {
   server = await startSecureServer()
