@@ -472,11 +472,11 @@ impl Actor {
                     }
                 }
             }
-            Message::Error { message, .. } => {
+            Message::Error { message, refusal, .. } => {
                 tracing::warn!(%message, "server reported an error");
                 // Changes the server refused will never be acknowledged: tell
                 // whoever waits for that instead of letting them wait forever.
-                if let Some(document) = konsens_protocol::access::refused_document(&message) {
+                if let Some(document) = refusal.map(|r| r.document_id) {
                     for waiter in self.synced_waiters.remove(&document).unwrap_or_default() {
                         let _ = waiter.send(Err(ClientError::Refused(message.clone())));
                     }

@@ -20,7 +20,7 @@ fn main() -> std::io::Result<()> {
         Message::Join { sender_id: a.clone(), peer_metadata: None, supported_protocol_versions: None },
         Message::Peer { sender_id: b.clone(), target_id: a.clone(), peer_metadata: Some(PeerMetadata::default()), selected_protocol_version: "1".into() },
         Message::Leave { sender_id: a.clone() },
-        Message::Error { sender_id: Some(b.clone()), target_id: Some(a.clone()), message: "nope".into() },
+        Message::Error { sender_id: Some(b.clone()), target_id: Some(a.clone()), message: "nope".into(), refusal: None },
         Message::Request(dm.clone()),
         Message::Sync(dm),
         Message::DocUnavailable { sender_id: b.clone(), target_id: a.clone(), document_id: doc },

@@ -20,8 +20,8 @@ use automerge::sync;
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use thiserror::Error;
 
-use crate::DocumentId;
-use crate::schema::{MemberRole, PROCESS_SCHEMA, RECOMMENDATION_SCHEMA};
+use crate::schema::{self, MemberRole, PROCESS_SCHEMA, RECOMMENDATION_SCHEMA};
+use crate::{DocumentId, RefusalCode, WireRefusal};
 
 /// What a connection may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,33 +47,94 @@ pub struct Sender {
     pub process: Option<DocumentId>,
 }
 
-/// Why changes were refused; sent to the peer as an `error` message.
+/// Why changes were refused; sent to the peer as an `error` message with its
+/// [`RefusalCode`] and the refused changes.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Refusal {
     #[error("observers cannot change documents")]
     ReadOnly,
     #[error("change {change} was made by actor {actor}, which belongs to another member; only a facilitator may relay it")]
-    ForeignActor { change: String, actor: String },
-    #[error("only facilitators may {0}")]
-    FacilitatorOnly(&'static str),
+    ForeignActor { change: ChangeHash, actor: String },
+    #[error("only facilitators may {}", .0.action())]
+    FacilitatorOnly(Guarded),
     #[error("only administrators may create {0}")]
     AdminOnly(&'static str),
     #[error("a new document must be a recommendation of your process")]
     OutsideProcess,
+    #[error("the changes would leave a {kind} the model cannot read: {reason}")]
+    Malformed { kind: &'static str, reason: String },
     #[error("the changes cannot be read: {0}")]
     Unreadable(String),
+    #[error("the document would exceed the size limit of {limit} bytes")]
+    DocumentTooLarge { limit: usize },
+    #[error("at most {per_hour} new documents per hour")]
+    CreationLimit { per_hour: usize },
 }
 
-/// The text of the `error` message that refuses changes to a document. The
-/// protocol's `error` carries only text, so the document id leads it in a
-/// fixed form that [`refused_document`] reads back.
-pub fn refusal_message(document: DocumentId, reason: &str) -> String {
-    format!("changes to {document} refused: {reason}")
+impl Refusal {
+    /// The code clients match on.
+    pub fn code(&self) -> RefusalCode {
+        match self {
+            Refusal::ReadOnly => RefusalCode::ReadOnly,
+            Refusal::ForeignActor { .. } => RefusalCode::ForeignActor,
+            Refusal::FacilitatorOnly(Guarded::Decision) => RefusalCode::Decision,
+            Refusal::FacilitatorOnly(Guarded::Membership) => RefusalCode::Membership,
+            Refusal::FacilitatorOnly(Guarded::Kind) => RefusalCode::Kind,
+            Refusal::AdminOnly(_) => RefusalCode::AdminOnly,
+            Refusal::OutsideProcess => RefusalCode::OutsideProcess,
+            Refusal::Malformed { .. } => RefusalCode::Malformed,
+            Refusal::Unreadable(_) => RefusalCode::Unreadable,
+            Refusal::DocumentTooLarge { .. } => RefusalCode::DocumentTooLarge,
+            Refusal::CreationLimit { .. } => RefusalCode::CreationLimit,
+        }
+    }
 }
 
-/// The document an `error` message refused changes to, if it is one.
-pub fn refused_document(message: &str) -> Option<DocumentId> {
-    message.strip_prefix("changes to ")?.split_once(" refused: ")?.0.parse().ok()
+/// State only facilitators may change, whatever operations change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarded {
+    /// A recommendation's effective status when it is (or becomes, or stops
+    /// being) adopted or rejected, and the decisions in its status log.
+    Decision,
+    /// A process's members.
+    Membership,
+    /// What a document is: its schema, and the process a recommendation belongs to.
+    Kind,
+}
+
+impl Guarded {
+    fn action(self) -> &'static str {
+        match self {
+            Guarded::Decision => "adopt, reject or re-open a recommendation",
+            Guarded::Membership => "change the members of a process",
+            Guarded::Kind => "change what kind of document this is or which process it belongs to",
+        }
+    }
+}
+
+/// Refused changes: why, and which of them (a client drops these and every
+/// change of its own that depends on them).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{reason}")]
+pub struct Refused {
+    pub reason: Refusal,
+    pub changes: Vec<ChangeHash>,
+}
+
+impl Refused {
+    fn all(reason: Refusal, changes: &[Change]) -> Self {
+        Self { reason, changes: changes.iter().map(Change::hash).collect() }
+    }
+
+    /// The `error` message's text. The document leads it, for people reading logs.
+    pub fn message(&self, document: DocumentId) -> String {
+        format!("changes to {document} refused: {}", self.reason)
+    }
+
+    /// The machine-readable part of the `error` message.
+    pub fn wire(&self, document: DocumentId) -> WireRefusal {
+        WireRefusal { document_id: document, code: self.reason.code(), refused: self.changes.clone() }
+    }
 }
 
 /// One admitted change and whom it is attributed to.
@@ -172,13 +233,13 @@ pub fn admit(
     changes: &[Change],
     sender: &Sender,
     owner_of: &dyn Fn(&ActorId) -> Option<String>,
-) -> Result<Admitted, Refusal> {
+) -> Result<Admitted, Refused> {
     let mut admitted = Admitted::default();
     if changes.is_empty() {
         return Ok(admitted);
     }
     if sender.role == AccessRole::Member(MemberRole::Observer) {
-        return Err(Refusal::ReadOnly);
+        return Err(Refused::all(Refusal::ReadOnly, changes));
     }
     let mut bound_here: HashMap<ActorId, String> = HashMap::new();
     for change in changes {
@@ -193,56 +254,197 @@ pub fn admit(
             Some(owner) if owner == sender.participant => (owner, None),
             Some(owner) if sender.role.is_facilitator() => (owner, Some(sender.participant.clone())),
             Some(_) => {
-                return Err(Refusal::ForeignActor { change: change.hash().to_string(), actor: actor.to_hex_string() });
+                let reason = Refusal::ForeignActor { change: change.hash(), actor: actor.to_hex_string() };
+                return Err(Refused { reason, changes: vec![change.hash()] });
             }
         };
         admitted.changes.push(AdmittedChange { hash: change.hash(), actor, author, merged_by });
     }
-    if !sender.role.is_facilitator() {
-        check_facilitator_only(doc, changes)?;
-    }
     if doc.is_empty() {
-        admitted.creates_in = creation(document, changes, sender)?;
+        admitted.creates_in = creation(document, changes, sender).map_err(|reason| Refused::all(reason, changes))?;
+    } else {
+        check_meaning(doc, changes, sender)?;
     }
     Ok(admitted)
 }
 
-/// Refuse what only facilitators may do: decide a recommendation, change membership.
-fn check_facilitator_only(doc: &Automerge, changes: &[Change]) -> Result<(), Refusal> {
-    // Objects of the membership list: the `members` map and every member entry in it.
-    let mut membership: BTreeSet<String> = BTreeSet::new();
-    if let Ok(Some((Value::Object(ObjType::Map), members))) = doc.get(ROOT, "members") {
-        for key in doc.keys(&members) {
-            if let Ok(Some((Value::Object(_), entry))) = doc.get(&members, key.as_str()) {
-                membership.insert(entry.to_string());
-            }
+/// Changes that only edit the text of the known text fields (typing) cannot
+/// touch guarded state or the model's shape; everything else is checked by
+/// applying it to a copy. Typing stays cheap, and no operation shape escapes.
+fn only_text_edits(doc: &Automerge, changes: &[Change]) -> bool {
+    let mut texts: BTreeSet<String> = BTreeSet::new();
+    for field in schema::TEXT_FIELDS.iter().chain(["title", "description"].iter()) {
+        if let Ok(Some((Value::Object(ObjType::Text), id))) = doc.get(ROOT, *field) {
+            texts.insert(id.to_string());
         }
-        membership.insert(members.to_string());
     }
-    let is_process = matches!(
-        doc.get(ROOT, "schema"),
-        Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Str(t) if t.as_str() == PROCESS_SCHEMA)
-    );
-    for change in changes {
-        for op in change.decode().operations {
-            let on_root = op.obj == automerge::legacy::ObjectId::Root;
-            let key = match &op.key {
-                automerge::legacy::Key::Map(k) => Some(k.as_str()),
-                automerge::legacy::Key::Seq(_) => None,
-            };
-            if on_root && key == Some("status") {
-                let decided = matches!(
-                    op.primitive_value(),
-                    Some(ScalarValue::Str(s)) if s.as_str() == "adopted" || s.as_str() == "rejected"
-                );
-                if decided {
-                    return Err(Refusal::FacilitatorOnly("adopt or reject a recommendation"));
+    if texts.is_empty() {
+        return false;
+    }
+    changes.iter().all(|change| {
+        change.decode().operations.iter().all(|op| {
+            let is_text_op = matches!(
+                op.action,
+                automerge::legacy::OpType::Put(ScalarValue::Str(_))
+                    | automerge::legacy::OpType::Delete
+                    | automerge::legacy::OpType::MarkBegin(..)
+                    | automerge::legacy::OpType::MarkEnd(..)
+            );
+            is_text_op && texts.contains(&op.obj.to_string())
+        })
+    })
+}
+
+/// What only facilitators may change, read the way the model reads it
+/// (a status counts whether it is a scalar, a text or anything else).
+#[derive(Debug, PartialEq, Eq)]
+struct GuardedState {
+    schema: Option<String>,
+    process: Option<String>,
+    /// The effective status, if it is a decision.
+    decided: Option<String>,
+    /// Status-log entries into or out of a decision.
+    decisions: Vec<String>,
+    members: Option<String>,
+}
+
+const DECIDED: [&str; 2] = ["adopted", "rejected"];
+
+impl GuardedState {
+    fn read(doc: &Automerge) -> Self {
+        let at_root = |key: &str| doc.get(ROOT, key).ok().flatten();
+        let status = at_root("status").map(|(v, id)| canonical_value(doc, &v, &id, 0));
+        let decided = status.filter(|s| DECIDED.iter().any(|d| s == &quoted(d)));
+        let mut decisions = Vec::new();
+        if let Some((Value::Object(ObjType::List), log)) = at_root("statusLog") {
+            for i in 0..doc.length(&log) {
+                let Ok(Some((Value::Object(_), entry))) = doc.get(&log, i) else { continue };
+                let field = |k: &str| doc.get(&entry, k).ok().flatten().map(|(v, id)| canonical_value(doc, &v, &id, 0));
+                let is_decision = [field("from"), field("to")]
+                    .into_iter()
+                    .flatten()
+                    .any(|s| DECIDED.iter().any(|d| s == quoted(d)));
+                if is_decision {
+                    decisions.push(canonical(doc, &entry, 0));
                 }
             }
-            if (on_root && key == Some("members") && is_process) || membership.contains(&op.obj.to_string()) {
-                return Err(Refusal::FacilitatorOnly("change the members of a process"));
-            }
         }
+        GuardedState {
+            schema: at_root("schema").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
+            process: at_root("process").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
+            decided,
+            decisions,
+            members: at_root("members").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
+        }
+    }
+
+    fn changed(&self, after: &GuardedState) -> Option<Guarded> {
+        if self.schema != after.schema || self.process != after.process {
+            Some(Guarded::Kind)
+        } else if self.decided != after.decided || self.decisions != after.decisions {
+            Some(Guarded::Decision)
+        } else if self.members != after.members {
+            Some(Guarded::Membership)
+        } else {
+            None
+        }
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// Nesting deeper than this is summarised; the model has nothing that deep.
+const MAX_DEPTH: usize = 16;
+
+/// A value as text that is equal exactly when the model would read the same
+/// thing: strings alike whether scalar or text, maps by sorted key.
+fn canonical_value(doc: &Automerge, value: &Value<'_>, id: &automerge::ObjId, depth: usize) -> String {
+    match value {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(t) => quoted(t),
+            other => other.to_string(),
+        },
+        Value::Object(ObjType::Text) => quoted(&doc.text(id).unwrap_or_default()),
+        Value::Object(_) => canonical(doc, id, depth + 1),
+    }
+}
+
+fn canonical(doc: &Automerge, obj: &automerge::ObjId, depth: usize) -> String {
+    if depth > MAX_DEPTH {
+        return "…".to_owned();
+    }
+    let mut out = String::new();
+    match doc.object_type(obj) {
+        Ok(ObjType::Map | ObjType::Table) => {
+            out.push('{');
+            for key in doc.keys(obj) {
+                if let Ok(Some((v, id))) = doc.get(obj, key.as_str()) {
+                    out.push_str(&quoted(&key));
+                    out.push(':');
+                    out.push_str(&canonical_value(doc, &v, &id, depth));
+                    out.push(',');
+                }
+            }
+            out.push('}');
+        }
+        Ok(ObjType::List) => {
+            out.push('[');
+            for i in 0..doc.length(obj) {
+                if let Ok(Some((v, id))) = doc.get(obj, i) {
+                    out.push_str(&canonical_value(doc, &v, &id, depth));
+                    out.push(',');
+                }
+            }
+            out.push(']');
+        }
+        Ok(ObjType::Text) => out.push_str(&quoted(&doc.text(obj).unwrap_or_default())),
+        Err(_) => {}
+    }
+    out
+}
+
+/// Whether the document reads as the model it says it is (a process or a
+/// recommendation); other documents have no model to check.
+fn model_error(doc: &Automerge) -> Option<(&'static str, String)> {
+    let schema = match doc.get(ROOT, "schema") {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Str(t) => Some(t.to_string()),
+            _ => None,
+        },
+        Ok(Some((Value::Object(ObjType::Text), id))) => doc.text(&id).ok(),
+        _ => None,
+    };
+    match schema.as_deref() {
+        Some(PROCESS_SCHEMA) => schema::Process::from_doc(doc).err().map(|e| ("process", e.to_string())),
+        Some(RECOMMENDATION_SCHEMA) => schema::Recommendation::from_doc(doc).err().map(|e| ("recommendation", e.to_string())),
+        _ => None,
+    }
+}
+
+/// Decide on what the changes mean, not on how they are written: apply them
+/// one by one to a copy and compare what only facilitators may change before
+/// and after each (so a flip and a flip back in one message is seen too),
+/// and refuse a document the model could read before and cannot after.
+fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender) -> Result<(), Refused> {
+    if only_text_edits(doc, changes) {
+        return Ok(());
+    }
+    let guard = !sender.role.is_facilitator();
+    let before = GuardedState::read(doc);
+    let mut copy = doc.fork();
+    for change in changes {
+        copy.apply_changes([change.clone()])
+            .map_err(|e| Refused::all(Refusal::Unreadable(e.to_string()), changes))?;
+        if guard && let Some(what) = before.changed(&GuardedState::read(&copy)) {
+            return Err(Refused { reason: Refusal::FacilitatorOnly(what), changes: vec![change.hash()] });
+        }
+    }
+    if model_error(doc).is_none()
+        && let Some((kind, reason)) = model_error(&copy)
+    {
+        return Err(Refused::all(Refusal::Malformed { kind, reason }, changes));
     }
     Ok(())
 }
@@ -262,16 +464,27 @@ fn creation(document: DocumentId, changes: &[Change], sender: &Sender) -> Result
     let process_of_rec = text("process")
         .and_then(|url| url.parse::<crate::AutomergeUrl>().ok())
         .map(|u| u.document_id);
-    match (sender.role, schema.as_deref()) {
-        (AccessRole::Admin, Some(PROCESS_SCHEMA)) => Ok(Some(document)),
-        (AccessRole::Admin, Some(RECOMMENDATION_SCHEMA)) => Ok(process_of_rec),
-        (AccessRole::Admin, _) => Ok(None),
-        (AccessRole::Member(_), Some(PROCESS_SCHEMA)) => Err(Refusal::AdminOnly("processes")),
+    let created = match (sender.role, schema.as_deref()) {
+        (AccessRole::Admin, Some(PROCESS_SCHEMA)) => Some(document),
+        (AccessRole::Admin, Some(RECOMMENDATION_SCHEMA)) => process_of_rec,
+        (AccessRole::Admin, _) => None,
+        (AccessRole::Member(_), Some(PROCESS_SCHEMA)) => return Err(Refusal::AdminOnly("processes")),
         (AccessRole::Member(_), Some(RECOMMENDATION_SCHEMA)) if process_of_rec.is_some() && process_of_rec == sender.process => {
-            Ok(process_of_rec)
+            process_of_rec
         }
-        (AccessRole::Member(_), _) => Err(Refusal::OutsideProcess),
+        (AccessRole::Member(_), _) => return Err(Refusal::OutsideProcess),
+    };
+    // A member's new recommendation starts as a draft nobody has decided on,
+    // and reads as the model.
+    if let AccessRole::Member(_) = sender.role {
+        if GuardedState::read(&scratch).decided.is_some() || !GuardedState::read(&scratch).decisions.is_empty() {
+            return Err(Refusal::FacilitatorOnly(Guarded::Decision));
+        }
+        if let Some((kind, reason)) = model_error(&scratch) {
+            return Err(Refusal::Malformed { kind, reason });
+        }
     }
+    Ok(created)
 }
 
 #[cfg(test)]
@@ -333,11 +546,12 @@ mod tests {
     }
 
     #[test]
-    fn refusal_messages_name_their_document() {
+    fn refusals_name_their_document_code_and_changes() {
         let id = DocumentId::from_random([4; 16]);
-        let text = refusal_message(id, "observers cannot change documents");
-        assert_eq!(refused_document(&text), Some(id));
-        assert_eq!(refused_document("something else"), None);
+        let refused = Refused { reason: Refusal::ReadOnly, changes: vec![ChangeHash([3; 32])] };
+        assert!(refused.message(id).starts_with(&format!("changes to {id} refused: ")));
+        let wire = refused.wire(id);
+        assert_eq!((wire.document_id, wire.code, wire.refused), (id, RefusalCode::ReadOnly, vec![ChangeHash([3; 32])]));
     }
 
     #[test]
@@ -347,12 +561,14 @@ mod tests {
         let changes = new_changes(&base, &doc);
         let none = |_: &ActorId| None;
         let observer = sender("o", AccessRole::Member(MemberRole::Observer), process_id());
-        assert_eq!(admit(DocumentId::from_random([2; 16]), &base, &changes, &observer, &none), Err(Refusal::ReadOnly));
+        let refused = admit(DocumentId::from_random([2; 16]), &base, &changes, &observer, &none).expect_err("observer");
+        assert_eq!(refused.reason, Refusal::ReadOnly);
+        assert_eq!(refused.changes, changes.iter().map(Change::hash).collect::<Vec<_>>());
         let participant = sender("p", AccessRole::Member(MemberRole::Participant), process_id());
         let owned_by_other = |_: &ActorId| Some("someone-else".to_owned());
         assert!(matches!(
             admit(DocumentId::from_random([2; 16]), &base, &changes, &participant, &owned_by_other),
-            Err(Refusal::ForeignActor { .. })
+            Err(Refused { reason: Refusal::ForeignActor { .. }, .. })
         ));
         let facilitator = sender("f", AccessRole::Member(MemberRole::Facilitator), process_id());
         let ok = admit(DocumentId::from_random([2; 16]), &base, &changes, &facilitator, &owned_by_other).expect("relayed");
@@ -371,11 +587,11 @@ mod tests {
         assert_eq!(admitted.creates_in, Some(process_id()));
         assert_eq!(admitted.new_actors, vec![actor(1)]);
         let elsewhere = sender("p", AccessRole::Member(MemberRole::Participant), DocumentId::from_random([9; 16]));
-        assert_eq!(admit(DocumentId::from_random([2; 16]), &base, &changes, &elsewhere, &none), Err(Refusal::OutsideProcess));
+        assert_eq!(admit(DocumentId::from_random([2; 16]), &base, &changes, &elsewhere, &none).map_err(|r| r.reason), Err(Refusal::OutsideProcess));
         let mut process = Automerge::new().with_actor(actor(3));
         process.transact::<_, _, schema::SchemaError>(|tx| schema::init_process(tx, "P", "")).expect("init");
         let changes = new_changes(&base, &process);
-        assert_eq!(admit(process_id(), &base, &changes, &member, &none), Err(Refusal::AdminOnly("processes")));
+        assert_eq!(admit(process_id(), &base, &changes, &member, &none).map_err(|r| r.reason), Err(Refusal::AdminOnly("processes")));
         let admin = Sender { participant: "admin:x".into(), role: AccessRole::Admin, process: None };
         assert_eq!(admit(process_id(), &base, &changes, &admin, &none).expect("admin").creates_in, Some(process_id()));
     }
@@ -397,7 +613,10 @@ mod tests {
         let changes = new_changes(&before, &after);
         let none = |_: &ActorId| None;
         let participant = sender("p", AccessRole::Member(MemberRole::Participant), process_id());
-        assert!(matches!(admit(process_id(), &before, &changes, &participant, &none), Err(Refusal::FacilitatorOnly(_))));
+        assert_eq!(
+            admit(process_id(), &before, &changes, &participant, &none).map_err(|r| r.reason),
+            Err(Refusal::FacilitatorOnly(Guarded::Decision))
+        );
         let facilitator = sender("f", AccessRole::Member(MemberRole::Facilitator), process_id());
         assert!(admit(process_id(), &before, &changes, &facilitator, &none).is_ok());
 
@@ -425,8 +644,131 @@ mod tests {
             .expect("demote");
         let changes = new_changes(&process, &promoted);
         assert_eq!(
-            admit(process_id(), &process, &changes, &participant, &none),
-            Err(Refusal::FacilitatorOnly("change the members of a process"))
+            admit(process_id(), &process, &changes, &participant, &none).map_err(|r| r.reason),
+            Err(Refusal::FacilitatorOnly(Guarded::Membership))
+        );
+    }
+
+    fn participant() -> Sender {
+        sender("p", AccessRole::Member(MemberRole::Participant), process_id())
+    }
+
+    /// A recommendation at consensus, and a participant's edit of it.
+    fn edited(by: u8, edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), schema::SchemaError>) -> (Automerge, Vec<Change>) {
+        let mut doc = recommendation(1);
+        doc.transact::<_, _, schema::SchemaError>(|tx| {
+            schema::change_status(tx, Status::Discussion, "f", 1, "")?;
+            schema::change_status(tx, Status::Consensus, "f", 2, "")?;
+            Ok(())
+        })
+        .expect("to consensus");
+        let mut after = doc.fork().with_actor(actor(by));
+        after.transact(edit).expect("edit");
+        let changes = new_changes(&doc, &after);
+        (doc, changes)
+    }
+
+    fn refusal_of(doc: &Automerge, changes: &[Change], who: &Sender) -> Option<Refusal> {
+        admit(process_id(), doc, changes, who, &|_: &ActorId| None).err().map(|r| r.reason)
+    }
+
+    #[test]
+    fn a_status_written_as_text_is_still_a_decision() {
+        let (doc, changes) = edited(7, |tx| {
+            let text = tx.put_object(ROOT, "status", ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "adopted")?;
+            Ok(())
+        });
+        assert_eq!(refusal_of(&doc, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Decision)));
+        // A facilitator may decide, but not leave a status the model cannot read.
+        let facilitator = sender("f", AccessRole::Member(MemberRole::Facilitator), process_id());
+        assert!(matches!(refusal_of(&doc, &changes, &facilitator), Some(Refusal::Malformed { .. })));
+    }
+
+    #[test]
+    fn participants_neither_decide_nor_reopen_but_move_the_rest() {
+        let (doc, changes) = edited(7, |tx| schema::change_status(tx, Status::Discussion, "p", 3, "").map(|_| ()));
+        assert_eq!(refusal_of(&doc, &changes, &participant()), None, "consensus → discussion is anyone's");
+        let mut adopted = doc.clone();
+        adopted
+            .transact::<_, _, schema::SchemaError>(|tx| schema::change_status(tx, Status::Adopted, "f", 4, "").map(|_| ()))
+            .expect("adopt");
+        let mut reopened = adopted.fork().with_actor(actor(7));
+        reopened
+            .transact::<_, _, schema::SchemaError>(|tx| schema::change_status(tx, Status::Discussion, "p", 5, "").map(|_| ()))
+            .expect("re-open");
+        let changes = new_changes(&adopted, &reopened);
+        assert_eq!(refusal_of(&adopted, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Decision)));
+        let facilitator = sender("f", AccessRole::Member(MemberRole::Facilitator), process_id());
+        assert_eq!(refusal_of(&adopted, &changes, &facilitator), None);
+    }
+
+    #[test]
+    fn a_schema_flip_and_flip_back_is_refused_at_the_flip() {
+        let (doc, changes) = edited(7, |tx| {
+            tx.put(ROOT, "schema", "something/else")?;
+            Ok(())
+        });
+        let flip = changes[0].hash();
+        let mut later = doc.fork().with_actor(actor(7));
+        later.apply_changes(changes.clone()).expect("apply");
+        later
+            .transact::<_, _, schema::SchemaError>(|tx| {
+                tx.put(ROOT, "schema", RECOMMENDATION_SCHEMA)?;
+                Ok(())
+            })
+            .expect("flip back");
+        let both = new_changes(&doc, &later);
+        let refused = admit(process_id(), &doc, &both, &participant(), &|_: &ActorId| None).expect_err("refused");
+        assert_eq!(refused.reason, Refusal::FacilitatorOnly(Guarded::Kind));
+        assert_eq!(refused.changes, vec![flip], "the flip itself is named");
+    }
+
+    #[test]
+    fn forged_decisions_in_the_status_log_are_refused() {
+        let (doc, changes) = edited(7, |tx| {
+            let log = match tx.get(ROOT, "statusLog")? {
+                Some((_, id)) => id,
+                None => return Err(schema::SchemaError::UnknownField("statusLog".into())),
+            };
+            let entry = schema::StatusChange { by: "f".into(), at: 9, from: Status::Consensus, to: Status::Adopted, note: String::new(), heads: vec![] };
+            let n = tx.length(&log);
+            autosurgeon::reconcile_insert(tx, log, n, &entry)?;
+            Ok(())
+        });
+        assert_eq!(refusal_of(&doc, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Decision)));
+    }
+
+    #[test]
+    fn typing_takes_the_fast_path_and_passes() {
+        let (doc, changes) = edited(7, |tx| {
+            let text = schema::text_object(tx, "recommendation")?;
+            tx.splice_text(&text, 0, 0, "Employers pay.")?;
+            Ok(())
+        });
+        assert!(only_text_edits(&doc, &changes));
+        assert_eq!(refusal_of(&doc, &changes, &participant()), None);
+        let (doc, changes) = edited(7, |tx| {
+            tx.put(ROOT, "status", "maybe")?;
+            Ok(())
+        });
+        assert!(!only_text_edits(&doc, &changes));
+        assert!(matches!(refusal_of(&doc, &changes, &participant()), Some(Refusal::Malformed { .. })));
+    }
+
+    #[test]
+    fn a_members_new_recommendation_cannot_start_decided() {
+        let base = Automerge::new();
+        let mut doc = recommendation(1);
+        doc.transact::<_, _, schema::SchemaError>(|tx| {
+            tx.put(ROOT, "status", "adopted")?;
+            Ok(())
+        })
+        .expect("forged");
+        let changes = new_changes(&base, &doc);
+        assert_eq!(
+            admit(DocumentId::from_random([2; 16]), &base, &changes, &participant(), &|_: &ActorId| None).map_err(|r| r.reason),
+            Err(Refusal::FacilitatorOnly(Guarded::Decision))
         );
     }
 }

@@ -577,6 +577,7 @@ impl DocEngine {
                 sender_id: Some(self.our_peer_id.clone()),
                 target_id,
                 message: error.to_string(),
+                refusal: None,
             },
         });
         out.push(DocEffect::Close {

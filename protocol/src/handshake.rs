@@ -28,6 +28,7 @@ impl Handshake {
                 sender_id: Some(self.our_peer_id.clone()),
                 target_id: target,
                 message: error.to_string(),
+                refusal: None,
             };
             (error, message)
         };

@@ -24,7 +24,7 @@ pub use document_id::{AutomergeUrl, DocumentId};
 pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, Role, StorageWrite, StoredSizes};
 pub use error::ProtocolError;
 pub use handshake::{Handshake, Joined};
-pub use message::{DocMessage, EphemeralMessage, Message, PeerId, PeerMetadata, StorageId, PROTOCOL_VERSION};
+pub use message::{DocMessage, EphemeralMessage, Message, PeerId, PeerMetadata, RefusalCode, StorageId, WireRefusal, PROTOCOL_VERSION};
 
 /// Default limit for one WebSocket frame: 16 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;

@@ -79,6 +79,90 @@ pub struct RemoteHeads {
     pub timestamp: u64,
 }
 
+/// Why the server refused changes, as a closed set of codes that clients
+/// match on (never on the English `message`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RefusalCode {
+    /// The sender is an observer.
+    ReadOnly,
+    /// A change was made by an actor that belongs to another member.
+    ForeignActor,
+    /// Only facilitators adopt, reject or re-open a recommendation.
+    Decision,
+    /// Only facilitators change a process's members.
+    Membership,
+    /// Only facilitators change what kind of document this is (schema, process).
+    Kind,
+    /// Only administrators create processes or documents outside a process.
+    AdminOnly,
+    /// A new document must be a recommendation of the sender's process.
+    OutsideProcess,
+    /// The changes would leave a document the model cannot read.
+    Malformed,
+    /// The document would exceed the server's size limit.
+    DocumentTooLarge,
+    /// Too many new documents from this member.
+    CreationLimit,
+    /// The changes could not be decoded.
+    Unreadable,
+    /// A code this version does not know (a newer server).
+    Other,
+}
+
+impl RefusalCode {
+    pub const ALL: [RefusalCode; 11] = [
+        RefusalCode::ReadOnly,
+        RefusalCode::ForeignActor,
+        RefusalCode::Decision,
+        RefusalCode::Membership,
+        RefusalCode::Kind,
+        RefusalCode::AdminOnly,
+        RefusalCode::OutsideProcess,
+        RefusalCode::Malformed,
+        RefusalCode::DocumentTooLarge,
+        RefusalCode::CreationLimit,
+        RefusalCode::Unreadable,
+    ];
+
+    /// The code on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::ReadOnly => "read-only",
+            RefusalCode::ForeignActor => "foreign-actor",
+            RefusalCode::Decision => "decision",
+            RefusalCode::Membership => "membership",
+            RefusalCode::Kind => "kind",
+            RefusalCode::AdminOnly => "admin-only",
+            RefusalCode::OutsideProcess => "outside-process",
+            RefusalCode::Malformed => "malformed",
+            RefusalCode::DocumentTooLarge => "document-too-large",
+            RefusalCode::CreationLimit => "creation-limit",
+            RefusalCode::Unreadable => "unreadable",
+            RefusalCode::Other => "other",
+        }
+    }
+
+    pub fn from_wire(s: &str) -> Self {
+        Self::ALL.into_iter().find(|c| c.as_str() == s).unwrap_or(RefusalCode::Other)
+    }
+}
+
+impl fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The machine-readable part of an `error` that refuses changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireRefusal {
+    pub document_id: DocumentId,
+    pub code: RefusalCode,
+    /// The changes refused (hex hashes on the wire). A client drops them and
+    /// every change of its own that depends on them.
+    pub refused: Vec<automerge::ChangeHash>,
+}
+
 /// One protocol message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -101,6 +185,10 @@ pub enum Message {
         sender_id: Option<PeerId>,
         target_id: Option<PeerId>,
         message: String,
+        /// Set when the error refuses changes: which document, why and which
+        /// changes, for clients that recover from it. Other automerge-repo
+        /// clients ignore these extra keys and show `message`.
+        refusal: Option<WireRefusal>,
     },
     Request(DocMessage),
     Sync(DocMessage),
@@ -199,6 +287,7 @@ impl Message {
                 sender_id,
                 target_id,
                 message,
+                refusal,
             } => {
                 if let Some(s) = sender_id {
                     put("senderId", text(&s.0));
@@ -207,6 +296,11 @@ impl Message {
                     put("targetId", text(&t.0));
                 }
                 put("message", text(message));
+                if let Some(r) = refusal {
+                    put("documentId", text(&r.document_id.to_string()));
+                    put("refusal", text(r.code.as_str()));
+                    put("refused", Value::Array(r.refused.iter().map(|h| text(&h.to_string())).collect()));
+                }
             }
             Message::Request(m) | Message::Sync(m) => {
                 put("senderId", text(&m.sender_id.0));
@@ -443,6 +537,19 @@ impl Fields {
         Ok(Some(meta))
     }
 
+    /// The refusal part of an `error`, when it has one.
+    fn refusal(&self) -> Result<Option<WireRefusal>, ProtocolError> {
+        let Some(code) = self.opt_text("refusal")? else {
+            return Ok(None);
+        };
+        let refused = self
+            .text_list("refused")?
+            .iter()
+            .map(|h| h.parse::<automerge::ChangeHash>().map_err(|_| self.invalid("refused", "holds a malformed change hash")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(WireRefusal { document_id: self.document_id()?, code: RefusalCode::from_wire(&code), refused }))
+    }
+
     fn into_message(self) -> Result<Message, ProtocolError> {
         let doc_message = |f: &Self| -> Result<DocMessage, ProtocolError> {
             Ok(DocMessage {
@@ -476,6 +583,7 @@ impl Fields {
                 sender_id: self.opt_text("senderId")?.map(PeerId),
                 target_id: self.opt_text("targetId")?.map(PeerId),
                 message: self.opt_text("message")?.unwrap_or_default(),
+                refusal: self.refusal()?,
             },
             "request" => Message::Request(doc_message(&self)?),
             "sync" => Message::Sync(doc_message(&self)?),
@@ -594,6 +702,17 @@ mod tests {
             sender_id: Some(a.clone()),
             target_id: None,
             message: "boom".into(),
+            refusal: None,
+        });
+        round_trip(Message::Error {
+            sender_id: Some(a.clone()),
+            target_id: Some(b.clone()),
+            message: "changes refused".into(),
+            refusal: Some(WireRefusal {
+                document_id: DocumentId::from_bytes([7; 16]),
+                code: RefusalCode::Decision,
+                refused: vec![automerge::ChangeHash([9; 32])],
+            }),
         });
         let dm = DocMessage {
             sender_id: a.clone(),

@@ -135,7 +135,8 @@ string_enum!(
 
 impl Status {
     /// Allowed moves: forward one step, back one step for more discussion,
-    /// and a final decision only from consensus.
+    /// a final decision only from consensus, and re-opening a decided
+    /// recommendation for discussion (or back to consensus).
     pub fn can_move_to(self, to: Status) -> bool {
         use Status::*;
         matches!(
@@ -146,9 +147,17 @@ impl Status {
                 | (Consensus, Discussion)
                 | (Consensus, Adopted)
                 | (Consensus, Rejected)
+                | (Adopted, Discussion)
                 | (Adopted, Consensus)
+                | (Rejected, Discussion)
                 | (Rejected, Consensus)
         )
+    }
+
+    /// A decision: adopted or rejected. Moving into or out of one is for
+    /// facilitators only (see `access`).
+    pub fn is_decision(self) -> bool {
+        matches!(self, Status::Adopted | Status::Rejected)
     }
 }
 
@@ -284,6 +293,10 @@ pub struct StatusChange {
     pub to: Status,
     #[autosurgeon(missing = "Default::default")]
     pub note: String,
+    /// For an adoption: the document's heads (hex change hashes) just before
+    /// it, which fix the adopted wording.
+    #[autosurgeon(missing = "Default::default")]
+    pub heads: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hydrate, Reconcile)]
@@ -403,6 +416,51 @@ impl Recommendation {
         // fork_at gives a document with its own actor; reading needs nothing else.
         past.set_actor(automerge::ActorId::random());
         Self::from_doc(&past)
+    }
+
+    /// The adoption that fixes the wording now: the last status-log entry into
+    /// `adopted`, while the recommendation is adopted and it recorded heads.
+    pub fn adoption(&self) -> Option<&StatusChange> {
+        if self.status != Status::Adopted {
+            return None;
+        }
+        self.status_log.iter().rev().find(|c| c.to == Status::Adopted).filter(|c| !c.heads.is_empty())
+    }
+
+    /// What a report shows: for an adopted recommendation, its title and text
+    /// fields as they stood when it was adopted (later or concurrent edits do
+    /// not change the adopted wording); everything else as it is now.
+    pub fn from_doc_as_adopted(doc: &Automerge) -> Result<Self, SchemaError> {
+        let mut rec = Self::from_doc(doc)?;
+        let Some(adoption) = rec.adoption() else {
+            return Ok(rec);
+        };
+        let heads = adoption
+            .heads
+            .iter()
+            .map(|h| h.parse::<automerge::ChangeHash>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SchemaError::Malformed { kind: "recommendation", reason: format!("adoption heads: {e}") })?;
+        // Heads this copy does not hold (a partial sync) leave the current wording.
+        if heads.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
+            return Ok(rec);
+        }
+        let adopted = Self::from_doc_at(doc, &heads)?;
+        rec.title = adopted.title;
+        rec.problem = adopted.problem;
+        rec.recommendation = adopted.recommendation;
+        rec.rationale = adopted.rationale;
+        Ok(rec)
+    }
+
+    /// Whether the title or a text field differs from the adopted wording.
+    pub fn changed_since_adoption(doc: &Automerge) -> Result<bool, SchemaError> {
+        let now = Self::from_doc(doc)?;
+        let adopted = Self::from_doc_as_adopted(doc)?;
+        Ok(now.title != adopted.title
+            || now.problem != adopted.problem
+            || now.recommendation != adopted.recommendation
+            || now.rationale != adopted.rationale)
     }
 
     pub fn text(&self, field: &str) -> Option<&RichText> {
@@ -573,7 +631,9 @@ pub fn change_status(
         Some((Value::Object(ObjType::List), id)) => id,
         _ => tx.put_object(ROOT, "statusLog", ObjType::List)?,
     };
-    let entry = StatusChange { by: by.to_owned(), at, from, to, note: note.to_owned() };
+    // The wording as it stands when adopted (the heads before this change).
+    let heads = if to == Status::Adopted { tx.get_heads().iter().map(|h| h.to_string()).collect() } else { Vec::new() };
+    let entry = StatusChange { by: by.to_owned(), at, from, to, note: note.to_owned(), heads };
     let index = tx.length(&log);
     autosurgeon::reconcile_insert(tx, log, index, &entry)?;
     Ok(entry)

@@ -322,7 +322,7 @@ async fn report_route(
     for url in process.recommendations.values().flatten() {
         let Ok(rec_id) = document_id(url) else { continue };
         let Ok(rec_doc) = load(&hub, rec_id).await else { continue };
-        if let Ok(rec) = Recommendation::from_doc(&rec_doc) {
+        if let Ok(rec) = Recommendation::from_doc_as_adopted(&rec_doc) {
             recommendations.push((url.clone(), rec));
         }
     }

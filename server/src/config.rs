@@ -51,7 +51,14 @@ pub struct Limits {
     pub connections_per_token: usize,
     /// New documents one member may create per hour.
     pub documents_per_hour: usize,
+    /// A connection over its message rate is slowed down (its socket is not
+    /// read until the rate allows); it is closed only after being slowed
+    /// down without a break for this long.
+    pub throttle_close_after: Duration,
 }
+
+/// Default of [`Limits::throttle_close_after`], in seconds.
+pub const DEFAULT_THROTTLE_CLOSE_SECS: u64 = 30;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -60,6 +67,7 @@ impl Default for Limits {
             messages_per_second: 200,
             connections_per_token: 16,
             documents_per_hour: 200,
+            throttle_close_after: Duration::from_secs(DEFAULT_THROTTLE_CLOSE_SECS),
         }
     }
 }

@@ -105,6 +105,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                         sender_id: Some(hub.handshake.our_peer_id.clone()),
                         target_id: None,
                         message: error.to_string(),
+                        refusal: None,
                     };
                     Err((error, reply))
                 }
@@ -116,6 +117,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                 sender_id: Some(hub.handshake.our_peer_id.clone()),
                 target_id: None,
                 message: error.to_string(),
+                refusal: None,
             };
             Err((error, reply))
         }
@@ -147,6 +149,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                 sender_id: Some(hub.handshake.our_peer_id.clone()),
                 target_id: Some(joined.peer_id.clone()),
                 message: reason.clone(),
+                refusal: None,
             };
             let _ = sink.send(WsMessage::Binary(reply.encode().into())).await;
             let _ = sink.send(close_frame(close_code::POLICY, &reason)).await;
@@ -252,14 +255,29 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                 break;
             }
         };
-        if matches!(message, Message::Sync(_) | Message::Request(_) | Message::Ephemeral(_))
-            && !hub.auth.open
-            && !rate.allow(tokio::time::Instant::now())
-        {
-            tracing::warn!(conn = ?conn_id, participant = %handle.principal.participant, limit = hub.config.limits.messages_per_second, "message rate limit exceeded");
-            send_error(&hub, &handle, &format!("rate limit exceeded: at most {} messages per second", hub.config.limits.messages_per_second));
-            handle.close(close_code::POLICY, "rate limit exceeded");
-            break;
+        if matches!(message, Message::Sync(_) | Message::Request(_) | Message::Ephemeral(_)) && !hub.auth.open {
+            // Over the rate, the socket is not read for a while (TCP pushes
+            // back on the sender); only a sender that stays over it is closed.
+            let now = tokio::time::Instant::now();
+            match rate.admit(now, hub.config.limits.throttle_close_after) {
+                Pace::Now => {}
+                Pace::After(wait) => {
+                    tracing::debug!(conn = ?conn_id, wait_ms = wait.as_millis() as u64, "slowing down a connection over its message rate");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = shutdown.cancelled() => {
+                            handle.close(close_code::GOING_AWAY, "server shutting down");
+                            break;
+                        }
+                    }
+                }
+                Pace::Close => {
+                    tracing::warn!(conn = ?conn_id, participant = %handle.principal.participant, limit = hub.config.limits.messages_per_second, "message rate limit exceeded for too long");
+                    send_error(&hub, &handle, &format!("rate limit exceeded: at most {} messages per second", hub.config.limits.messages_per_second));
+                    handle.close(close_code::POLICY, "rate limit exceeded");
+                    break;
+                }
+            }
         }
         match message {
             Message::Sync(mut doc_message) => {
@@ -319,35 +337,57 @@ fn send_error(hub: &Hub, handle: &ConnectionHandle, error: &dyn std::fmt::Displa
         sender_id: Some(hub.handshake.our_peer_id.clone()),
         target_id: Some(handle.peer_id.clone()),
         message: error.to_string(),
+        refusal: None,
     };
     handle.send(reply.encode());
 }
 
 /// A token bucket: `per_second` messages a second, bursts up to twice that.
+/// A message over the rate waits for its token; a sender that keeps waiting
+/// without a break for the close delay is closed.
 struct RateLimit {
     per_second: f64,
     tokens: f64,
     last: Option<tokio::time::Instant>,
+    /// When the current run of slowed-down messages began.
+    slowed_since: Option<tokio::time::Instant>,
+}
+
+/// What to do with the next message.
+#[derive(Debug, PartialEq)]
+enum Pace {
+    Now,
+    /// Read it after this long.
+    After(std::time::Duration),
+    Close,
 }
 
 impl RateLimit {
     fn new(per_second: u32) -> Self {
         let per_second = f64::from(per_second.max(1));
-        Self { per_second, tokens: per_second * 2.0, last: None }
+        Self { per_second, tokens: per_second * 2.0, last: None, slowed_since: None }
     }
 
-    fn allow(&mut self, now: tokio::time::Instant) -> bool {
+    fn admit(&mut self, now: tokio::time::Instant, close_after: std::time::Duration) -> Pace {
         if let Some(last) = self.last {
-            let refill = now.duration_since(last).as_secs_f64() * self.per_second;
+            let refill = now.saturating_duration_since(last).as_secs_f64() * self.per_second;
             self.tokens = (self.tokens + refill).min(self.per_second * 2.0);
         }
         self.last = Some(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            true
-        } else {
-            false
+            self.slowed_since = None;
+            return Pace::Now;
         }
+        let since = *self.slowed_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= close_after {
+            return Pace::Close;
+        }
+        let wait = std::time::Duration::from_secs_f64((1.0 - self.tokens) / self.per_second);
+        // The token that refills during the wait is this message's.
+        self.tokens = 0.0;
+        self.last = Some(now + wait);
+        Pace::After(wait)
     }
 }
 
@@ -362,4 +402,44 @@ fn close_frame(code: u16, reason: &str) -> WsMessage {
         code,
         reason: truncate_reason(reason).into(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_burst_within_the_limit_passes_and_a_faster_sender_is_slowed_then_closed() {
+        let start = tokio::time::Instant::now();
+        let close_after = Duration::from_secs(30);
+        let mut rate = RateLimit::new(10);
+        // The burst allowance (twice the rate) passes at once.
+        for _ in 0..20 {
+            assert_eq!(rate.admit(start, close_after), Pace::Now);
+        }
+        // The next one waits for its token instead of being refused.
+        assert_eq!(rate.admit(start, close_after), Pace::After(Duration::from_millis(100)));
+        // A sender that keeps up at the rate is never closed.
+        let mut at = start + Duration::from_millis(100);
+        for _ in 0..1000 {
+            at += Duration::from_millis(100);
+            assert_eq!(rate.admit(at, close_after), Pace::Now);
+        }
+        // One that sends twice as fast waits every time, and is closed after
+        // being slowed down without a break for the close delay.
+        let mut closed_at = None;
+        for i in 0..2000u64 {
+            at += Duration::from_millis(50);
+            match rate.admit(at, close_after) {
+                Pace::Close => {
+                    closed_at = Some(i);
+                    break;
+                }
+                Pace::Now | Pace::After(_) => {}
+            }
+        }
+        let closed_at = closed_at.expect("closed eventually");
+        assert!((590..=610).contains(&closed_at), "closed after {closed_at} messages, about 30 s at 20/s");
+    }
 }

@@ -2,7 +2,7 @@
 //! everything queued for it from all connections as one batch, hands writes to
 //! the group-commit writer and releases replies once they are durable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use konsens_protocol::{
@@ -36,6 +36,16 @@ pub(crate) enum DocCommand {
     },
 }
 
+/// Why a message's changes do not go to the engine.
+enum Admission {
+    /// Refused by the access rules or limits; the sender is told.
+    Refused(access::Refused),
+    /// It offers changes refused before (or built on them); dropped silently.
+    AlreadyRefused,
+    /// Our own failure (recording authorship); the sender is told, nothing stored.
+    Failed(String),
+}
+
 /// The document could not be loaded from disk; it answers with errors and
 /// never writes, so nothing stored is overwritten.
 enum State {
@@ -51,6 +61,11 @@ pub(crate) struct DocumentTask {
     durable_tx: mpsc::UnboundedSender<(u64, Result<(), String>)>,
     durable_rx: mpsc::UnboundedReceiver<(u64, Result<(), String>)>,
     connections: HashMap<ConnectionId, Arc<ConnectionHandle>>,
+    /// Changes refused from each connection, and their dependents seen since.
+    /// A client that does not recover from a refusal keeps offering them;
+    /// such messages are dropped without a reply, so no loop of refusals
+    /// starts and the refusal is logged once.
+    refused: HashMap<ConnectionId, HashSet<automerge::ChangeHash>>,
     /// Bytes the document takes on disk, for the size limit.
     stored_bytes: usize,
 }
@@ -66,6 +81,7 @@ impl DocumentTask {
             durable_tx,
             durable_rx,
             connections: HashMap::new(),
+            refused: HashMap::new(),
             stored_bytes: 0,
         }
     }
@@ -194,6 +210,7 @@ impl DocumentTask {
                         sender_id: Some(self.hub.handshake.our_peer_id.clone()),
                         target_id: Some(conn.peer_id.clone()),
                         message: format!("document {} is unreadable on this server: {reason}", self.id),
+                        refusal: None,
                     };
                     conn.send(reply.encode());
                     return;
@@ -221,6 +238,7 @@ impl DocumentTask {
             }
             DocCommand::Disconnected { conn } => {
                 self.connections.remove(&conn);
+                self.refused.remove(&conn);
                 inputs.push(DocInput::Disconnected { conn });
             }
         }
@@ -239,7 +257,7 @@ impl DocumentTask {
     }
 
     /// May this sync message go to the engine? Answers the sender itself when not.
-    fn access(&self, engine: &DocEngine, conn: &ConnectionHandle, message: &DocMessage, request: bool) -> bool {
+    fn access(&mut self, engine: &DocEngine, conn: &ConnectionHandle, message: &DocMessage, request: bool) -> bool {
         let auth = &self.hub.auth;
         let readable = auth.can_read(&conn.principal, &self.id);
         // A `sync` for a document nobody has yet may create it; admission decides.
@@ -256,12 +274,29 @@ impl DocumentTask {
         }
         match self.admit(engine, conn, message) {
             Ok(()) => true,
-            Err(reason) => {
-                tracing::warn!(document = %self.id, participant = %conn.principal.participant, role = conn.principal.role_name(), %reason, "refused changes");
+            Err(Admission::AlreadyRefused) => {
+                tracing::debug!(document = %self.id, conn = ?conn.id, "dropped a message offering changes refused before");
+                false
+            }
+            Err(Admission::Refused(refused)) => {
+                tracing::warn!(document = %self.id, participant = %conn.principal.participant, role = conn.principal.role_name(), code = %refused.reason.code(), reason = %refused.reason, "refused changes");
+                self.refused.entry(conn.id).or_default().extend(refused.changes.iter().copied());
                 let reply = Message::Error {
                     sender_id: Some(self.hub.handshake.our_peer_id.clone()),
                     target_id: Some(conn.peer_id.clone()),
-                    message: access::refusal_message(self.id, &reason),
+                    message: refused.message(self.id),
+                    refusal: Some(refused.wire(self.id)),
+                };
+                conn.send(reply.encode());
+                false
+            }
+            Err(Admission::Failed(reason)) => {
+                tracing::error!(document = %self.id, %reason, "cannot admit changes");
+                let reply = Message::Error {
+                    sender_id: Some(self.hub.handshake.our_peer_id.clone()),
+                    target_id: Some(conn.peer_id.clone()),
+                    message: format!("changes to {} not stored: {reason}", self.id),
+                    refusal: None,
                 };
                 conn.send(reply.encode());
                 false
@@ -291,7 +326,7 @@ impl DocumentTask {
 
     /// Check the changes a message brings against the access rules and limits,
     /// and record who delivered them.
-    fn admit(&self, engine: &DocEngine, conn: &ConnectionHandle, message: &DocMessage) -> Result<(), String> {
+    fn admit(&mut self, engine: &DocEngine, conn: &ConnectionHandle, message: &DocMessage) -> Result<(), Admission> {
         // An undecodable message is the engine's to report.
         let Ok(sync) = automerge::sync::Message::decode(&message.data) else {
             return Ok(());
@@ -300,20 +335,36 @@ impl DocumentTask {
             return Ok(());
         }
         let doc = engine.doc();
-        let changes = access::incoming_changes(doc, &sync).map_err(|e| e.to_string())?;
+        let changes = access::incoming_changes(doc, &sync).map_err(|reason| {
+            Admission::Refused(access::Refused { reason, changes: Vec::new() })
+        })?;
         if changes.is_empty() {
             return Ok(());
         }
+        // Changes refused before, or built on them, are not looked at again.
+        if let Some(refused) = self.refused.get_mut(&conn.id) {
+            let mut tainted = false;
+            for change in &changes {
+                if refused.contains(&change.hash()) || change.deps().iter().any(|d| refused.contains(d)) {
+                    refused.insert(change.hash());
+                    tainted = true;
+                }
+            }
+            if tainted {
+                return Err(Admission::AlreadyRefused);
+            }
+        }
+        let refuse_all = |reason| Admission::Refused(access::Refused { reason, changes: changes.iter().map(|c| c.hash()).collect() });
         let limits = &self.hub.config.limits;
         let size: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
         if self.stored_bytes + size > limits.max_document_bytes {
-            return Err(format!("the document would exceed the size limit of {} bytes", limits.max_document_bytes));
+            return Err(refuse_all(access::Refusal::DocumentTooLarge { limit: limits.max_document_bytes }));
         }
         let store = &self.hub.auth.store;
         let owner_of = |actor: &automerge::ActorId| store.actor_owner(actor.to_bytes()).ok().flatten();
-        let admitted = access::admit(self.id, doc, &changes, &conn.principal.sender(), &owner_of).map_err(|r| r.to_string())?;
+        let admitted = access::admit(self.id, doc, &changes, &conn.principal.sender(), &owner_of).map_err(Admission::Refused)?;
         if doc.is_empty() && !self.hub.allow_creation(&conn.principal.participant) {
-            return Err(format!("at most {} new documents per hour", limits.documents_per_hour));
+            return Err(refuse_all(access::Refusal::CreationLimit { per_hour: limits.documents_per_hour }));
         }
         // Claims are decided in memory at once; everything is written and
         // flushed by the group-commit thread, ahead of the document write it
@@ -322,9 +373,11 @@ impl DocumentTask {
         for actor in &admitted.new_actors {
             let owner = store
                 .claim_actor(actor.to_bytes(), &conn.principal.participant)
-                .map_err(|e| format!("cannot record authorship: {e}"))?;
+                .map_err(|e| Admission::Failed(format!("cannot record authorship: {e}")))?;
             if owner != conn.principal.participant {
-                return Err(format!("actor {actor} belongs to another member"));
+                let hashes = admitted.changes.iter().filter(|c| &c.actor == actor).map(|c| c.hash).collect();
+                let reason = access::Refusal::ForeignActor { change: admitted.changes[0].hash, actor: actor.to_hex_string() };
+                return Err(Admission::Refused(access::Refused { reason, changes: hashes }));
             }
             records.push(Record::BindActor {
                 actor: actor.to_bytes().to_vec(),
@@ -347,7 +400,7 @@ impl DocumentTask {
                 },
             });
         }
-        self.hub.commit.submit_records(records).map_err(|e| format!("cannot record authorship: {e}"))
+        self.hub.commit.submit_records(records).map_err(|e| Admission::Failed(format!("cannot record authorship: {e}")))
     }
 
     /// Carry out the engine's effects; returns connections found closed.

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use konsens_protocol::{Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
 
-pub use config::{COALESCE_MIN_PEERS, DEFAULT_COALESCE_MS, Limits, ServerConfig};
+pub use config::{COALESCE_MIN_PEERS, DEFAULT_COALESCE_MS, DEFAULT_THROTTLE_CLOSE_SECS, Limits, ServerConfig};
 pub use error::ServerError;
 
 use hub::Hub;

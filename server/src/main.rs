@@ -32,9 +32,13 @@ struct Args {
     /// Largest document (stored bytes) that still accepts changes.
     #[arg(long, env = "KONSENS_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_document_bytes: usize,
-    /// Sync messages per second per connection.
+    /// Sync messages per second per connection; faster senders are slowed down.
     #[arg(long, env = "KONSENS_MESSAGES_PER_SECOND", default_value_t = 200)]
     messages_per_second: u32,
+    /// Seconds a connection may stay slowed down by the rate limit without a
+    /// break before it is closed.
+    #[arg(long, env = "KONSENS_THROTTLE_CLOSE_SECS", default_value_t = konsens_server::DEFAULT_THROTTLE_CLOSE_SECS)]
+    throttle_close_secs: u64,
     /// Open connections per token.
     #[arg(long, env = "KONSENS_CONNECTIONS_PER_TOKEN", default_value_t = 16)]
     connections_per_token: usize,
@@ -81,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         messages_per_second: args.messages_per_second,
         connections_per_token: args.connections_per_token,
         documents_per_hour: args.documents_per_hour,
+        throttle_close_after: std::time::Duration::from_secs(args.throttle_close_secs),
     };
     config.open = args.open;
     config.max_frame_bytes = args.max_frame_bytes;
