@@ -15,6 +15,7 @@ pub mod error;
 pub mod handshake;
 pub mod markdown;
 pub mod message;
+pub mod recovery;
 pub mod report;
 pub mod schema;
 #[doc(hidden)]
