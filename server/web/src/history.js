@@ -1,5 +1,8 @@
 // History: a timeline of changes (author, time, what), any version opened
-// read-only, and what changed between it and now.
+// read-only, and what changed between it and now. On a secure server the
+// names are the server's: it records who delivered each change
+// (GET /api/docs/<id>/history); an --open server has only what the
+// documents say about their authors.
 
 import * as A from "@automerge/automerge/slim"
 import { h, fill } from "./dom.js"
@@ -19,6 +22,33 @@ export function historyPanel(app, handle) {
   const el = h("section", { class: "history", "aria-labelledby": "h-history" }, h("h2", { id: "h-history" }, t("history")), toggle, body, version)
   let open = false
   let shownHeads = null
+  // change hash → {name, organisation}, as the server verified them.
+  const verified = new Map()
+  let asking = false
+  let askAgain = false
+  async function askServer() {
+    if (app.me?.open !== false) return
+    if (asking) {
+      askAgain = true
+      return
+    }
+    asking = true
+    try {
+      const res = await fetch(`/api/docs/${handle.documentId}/history`)
+      const changes = res.ok ? await res.json() : []
+      for (const c of Array.isArray(changes) ? changes : []) if (c?.hash && c.author?.name) verified.set(c.hash, c.author)
+    } catch {
+      // Offline: names come once the server answers again.
+    } finally {
+      asking = false
+    }
+    if (askAgain) {
+      askAgain = false
+      askServer()
+    } else if (open) {
+      renderList(entries())
+    }
+  }
 
   toggle.addEventListener("click", () => {
     open = !open
@@ -31,6 +61,8 @@ export function historyPanel(app, handle) {
   function entries() {
     const doc = handle.doc()
     const who = M.authors(doc)
+    // Our own changes are ours, whatever the server has acknowledged yet.
+    if (app.me?.open === false) who[A.getActorId(doc)] = M.identity()
     const out = []
     for (const bytes of A.getAllChanges(doc)) {
       const c = A.decodeChange(bytes)
@@ -45,29 +77,45 @@ export function historyPanel(app, handle) {
       }
       out.push({ actor: c.actor, message, time, hash: c.hash, count: 1 })
     }
-    return out.reverse().map(e => ({ ...e, author: who[e.actor] }))
+    return out.reverse().map(e => ({ ...e, author: verified.get(e.hash) ?? who[e.actor] }))
   }
 
   function refresh() {
     if (open) {
-      fill(
-        list,
-        entries().map(e =>
-          h(
-            "li",
-            { dataset: { hash: e.hash } },
-            h("span", { class: "when" }, formatTime(e.time)),
-            " ",
-            h("strong", {}, e.author ? `${e.author.name} (${e.author.organisation})` : t("unknownAuthor")),
-            " ",
-            h("span", { class: "what" }, e.message || t("changes", { n: e.count }), e.count > 1 && e.message ? ` (${t("changes", { n: e.count })})` : ""),
-            " ",
-            h("button", { type: "button", class: "link", onClick: () => show([e.hash], e.time) }, t("viewVersion"))
-          )
-        )
-      )
+      const list = entries()
+      renderList(list)
+      // Changes the server has not named for us yet (ours not yet acknowledged, or new).
+      if (app.me?.open === false && list.some(e => !e.author)) askSoon()
     }
     if (shownHeads) renderVersion()
+  }
+
+  let askTimer = null
+  function askSoon() {
+    if (askTimer) return
+    askTimer = setTimeout(() => {
+      askTimer = null
+      askServer()
+    }, 500)
+  }
+
+  function renderList(entries) {
+    fill(
+      list,
+      entries.map(e =>
+        h(
+          "li",
+          { dataset: { hash: e.hash } },
+          h("span", { class: "when" }, formatTime(e.time)),
+          " ",
+          h("strong", {}, e.author ? `${e.author.name} (${e.author.organisation})` : t("unknownAuthor")),
+          " ",
+          h("span", { class: "what" }, e.message || t("changes", { n: e.count }), e.count > 1 && e.message ? ` (${t("changes", { n: e.count })})` : ""),
+          " ",
+          h("button", { type: "button", class: "link", onClick: () => show([e.hash], e.time) }, t("viewVersion"))
+        )
+      )
+    )
   }
 
   let shownTime = 0
@@ -109,7 +157,7 @@ export function historyPanel(app, handle) {
     )
   }
 
-  return { el, refresh, destroy() {} }
+  return { el, refresh, destroy: () => clearTimeout(askTimer) }
 }
 
 function safeSpans(doc, field) {
@@ -127,7 +175,7 @@ function endorsementText(doc) {
 }
 
 /** Word-level diff as <del>/<ins> (LCS; texts here are paragraphs, not books). */
-function wordDiff(before, after) {
+export function wordDiff(before, after) {
   const a = before.split(/(\s+)/)
   const b = after.split(/(\s+)/)
   if (a.length * b.length > 4_000_000) return [h("del", {}, before), h("ins", {}, after)]

@@ -26,8 +26,10 @@ const STRINGS = {
     filterStatus: "Filter by status",
     filterSector: "Filter by sector",
     all: "All",
-    endorsementsCount: "{n} endorsement(s)",
-    openComments: "{n} open comment(s)",
+    endorsementsCount: "{n} endorsements",
+    endorsementsCount_one: "1 endorsement",
+    openComments: "{n} open comments",
+    openComments_one: "1 open comment",
     exportMarkdown: "Download report (Markdown)",
     exportHtml: "Download report (HTML)",
     title: "Title",
@@ -80,7 +82,8 @@ const STRINGS = {
     online: "Online",
     offline: "Offline",
     syncing: "Syncing…",
-    pending: "{n} change(s) not yet on the server",
+    pending: "{n} changes not yet on the server",
+    pending_one: "1 change not yet on the server",
     allSaved: "All changes saved on the server",
     needInvitation: "This konsens server is private. Open the personal invitation link your facilitator sent you.",
     members: "Members",
@@ -117,6 +120,17 @@ const STRINGS = {
     skipToContent: "Skip to content",
     editedFields: "edited {fields}",
     changes: "{n} changes",
+    changes_one: "1 change",
+    noWorkshopsYet: "No workshops yet. The facilitators prepare them.",
+    noProcessesMember: "You are not part of a process yet. Open the personal invitation link your facilitator sent you.",
+    noCommentsYet: "No comments yet.",
+    readOnlyObserver: "You are observing this process: you can read everything but not change it.",
+    adoptedFixed: "Adopted on {date}: the wording is fixed. A facilitator can re-open it.",
+    adoptedFixedUndated: "Adopted: the wording is fixed. A facilitator can re-open it.",
+    changedSinceAdoption: "Changed since adoption",
+    changedSinceAdoptionFacilitator: "These edits were merged after the adoption: they were written before their authors knew of it (for example offline). The report keeps the adopted wording. Re-open the recommendation to take them up, or leave it adopted.",
+    changedSinceAdoptionMember: "These edits were merged after the adoption: they were written before their authors knew of it (for example offline). The report keeps the adopted wording; a facilitator decides whether to re-open the recommendation.",
+    role_admin: "administrator",
   },
   de: {
     appName: "konsens",
@@ -142,8 +156,10 @@ const STRINGS = {
     filterStatus: "Nach Status filtern",
     filterSector: "Nach Branche filtern",
     all: "Alle",
-    endorsementsCount: "{n} Positionierung(en)",
-    openComments: "{n} offene(r) Kommentar(e)",
+    endorsementsCount: "{n} Positionierungen",
+    endorsementsCount_one: "1 Positionierung",
+    openComments: "{n} offene Kommentare",
+    openComments_one: "1 offener Kommentar",
     exportMarkdown: "Bericht herunterladen (Markdown)",
     exportHtml: "Bericht herunterladen (HTML)",
     title: "Titel",
@@ -196,7 +212,8 @@ const STRINGS = {
     online: "Online",
     offline: "Offline",
     syncing: "Synchronisiere…",
-    pending: "{n} Änderung(en) noch nicht auf dem Server",
+    pending: "{n} Änderungen noch nicht auf dem Server",
+    pending_one: "1 Änderung noch nicht auf dem Server",
     allSaved: "Alle Änderungen auf dem Server gespeichert",
     needInvitation: "Dieser konsens-Server ist nicht öffentlich. Öffnen Sie den persönlichen Einladungslink, den Sie von Ihrer Moderation erhalten haben.",
     members: "Mitglieder",
@@ -206,8 +223,8 @@ const STRINGS = {
     memberOrganisation: "Organisation",
     role: "Rolle",
     role_facilitator: "Moderation",
-    role_participant: "Teilnahme",
-    role_observer: "Beobachtung",
+    role_participant: "Teilnehmende",
+    role_observer: "Beobachtende",
     revoke: "Zugang entziehen",
     identityTitle: "Willkommen bei konsens",
     identityIntro: "Bevor Sie loslegen: Wer sind Sie? Andere sehen Ihren Namen bei Ihren Änderungen.",
@@ -217,7 +234,7 @@ const STRINGS = {
     changeIdentity: "Name oder Organisation ändern",
     loading: "Wird geladen…",
     notFound: "Dieses Dokument wurde nicht gefunden. Prüfen Sie den Link oder versuchen Sie es erneut, wenn Sie online sind.",
-    wrongKind: "Dieses Dokument ist kein(e) {kind}.",
+    wrongKind: "Dieses Dokument ist nicht vom Typ „{kind}“.",
     backToProcess: "Zurück zum Prozess",
     backToStart: "Alle Prozesse",
     bold: "Fett",
@@ -233,6 +250,17 @@ const STRINGS = {
     skipToContent: "Zum Inhalt springen",
     editedFields: "bearbeitet: {fields}",
     changes: "{n} Änderungen",
+    changes_one: "1 Änderung",
+    noWorkshopsYet: "Noch keine Workshops. Die Moderation bereitet sie vor.",
+    noProcessesMember: "Sie gehören noch zu keinem Prozess. Öffnen Sie den persönlichen Einladungslink, den Sie von Ihrer Moderation erhalten haben.",
+    noCommentsYet: "Noch keine Kommentare.",
+    readOnlyObserver: "Sie beobachten diesen Prozess: Sie können alles lesen, aber nichts ändern.",
+    adoptedFixed: "Angenommen am {date}: Der Wortlaut steht fest. Die Moderation kann die Empfehlung wieder öffnen.",
+    adoptedFixedUndated: "Angenommen: Der Wortlaut steht fest. Die Moderation kann die Empfehlung wieder öffnen.",
+    changedSinceAdoption: "Seit der Annahme geändert",
+    changedSinceAdoptionFacilitator: "Diese Änderungen kamen nach der Annahme dazu: Sie wurden geschrieben, bevor ihre Autorinnen und Autoren davon wussten (zum Beispiel offline). Der Bericht enthält den angenommenen Wortlaut. Öffnen Sie die Empfehlung wieder, um die Änderungen aufzunehmen, oder lassen Sie sie angenommen.",
+    changedSinceAdoptionMember: "Diese Änderungen kamen nach der Annahme dazu: Sie wurden geschrieben, bevor ihre Autorinnen und Autoren davon wussten (zum Beispiel offline). Der Bericht enthält den angenommenen Wortlaut; die Moderation entscheidet, ob die Empfehlung wieder geöffnet wird.",
+    role_admin: "Administration",
   },
 }
 
@@ -243,7 +271,9 @@ export const lang = (navigator.languages?.length ? navigator.languages : [naviga
   : "en"
 
 export function t(key, vars = {}) {
-  const template = STRINGS[lang][key] ?? STRINGS.en[key] ?? key
+  // One form for exactly one, another for every other number (enough for English and German).
+  const k = vars.n === 1 && (STRINGS[lang][`${key}_one`] ?? STRINGS.en[`${key}_one`]) ? `${key}_one` : key
+  const template = STRINGS[lang][k] ?? STRINGS.en[k] ?? key
   return template.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`))
 }
 

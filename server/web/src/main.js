@@ -5,7 +5,7 @@ import "./style.css"
 import { initializeWasm } from "@automerge/automerge/slim"
 import { h, fill, field } from "./dom.js"
 import { t, lang } from "./i18n.js"
-import { identity, saveIdentity, adoptServerIdentity } from "./model.js"
+import { identity, saveIdentity, adoptServerIdentity, setSession } from "./model.js"
 import { openRepo } from "./connection.js"
 import { startPage } from "./start.js"
 import { processPage } from "./process.js"
@@ -25,14 +25,18 @@ async function boot() {
     fill(main, h("p", { id: "no-session", role: "alert" }, t("needInvitation")))
     return
   }
+  let who = null
   if (me?.ok) {
-    const who = await me.json()
+    who = await me.json()
     if (!who.open) adoptServerIdentity(who)
   }
   const { repo, status } = openRepo()
-  const app = { repo, status, navigate, main }
+  // app.me: the role the server gave us (see model.js: can).
+  const app = { repo, status, navigate, main, me: setSession(who) }
   window.konsens = app // for tests and the curious: the Repo and connection state
   header(app)
+  // The server's identity is not ours to edit.
+  if (!app.me.open) document.getElementById("identity")?.setAttribute("disabled", "")
   document.addEventListener("click", event => {
     const link = event.target.closest?.("a[href]")
     if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return

@@ -3,8 +3,9 @@
 // pass on) and revoke. Hidden on an --open server, which has no members.
 import { h, fill, field } from "./dom.js"
 import { t } from "./i18n.js"
+import { can, learnPeople } from "./model.js"
 
-export function membersSection(id) {
+export function membersSection(app, id) {
   const list = h("ul", { id: "members-list" })
   const section = h("section", { id: "members", class: "card", "aria-labelledby": "members-title", hidden: true }, h("h2", { id: "members-title" }, t("members")), list)
   const name = h("input", { type: "text", required: true })
@@ -41,13 +42,13 @@ export function membersSection(id) {
   )
 
   async function load() {
-    const [members, me] = await Promise.all([
-      fetch(`/api/processes/${id}/members`).then(r => (r.ok ? r.json() : null)).catch(() => null),
-      fetch("/api/me").then(r => (r.ok ? r.json() : null)).catch(() => null),
-    ])
-    if (!members || !me || me.open) return
+    if (app.me.open) return
+    const members = await fetch(`/api/processes/${id}/members`).then(r => (r.ok ? r.json() : null)).catch(() => null)
+    if (!Array.isArray(members)) return
+    learnPeople(members)
     section.hidden = false
-    const facilitator = me.role === "admin" || (me.role === "facilitator" && me.process?.endsWith(id))
+    // Admins manage every process, a facilitator their own (a member belongs to one).
+    const facilitator = can(app, "manageMembers") && (app.me.role === "admin" || String(app.me.process ?? "").endsWith(id))
     fill(
       list,
       members.map(m =>

@@ -28,20 +28,90 @@ const MOVES = {
   draft: ["discussion"],
   discussion: ["draft", "consensus"],
   consensus: ["discussion", "adopted", "rejected"],
-  adopted: ["consensus"],
-  rejected: ["consensus"],
+  adopted: ["discussion", "consensus"],
+  rejected: ["discussion", "consensus"],
 }
-export const nextStatuses = from => MOVES[from] ?? []
+const DECISIONS = new Set(["adopted", "rejected"])
+
+/** Deciding, and undoing a decision, is the facilitators' (the server refuses it from others). */
+export const facilitatorOnly = (from, to) => DECISIONS.has(from) || DECISIONS.has(to)
+
+/** Where a recommendation may move from `from`, for someone who may (or may not) decide. */
+export const nextStatuses = (from, mayDecide = true) => (MOVES[from] ?? []).filter(to => mayDecide || !facilitatorOnly(from, to))
 
 // ---------------------------------------------------------------------------
-// Identity: asked once, kept in localStorage. The participant id has the CLI's
-// form. The actor is not part of it: every page load gets a fresh Automerge
-// actor (two tabs sharing one would reuse sequence numbers), and each change
-// records its actor under `authors`, so history still names the person.
+// The session: who the server says we are (GET /api/me) and what that role
+// may do. On an --open server everybody may do everything. Kept in
+// localStorage so a reload without network still knows the role; the server
+// decides anyway, this only keeps the app from offering what it would refuse.
+
+const SESSION_KEY = "konsens.session"
+const OPEN = { open: true, role: "facilitator", participant: null, name: "", organisation: "", process: null }
+let session = OPEN
+
+const RIGHTS = {
+  write: ["admin", "facilitator", "participant"],
+  decide: ["admin", "facilitator"],
+  manageMembers: ["admin", "facilitator"],
+  addWorkshop: ["admin", "facilitator"],
+  createProcess: ["admin"],
+}
+
+/**
+ * Take the answer of GET /api/me (or null when it could not be asked) as the
+ * session. Returns it; the app keeps it as `app.me`.
+ */
+export function setSession(who) {
+  if (who) {
+    session = who.open
+      ? { ...OPEN }
+      : {
+          open: false,
+          role: String(who.role),
+          participant: String(who.participant),
+          name: String(who.name ?? ""),
+          organisation: String(who.organisation || who.role),
+          process: who.process ?? null,
+        }
+    try {
+      localStorage.setItem(SESSION_KEY, JSON.stringify(session))
+    } catch {
+      // Private mode: the next offline reload asks again.
+    }
+  } else {
+    try {
+      const kept = JSON.parse(localStorage.getItem(SESSION_KEY) ?? "null")
+      session = kept && typeof kept.role === "string" ? kept : OPEN
+    } catch {
+      session = OPEN
+    }
+  }
+  return session
+}
+
+/**
+ * May the member do `action` ("write", "decide", "manageMembers",
+ * "addWorkshop", "createProcess")? `app` may be omitted: the session then.
+ */
+export function can(app, action) {
+  const me = app?.me ?? session
+  if (me.open) return true
+  return RIGHTS[action]?.includes(me.role) ?? false
+}
+
+// ---------------------------------------------------------------------------
+// Identity: on an --open server asked once and kept in localStorage; the
+// participant id has the CLI's form. The actor is not part of it: every page
+// load gets a fresh Automerge actor (two tabs sharing one would reuse
+// sequence numbers), and each change records its actor under `authors`, so
+// history still names the person. On a secure server the identity is the
+// server's, and the server records who delivered each change: nothing about
+// authors is written into the documents.
 
 const IDENTITY_KEY = "konsens.identity"
 
 export function identity() {
+  if (!session.open) return { participant: session.participant, name: session.name, organisation: session.organisation }
   try {
     const stored = JSON.parse(localStorage.getItem(IDENTITY_KEY) ?? "null")
     if (stored && stored.name && stored.organisation && stored.participant) return stored
@@ -80,19 +150,24 @@ function recordAuthor(d, me, actor) {
 }
 
 /**
- * Change a document as the current identity: one change with a message,
- * recording `authors[actor]` in the same change (as the CLI's `write` does).
+ * Change a document as the current identity: one change with a message, on
+ * an --open server recording `authors[actor]` in the same change (as the
+ * CLI's `write` does). Every change the app makes goes through here, so an
+ * observer's client never makes one. Returns whether it changed anything.
  */
 export function change(handle, message, fn) {
+  if (!can(null, "write")) return false
   const me = identity()
   const actor = A.getActorId(handle.doc())
+  const before = A.getHeads(handle.doc())
   handle.change(
     d => {
       fn(d, me)
-      if (me) recordAuthor(d, me, actor)
+      if (me && session.open) recordAuthor(d, me, actor)
     },
     { message }
   )
+  return A.getHeads(handle.doc()).join() !== before.join()
 }
 
 /**
@@ -119,12 +194,6 @@ export function initProcess(d, title, description, me) {
   d.members = {}
   d.recommendations = {}
   if (me) d.members[me.participant] = { name: S(me.name), organisation: S(me.organisation), role: S("facilitator") }
-}
-
-export function ensureMember(d, me) {
-  if (!me) return
-  if (!d.members) d.members = {}
-  if (!d.members[me.participant]) d.members[me.participant] = { name: S(me.name), organisation: S(me.organisation), role: S("participant") }
 }
 
 /** A workshop id: a slug of the title, unique in the process (as `Workspace::add_workshop`). */
@@ -168,12 +237,50 @@ export function initRecommendation(d, processUrl, workshop, title, sectors) {
   d.endorsements = {}
 }
 
-export function changeStatus(d, to, me, note) {
+/**
+ * Move to `to`, logged. An adoption carries `heads`: the document's heads
+ * just before it, the wording that was adopted (the report prints that
+ * version, whatever is merged later).
+ */
+export function changeStatus(d, to, me, note, heads = null) {
   const from = str(d.status)
   if (!nextStatuses(from).includes(to)) throw new Error(`forbidden move ${from} → ${to}`)
   d.status = S(to)
   if (!d.statusLog) d.statusLog = []
-  d.statusLog.push({ by: S(me.participant), at: Date.now(), from: S(from), to: S(to), note: S(note) })
+  const entry = { by: S(me.participant), at: Date.now(), from: S(from), to: S(to), note: S(note) }
+  if (to === "adopted" && heads) entry.heads = heads.map(S)
+  d.statusLog.push(entry)
+}
+
+/**
+ * The adoption in force: {at, by, heads} of the last move to adopted, while
+ * the recommendation is adopted; null otherwise. `heads` is null when the
+ * adoption did not record them (or this copy lacks a change they name).
+ */
+export function adoption(doc) {
+  if (str(doc?.status) !== "adopted") return null
+  const log = doc.statusLog ?? []
+  for (let i = log.length - 1; i >= 0; i--) {
+    const e = log[i]
+    if (str(e.to) !== "adopted") continue
+    let heads = Array.isArray(e.heads) ? e.heads.map(str) : null
+    if (heads && !heads.every(h => /^[0-9a-f]{64}$/.test(h))) heads = null
+    if (heads) {
+      try {
+        A.view(doc, heads)
+      } catch {
+        heads = null
+      }
+    }
+    return { at: e.at, by: str(e.by), heads }
+  }
+  return { at: null, by: "", heads: null }
+}
+
+/** The document as it was adopted (the version at the adoption's heads), or the document itself. */
+export function adoptedVersion(doc) {
+  const a = adoption(doc)
+  return a?.heads ? A.view(doc, a.heads) : doc
 }
 
 /**
@@ -235,8 +342,17 @@ export function authors(doc) {
   return out
 }
 
+// participant id → {name, organisation}, from the server's member list
+// (secure servers, where documents carry no `authors`).
+const people = new Map()
+export function learnPeople(list) {
+  for (const p of list ?? []) if (p?.participant) people.set(p.participant, { name: String(p.name ?? ""), organisation: String(p.organisation ?? "") })
+}
+
 /** "Name (Organisation)" for a participant id, or the id itself. */
 export function participantLabel(doc, participant) {
+  const known = people.get(participant) ?? (participant && participant === session.participant ? session : null)
+  if (known) return known.organisation ? `${known.name} (${known.organisation})` : known.name
   const a = Object.values(authors(doc)).find(a => a.participant === participant)
   if (a) return `${a.name} (${a.organisation})`
   const m = doc?.members?.[participant]
@@ -245,3 +361,6 @@ export function participantLabel(doc, participant) {
 }
 
 export const textOf = (doc, field) => str(doc?.[field]).replace(/\uFFFC/g, "")
+
+/** A text field with its blocks as lines (for comparing wordings). */
+export const linesOf = (doc, field) => str(doc?.[field]).replace(/\uFFFC/g, "\n").replace(/^\n+/, "")

@@ -1,11 +1,12 @@
 // Process overview: workshops with their recommendations (status, sectors,
 // endorsements, open comments), filters, and creating workshops and
-// recommendations.
+// recommendations. Participants create recommendations; facilitators also
+// prepare the workshops; observers only read.
 
 import { h, fill, field, batched } from "./dom.js"
 import { t } from "./i18n.js"
 import * as M from "./model.js"
-import { rememberProcess } from "./start.js"
+import { rememberProcess, readOnlyNotice } from "./start.js"
 import { downloadReport } from "./report.js"
 import { membersSection } from "./members.js"
 
@@ -54,10 +55,9 @@ export function processPage(app, id) {
         M.change(rec, `create recommendation ${JSON.stringify(title)}`, d =>
           M.initRecommendation(d, handle.url, workshop, title, (ws?.sectors ?? []).map(M.str))
         )
-        M.change(handle, "add recommendation", (d, me) => {
-          M.linkRecommendation(d, workshop, rec.url)
-          M.ensureMember(d, me)
-        })
+        // Only the link: membership is the server's, and a participant's
+        // change that touched it would be refused whole.
+        M.change(handle, "add recommendation", d => M.linkRecommendation(d, workshop, rec.url))
         app.navigate(`/r/${rec.documentId}`)
       },
     },
@@ -96,13 +96,14 @@ export function processPage(app, id) {
   fill(
     app.main,
     h("nav", { class: "crumbs" }, h("a", { href: "/" }, t("backToStart"))),
+    readOnlyNotice(app),
     heading,
     description,
     h("div", { class: "filters", role: "group", "aria-label": t("filters") }, field(t("filterStatus"), statusFilter), field(t("filterSector"), sectorFilter)),
     workshopsEl,
     exportButtons,
-    h("div", { class: "columns" }, newRecForm, newWorkshopForm),
-    membersSection(id)
+    M.can(app, "write") ? h("div", { class: "columns" }, newRecForm, M.can(app, "addWorkshop") ? newWorkshopForm : null) : null,
+    membersSection(app, id)
   )
 
   const render = batched(() => {
@@ -127,7 +128,7 @@ export function processPage(app, id) {
     sectorFilter.value = selectedSector
 
     if (workshops.length === 0) {
-      fill(workshopsEl, h("p", { class: "intro" }, t("noWorkshops")))
+      fill(workshopsEl, h("p", { class: "intro" }, t(M.can(app, "addWorkshop") ? "noWorkshops" : "noWorkshopsYet")))
       return
     }
     fill(
@@ -177,8 +178,12 @@ export function processPage(app, id) {
   function watch(rid) {
     if (recHandles.has(rid)) return recHandles.get(rid)
     recHandles.set(rid, null)
+    // A recommendation linked a moment ago may not be on the server yet (its
+    // creator's two changes travel separately): take the handle even while
+    // it is unavailable; the server sends the document once it has it, and
+    // the handle's "change" renders it then.
     app.repo
-      .find(`automerge:${rid}`)
+      .find(`automerge:${rid}`, { allowableStates: ["ready", "unavailable"] })
       .then(hd => {
         if (!alive) return
         recHandles.set(rid, hd)

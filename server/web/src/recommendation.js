@@ -1,6 +1,10 @@
 // The recommendation editor: title, the three rich-text fields, addressees,
 // status with a note, anchored comments, endorsements per organisation, who
 // else is here (and where their cursor is), and the history.
+//
+// What is offered follows the member's role (observers read; participants
+// write, comment and state their organisation's position; facilitators also
+// decide), and an adopted wording is fixed until a facilitator re-opens it.
 
 import * as A from "@automerge/automerge/slim"
 import { Presence } from "@automerge/automerge-repo/slim"
@@ -8,13 +12,31 @@ import { h, fill, field, batched } from "./dom.js"
 import { t, formatTime } from "./i18n.js"
 import * as M from "./model.js"
 import { createRichText } from "./richtext.js"
-import { historyPanel } from "./history.js"
+import { historyPanel, wordDiff } from "./history.js"
+import { readOnlyNotice } from "./start.js"
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#e377c2", "#8c564b", "#ff7f0e", "#17becf"]
 const colorFor = participant => {
   let n = 0
   for (const c of participant) n = (n * 31 + c.charCodeAt(0)) >>> 0
   return COLORS[n % COLORS.length]
+}
+
+/**
+ * The single insertion or deletion that turned `before` into `after` with the
+ * caret now at `caret` (typing, Backspace, Delete, pasting over nothing), or
+ * null for anything else (the caller falls back to a diff).
+ */
+function editAtCaret(before, after, caret) {
+  const grown = after.length - before.length
+  if (grown > 0) {
+    const at = caret - grown
+    if (at >= 0 && after.slice(0, at) === before.slice(0, at) && after.slice(caret) === before.slice(at)) return { at, remove: 0, insert: after.slice(at, caret) }
+  } else if (grown < 0) {
+    const removed = -grown
+    if (after.slice(0, caret) === before.slice(0, caret) && after.slice(caret) === before.slice(caret + removed)) return { at: caret, remove: removed, insert: "" }
+  }
+  return null
 }
 
 export function recommendationPage(app, id) {
@@ -48,6 +70,10 @@ function editor(app, handle, root) {
   const me = M.identity()
   const doc0 = handle.doc()
   const processId = M.str(doc0.process).replace(/^automerge:/, "").split("#")[0]
+  const mayWrite = M.can(app, "write")
+  const mayDecide = M.can(app, "decide")
+  // Whether the wording (title, texts, addressees) may be edited now.
+  const wordingOpen = doc => mayWrite && M.str(doc.status) !== "adopted"
 
   // -- presence -----------------------------------------------------------
   const presence = new Presence({ handle })
@@ -60,21 +86,55 @@ function editor(app, handle, root) {
       .filter(p => p.user?.name)
 
   // -- title --------------------------------------------------------------
-  const title = h("input", { type: "text", id: "title", class: "title-input", autocomplete: "off" })
+  const title = h("input", { type: "text", id: "title", class: "title-input", autocomplete: "off", readonly: !wordingOpen(doc0) })
   title.value = M.str(doc0.title)
-  // The caret as an Automerge cursor, so a remote edit does not move it.
+  // The caret as an Automerge cursor on the character before it ("start"
+  // before the first), so text someone else inserts at the caret lands after
+  // it, as in the rich-text fields, and the next keystroke continues our run.
   let titleCaret = null
   const rememberCaret = () => {
     try {
-      titleCaret = A.getCursor(handle.doc(), ["title"], title.selectionStart ?? 0)
+      const pos = title.selectionStart ?? 0
+      titleCaret = pos === 0 ? "start" : A.getCursor(handle.doc(), ["title"], pos - 1, "before")
     } catch {
       titleCaret = null
     }
   }
+  const caretPosition = (doc, length) => {
+    if (titleCaret === "start") return 0
+    return Math.min(length, A.getCursorPosition(doc, ["title"], titleCaret) + 1)
+  }
+  // The box follows the document at once, not on the next render: the input
+  // handler diffs the box against the document, and must never see text of
+  // others that the box does not show yet (it would delete it).
+  let shownTitle = title.value
+  const syncTitle = () => {
+    const doc = handle.doc()
+    const value = M.str(doc.title)
+    if (title.value === value) return
+    const focused = document.activeElement === title
+    title.value = shownTitle = value
+    if (focused && titleCaret) {
+      try {
+        const pos = caretPosition(doc, value.length)
+        title.setSelectionRange(pos, pos)
+      } catch {
+        // The caret's character is unknown here: leave the browser's choice.
+      }
+    }
+  }
   title.addEventListener("input", () => {
-    const value = title.value
+    const before = shownTitle
+    const value = (shownTitle = title.value)
+    if (title.readOnly) return
+    // The edit where the caret says it happened: a diff alone cannot tell
+    // which of two equal neighbours (two spaces, one ours, one someone
+    // else's) was typed, and guessing wrong would put our next keystrokes
+    // inside their run.
+    const edit = editAtCaret(before, value, title.selectionStart ?? value.length)
     M.change(handle, "edit title", d => {
-      if (typeof d.title === "string" || d.title == null) A.updateText(d, ["title"], value)
+      if (edit && (typeof d.title === "string" || d.title == null) && M.str(d.title) === before) A.splice(d, ["title"], edit.at, edit.remove, edit.insert)
+      else if (typeof d.title === "string" || d.title == null) A.updateText(d, ["title"], value)
       else d.title = value
     })
     rememberCaret()
@@ -98,12 +158,14 @@ function editor(app, handle, root) {
         e.preventDefault()
         const to = moveTo.value
         const from = M.str(handle.doc().status)
-        if (!M.nextStatuses(from).includes(to)) {
+        if (!M.nextStatuses(from, mayDecide).includes(to)) {
           fill(statusError, t("forbiddenMove", { from: t(from), to: t(to) }))
           return
         }
         fill(statusError)
-        M.change(handle, `status → ${to}`, (d, who) => M.changeStatus(d, to, who, statusNote.value.trim()))
+        // The adopted wording is the document as it is now, before this change.
+        const heads = to === "adopted" ? A.getHeads(handle.doc()) : null
+        M.change(handle, `status → ${to}`, (d, who) => M.changeStatus(d, to, who, statusNote.value.trim(), heads))
         statusNote.value = ""
       },
     },
@@ -119,6 +181,7 @@ function editor(app, handle, root) {
     "form",
     {
       class: "inline",
+      hidden: !wordingOpen(doc0),
       onSubmit: e => {
         e.preventDefault()
         const v = addresseeInput.value.trim()
@@ -180,9 +243,11 @@ function editor(app, handle, root) {
     }, 50)
   }
 
+  const toolbars = []
   const fieldSections = M.TEXT_FIELDS.map(f => {
     const mount = h("div", { class: "richtext-mount" })
-    const toolbar = h("div", { class: "toolbar", role: "toolbar", "aria-label": t("formatting", { field: t(f) }) })
+    const toolbar = h("div", { class: "toolbar", role: "toolbar", "aria-label": t("formatting", { field: t(f) }), hidden: !wordingOpen(doc0) })
+    toolbars.push(toolbar)
     const labelId = `label-${f}`
     const section = h("section", { class: "text-field", "aria-labelledby": labelId }, h("h2", { id: labelId }, t(f)), toolbar, mount)
     const ed = createRichText({
@@ -191,6 +256,7 @@ function editor(app, handle, root) {
       field: f,
       label: t(f),
       overlays: overlays(f),
+      editable: wordingOpen(doc0),
       onSelection: range => {
         if (range && range.focused) {
           lastSelection = range
@@ -293,6 +359,9 @@ function editor(app, handle, root) {
       if (!c) return
       M.change(handle, c.resolved ? "reopen comment" : "resolve comment", d => M.resolveComment(d, cid, !c.resolved))
     })
+    // Observers read the discussion; they do not take part in it.
+    replyForm.hidden = !mayWrite
+    resolveBtn.hidden = !mayWrite
     card = { el: h("article", { class: "comment", id: `comment-${cid}`, dataset: { comment: cid } }, quote, meta, body, replies, replyForm, resolveBtn), quote, meta, body, replies, resolveBtn }
     cards.set(cid, card)
     return card
@@ -306,12 +375,15 @@ function editor(app, handle, root) {
     "form",
     {
       class: "inline",
+      id: "endorse-form",
+      hidden: !mayWrite,
       onSubmit: e => {
         e.preventDefault()
         M.change(handle, `endorse: ${stance.value}`, (d, who) => M.endorse(d, stance.value, endorseNote.value.trim(), who))
         endorseNote.value = ""
       },
     },
+    // Keyed by the organisation the server verified (secure servers).
     field(t("stance", { org: me.organisation }), stance),
     field(t("endorsementNote"), endorseNote),
     h("button", { type: "submit" }, t("endorse"))
@@ -322,11 +394,16 @@ function editor(app, handle, root) {
 
   // -- layout -----------------------------------------------------------------------
   const sectorsEl = h("p", { class: "meta", id: "sectors" })
+  const adoptedNotice = h("p", { id: "adopted-notice", class: "notice", role: "status", hidden: true })
+  const changedSince = h("section", { id: "changed-since-adoption", class: "notice changed", hidden: true, "aria-labelledby": "h-changed-since" })
   fill(
     root,
     h("nav", { class: "crumbs" }, h("a", { href: "/" }, t("backToStart")), processId ? [" › ", h("a", { href: `/p/${processId}` }, t("backToProcess"))] : null),
+    readOnlyNotice(app),
     h("div", { class: "editor-head" }, field(t("title"), title), presenceEl),
     sectorsEl,
+    adoptedNotice,
+    changedSince,
     h(
       "div",
       { class: "editor-grid" },
@@ -339,13 +416,12 @@ function editor(app, handle, root) {
       h(
         "aside",
         { class: "editor-side" },
-        h("section", { "aria-labelledby": "h-status" }, h("h2", { id: "h-status" }, t("status"), " ", statusBadge), statusForm, statusError, h("details", {}, h("summary", {}, t("statusLog")), statusLog)),
+        h("section", { "aria-labelledby": "h-status" }, h("h2", { id: "h-status" }, t("status"), " ", statusBadge), mayWrite ? statusForm : null, statusError, h("details", {}, h("summary", {}, t("statusLog")), statusLog)),
         h(
           "section",
           { "aria-labelledby": "h-comments" },
           h("h2", { id: "h-comments" }, t("comments")),
-          commentButton,
-          h("p", { class: "hint", id: "comment-help" }, t("selectTextFirst")),
+          mayWrite ? [commentButton, h("p", { class: "hint", id: "comment-help" }, t("selectTextFirst"))] : null,
           commentForm,
           commentsEl,
           resolvedEl
@@ -364,20 +440,13 @@ function editor(app, handle, root) {
   const render = batched(() => {
     const doc = handle.doc()
     const label = p => M.participantLabel(doc, p)
-    const value = M.str(doc.title)
-    document.title = `${value || "—"} · konsens`
-    if (title.value !== value) {
-      const focused = document.activeElement === title
-      title.value = value
-      if (focused && titleCaret) {
-        try {
-          const pos = A.getCursorPosition(doc, ["title"], titleCaret)
-          title.setSelectionRange(pos, pos)
-        } catch {
-          // The caret's character is unknown here: leave the browser's choice.
-        }
-      }
-    }
+    document.title = `${M.str(doc.title) || "—"} · konsens`
+    const open = wordingOpen(doc)
+    title.readOnly = !open
+    for (const ed of Object.values(editors)) ed.setEditable(open)
+    for (const bar of toolbars) bar.hidden = !open
+    addresseeForm.hidden = !open
+    renderAdoption(doc)
     fill(sectorsEl, (doc.sectors ?? []).map(s => h("span", { class: "chip" }, M.str(s))))
 
     const status = M.str(doc.status)
@@ -385,8 +454,10 @@ function editor(app, handle, root) {
     statusBadge.dataset.status = status
     fill(statusBadge, t(status))
     const chosen = moveTo.value
-    fill(moveTo, M.nextStatuses(status).map(s => h("option", { value: s }, t(s))))
-    if (M.nextStatuses(status).includes(chosen)) moveTo.value = chosen
+    const moves = M.nextStatuses(status, mayDecide)
+    fill(moveTo, moves.map(s => h("option", { value: s }, t(s))))
+    if (moves.includes(chosen)) moveTo.value = chosen
+    statusForm.hidden = moves.length === 0
     fill(
       statusLog,
       (doc.statusLog ?? []).map(e =>
@@ -401,7 +472,7 @@ function editor(app, handle, root) {
           "li",
           { class: "chip" },
           M.str(a),
-          h(
+          open && h(
             "button",
             {
               type: "button",
@@ -422,7 +493,7 @@ function editor(app, handle, root) {
     )
 
     // Comments: cards are kept (with what is typed into their reply box).
-    const open = []
+    const unresolved = []
     const done = []
     const entries = Object.entries(doc.comments ?? {}).sort((a, b) => (a[1].at ?? 0) - (b[1].at ?? 0))
     for (const [cid, c] of entries) {
@@ -437,9 +508,9 @@ function editor(app, handle, root) {
       fill(card.resolveBtn, c.resolved ? t("reopen") : t("resolve"))
       card.el.classList.toggle("is-resolved", Boolean(c.resolved))
       card.el.classList.toggle("active", cid === activeComment)
-      ;(c.resolved ? done : open).push(card.el)
+      ;(c.resolved ? done : unresolved).push(card.el)
     }
-    fill(commentsEl, open.length ? open : h("p", { class: "hint" }, t("noComments")))
+    fill(commentsEl, unresolved.length ? unresolved : h("p", { class: "hint" }, t(mayWrite ? "noComments" : "noCommentsYet")))
     fill(resolvedEl, h("summary", {}, t("showResolved", { n: done.length })), done)
     resolvedEl.hidden = done.length === 0
 
@@ -467,6 +538,48 @@ function editor(app, handle, root) {
     refreshOverlays()
   })
 
+  // -- adoption -----------------------------------------------------------------
+  // While adopted, the wording is fixed. An edit made offline before the
+  // adoption was known still merges (nothing anyone wrote is dropped), so
+  // show what differs from the adopted wording; the report keeps the latter.
+  function renderAdoption(doc) {
+    const adopted = M.adoption(doc)
+    adoptedNotice.hidden = !adopted
+    if (adopted) fill(adoptedNotice, t(adopted.at ? "adoptedFixed" : "adoptedFixedUndated", { date: formatTime(adopted.at) }))
+    const then = adopted?.heads ? A.view(doc, adopted.heads) : null
+    const diffs = then
+      ? [
+          ["title", M.str(then.title), M.str(doc.title)],
+          ...M.TEXT_FIELDS.map(f => [f, M.linesOf(then, f), M.linesOf(doc, f)]),
+          ["addressees", (then.addressees ?? []).map(M.str).join(", "), (doc.addressees ?? []).map(M.str).join(", ")],
+        ].filter(([, a, b]) => a !== b)
+      : []
+    changedSince.hidden = diffs.length === 0
+    if (diffs.length === 0) {
+      changedSince.replaceChildren()
+      return
+    }
+    fill(
+      changedSince,
+      h("h2", { id: "h-changed-since" }, t("changedSinceAdoption")),
+      h("p", {}, t(mayDecide ? "changedSinceAdoptionFacilitator" : "changedSinceAdoptionMember")),
+      h("dl", { class: "diff" }, diffs.map(([f, a, b]) => [h("dt", {}, t(f)), h("dd", { dataset: { diff: f } }, wordDiff(a, b))]))
+    )
+  }
+
+  // On a secure server the documents name people by id: the server's member
+  // list has their names.
+  if (!app.me.open && processId) {
+    fetch(`/api/processes/${processId}/members`)
+      .then(r => (r.ok ? r.json() : null))
+      .then(list => {
+        if (!Array.isArray(list)) return
+        M.learnPeople(list)
+        render()
+      })
+      .catch(() => {})
+  }
+
   const renderPresence = batched(() => {
     const list = peers()
     fill(
@@ -481,11 +594,13 @@ function editor(app, handle, root) {
   })
   for (const ev of ["update", "snapshot", "heartbeat", "goodbye", "pruning"]) presence.on(ev, renderPresence)
 
+  handle.on("change", syncTitle)
   handle.on("change", render)
   render()
   renderPresence()
 
   return () => {
+    handle.off("change", syncTitle)
     handle.off("change", render)
     clearTimeout(broadcastTimer)
     presence.stop()

@@ -1,9 +1,11 @@
 // The process report as a download. The server renders it when it offers
 // GET /api/processes/<id>/report (konsens_protocol::report); without that
-// endpoint we render a simpler one here from the same documents.
+// endpoint we render a simpler one here from the same documents. Like the
+// server's, it prints each recommendation as it was adopted (at the heads the
+// adoption recorded), not with what was merged after.
 
 import * as A from "@automerge/automerge/slim"
-import { str, TEXT_FIELDS, textOf } from "./model.js"
+import { str, TEXT_FIELDS, textOf, adoptedVersion } from "./model.js"
 import { spansToHtml } from "./richtext.js"
 import { t } from "./i18n.js"
 
@@ -35,7 +37,7 @@ function adopted(process, recHandles) {
     const recs = urls
       .map(u => recHandles.get(u.replace(/^automerge:/, "").split("#")[0]))
       .filter(hd => hd?.isReady() && str(hd.doc().status) === "adopted")
-      .map(hd => hd.doc())
+      .map(hd => adoptedVersion(hd.doc()))
     return { workshop: w, recs }
   })
 }

@@ -3,6 +3,13 @@
 // Rust side reads; see protocol/src/markdown.rs). On top of it: highlights for
 // comment anchors and the carets of others, both kept as Automerge cursors so
 // they follow the text through everyone's edits.
+//
+// When someone else's text arrives exactly at the caret, the caret stays in
+// front of it (ProseMirror would move it behind). So each person's next
+// keystroke continues their own run, and two people typing at the same spot
+// produce two whole words rather than interleaved letters: Automerge places
+// an insertion made after seeing the other's text before it, consistently on
+// every peer.
 
 import * as A from "@automerge/automerge/slim"
 import { init, basicSchemaAdapter } from "@automerge/prosemirror"
@@ -13,7 +20,7 @@ import { keymap } from "prosemirror-keymap"
 import { baseKeymap, toggleMark, setBlockType } from "prosemirror-commands"
 import { history, undo, redo } from "prosemirror-history"
 import { wrapInList, splitListItem, liftListItem, sinkListItem } from "prosemirror-schema-list"
-import { editorHandle } from "./model.js"
+import { editorHandle, can } from "./model.js"
 
 const decorationsKey = new PluginKey("konsens-decorations")
 
@@ -24,11 +31,39 @@ const decorationsKey = new PluginKey("konsens-decorations")
  * @param label  accessible name of the editable area
  * @param overlays () => ({ comments: [{id, start, end, active}], peers: [{name, color, anchor, head}] }) in automerge indexes
  * @param onSelection (range|null) called with the selected automerge range
+ * @param editable whether typing is allowed at first (see setEditable)
  */
-export function createRichText({ mount, handle, field, label, overlays, onSelection, onFocusComment }) {
+export function createRichText({ mount, handle, field, label, overlays, onSelection, onFocusComment, editable = true }) {
   const doc = handle.doc()
-  if (!(field in doc)) handle.change(d => { d[field] = "" })
-  const { schema, pmDoc, plugin } = init(editorHandle(handle, field), [field])
+  // An older document may lack the field. Only someone who may write adds it;
+  // for an observer the editor shows it empty.
+  if (!(field in doc) && can(null, "write")) handle.change(d => { d[field] = "" })
+  // The sync plugin applies everyone else's changes from inside the handle's
+  // "change" callback: count those calls, so dispatchTransaction knows which
+  // transactions carry other people's text.
+  let applyingRemote = 0
+  const wrapped = new Map()
+  const synced = {
+    ...editorHandle(handle, field),
+    on: (event, cb) => {
+      const run = (...args) => {
+        applyingRemote++
+        try {
+          return cb(...args)
+        } finally {
+          applyingRemote--
+        }
+      }
+      wrapped.set(cb, run)
+      handle.on(event, run)
+    },
+    off: (event, cb) => {
+      handle.off(event, wrapped.get(cb) ?? cb)
+      wrapped.delete(cb)
+    },
+  }
+  const { schema, pmDoc, plugin } = init(synced, [field])
+  let isEditable = editable
 
   const spans = () => A.spans(handle.doc(), [field])
   const toPm = (sp, idx) => amSpliceIdxToPmIdx(basicSchemaAdapter, sp, idx)
@@ -96,6 +131,7 @@ export function createRichText({ mount, handle, field, label, overlays, onSelect
   }
 
   const view = new EditorView(mount, {
+    editable: () => isEditable,
     state: EditorState.create({
       schema,
       doc: pmDoc,
@@ -110,6 +146,7 @@ export function createRichText({ mount, handle, field, label, overlays, onSelect
       spellcheck: "true",
     },
     dispatchTransaction(tr) {
+      if (applyingRemote > 0 && tr.docChanged && !tr.selectionSet) keepCaretBeforeRemoteText(view.state.selection, tr)
       const state = view.state.apply(tr)
       view.updateState(state)
       if (tr.selectionSet || tr.docChanged) onSelection?.(selectionRange())
@@ -124,20 +161,30 @@ export function createRichText({ mount, handle, field, label, overlays, onSelect
     const a = pmRangeToAmRange(basicSchemaAdapter, sp, { from: anchor, to: anchor })
     const h = pmRangeToAmRange(basicSchemaAdapter, sp, { from: head, to: head })
     if (!r) return null
-    return { field, start: r.start, end: r.end, anchor: a?.start ?? r.start, head: h?.start ?? r.end, focused: view.hasFocus() }
+    // A read-only editor never has focus, but its text can be selected (to comment on it).
+    const focused = view.hasFocus() || (!isEditable && view.dom.contains(document.getSelection()?.anchorNode ?? null))
+    return { field, start: r.start, end: r.end, anchor: a?.start ?? r.start, head: h?.start ?? r.end, focused }
   }
 
+  const command = cmd => () => isEditable && cmd && cmd(view.state, view.dispatch, view)
   const commands = {
-    bold: () => toggleMark(t.strong)(view.state, view.dispatch, view),
-    italic: () => toggleMark(t.em)(view.state, view.dispatch, view),
-    bulletList: () => nodes.bullet_list && wrapInList(nodes.bullet_list)(view.state, view.dispatch, view),
-    heading: () => nodes.heading && setBlockType(nodes.heading, { level: 3 })(view.state, view.dispatch, view),
+    bold: command(toggleMark(t.strong)),
+    italic: command(toggleMark(t.em)),
+    bulletList: command(nodes.bullet_list && wrapInList(nodes.bullet_list)),
+    heading: command(nodes.heading && setBlockType(nodes.heading, { level: 3 })),
   }
 
   return {
     view,
     commands,
     selectionRange,
+    /** Allow or forbid typing (observers; an adopted wording). */
+    setEditable(value) {
+      if (isEditable === Boolean(value)) return
+      isEditable = Boolean(value)
+      view.setProps({ editable: () => isEditable })
+      if (!isEditable) view.dom.blur()
+    },
     /** Re-render overlays (comments or peers changed without a text change). */
     refresh: () => view.dispatch(view.state.tr.setMeta(decorationsKey, true).setMeta("addToHistory", false)),
     /** Select [start, end) automerge indexes and scroll there. */
@@ -151,6 +198,31 @@ export function createRichText({ mount, handle, field, label, overlays, onSelect
     },
     destroy: () => view.destroy(),
   }
+}
+
+/**
+ * Map the selection through a transaction of other people's changes so that
+ * text inserted exactly at a caret lands after it (assoc -1), and text
+ * inserted at the edges of a range stays outside the range. ProseMirror's
+ * own mapping (assoc +1) would carry the caret past the newcomer's text, and
+ * the next keystroke would land inside their run.
+ */
+function keepCaretBeforeRemoteText(selection, tr) {
+  if (!(selection instanceof TextSelection)) return
+  const map = tr.mapping
+  let anchor, head
+  if (selection.empty) {
+    anchor = head = map.map(selection.head, -1)
+  } else {
+    const from = map.map(selection.from, 1)
+    const to = Math.max(from, map.map(selection.to, -1))
+    ;[anchor, head] = selection.head >= selection.anchor ? [from, to] : [to, from]
+  }
+  const $head = tr.doc.resolve(head)
+  if (!$head.parent.inlineContent) return // the caret's block went: ProseMirror finds a place
+  const $anchor = tr.doc.resolve(anchor)
+  const kept = new TextSelection($anchor.parent.inlineContent ? $anchor : $head, $head)
+  if (!kept.eq(selection.map(tr.doc, tr.mapping))) tr.setSelection(kept)
 }
 
 function caret(peer) {

@@ -1,9 +1,10 @@
 // Start page: the processes this user can see (from the server, and the ones
-// opened or created in this browser), and creating a new one.
+// opened or created in this browser), and creating a new one (administrators,
+// or anyone on an --open server).
 
 import { h, fill, field } from "./dom.js"
 import { t } from "./i18n.js"
-import { change, identity, initProcess } from "./model.js"
+import { change, identity, initProcess, can } from "./model.js"
 
 const RECENT_KEY = "konsens.processes"
 
@@ -34,6 +35,12 @@ async function serverProcesses() {
   }
 }
 
+/** The banner an observer sees on every page: they read, they do not change. */
+export function readOnlyNotice(app) {
+  if (can(app, "write")) return null
+  return h("p", { id: "read-only-notice", class: "notice", role: "note" }, t("readOnlyObserver"))
+}
+
 const idOf = url => url.replace(/^automerge:/, "").split("#")[0]
 
 export function startPage(app) {
@@ -61,7 +68,8 @@ export function startPage(app) {
     field(t("description"), description),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, t("create")))
   )
-  fill(app.main, h("h1", {}, t("processes")), intro, list, form)
+  const mayCreate = can(app, "createProcess")
+  fill(app.main, readOnlyNotice(app), h("h1", {}, t("processes")), intro, list, mayCreate ? form : null)
 
   let alive = true
   serverProcesses().then(remote => {
@@ -76,9 +84,9 @@ export function startPage(app) {
     }
     list.removeAttribute("aria-busy")
     if (all.length === 0) {
-      fill(intro, t("noProcesses"))
+      fill(intro, t(mayCreate ? "noProcesses" : "noProcessesMember"))
       list.hidden = true
-      title.focus()
+      if (mayCreate) title.focus()
     } else {
       fill(list, all.map(p => h("li", {}, h("a", { href: `/p/${p.id}` }, p.title))))
     }
