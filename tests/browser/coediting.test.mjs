@@ -28,8 +28,7 @@ test("two contexts type into the recommendation at the same time and converge", 
   // Title box and labels are there under their accessible names.
   assert.equal(await b.page.getByLabel("Title", { exact: true }).inputValue(), "No fees for workers")
   // A common starting text; then A writes before it and B after it, at the
-  // same time. (Two people typing at the very same spot would interleave
-  // letters, as in any character-wise co-editor.)
+  // same time. (Two people typing at the very same spot: runs.test.mjs.)
   await edA.click()
   await edA.pressSequentially("The state should act.")
   await b.page.waitForFunction(() => window.fieldText("recommendation") === "The state should act.", null, { timeout: 15_000 })
