@@ -1,24 +1,31 @@
 // The Repo, and what the header shows about it: online / offline / syncing,
 // and how many local changes the server has not acknowledged yet. konsens
 // advertises heads only once they are flushed to disk, so "acknowledged"
-// here means "safe on the server" (see README: Connecting a client).
+// here means "safe on the server" (see README: Connecting a client). And the
+// server's refusals, which the WebSocket adapter itself only logs.
 
 import * as A from "@automerge/automerge/slim"
-import { Repo, decodeHeads } from "@automerge/automerge-repo/slim"
+import { Repo, decodeHeads, cbor } from "@automerge/automerge-repo/slim"
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb"
 
 const RETRY_MS = 2000
 
-export function openRepo() {
+/**
+ * The Repo and its connection state. `onRefusal(message)` hears every
+ * `error` message in which the server refuses changes (it carries
+ * `refusal`, `refused` and `documentId`); it runs before anything else
+ * reads from the socket again.
+ */
+export function openRepo({ onRefusal } = {}) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:"
   const adapter = new BrowserWebSocketClientAdapter(`${scheme}//${location.host}/sync`, RETRY_MS)
-  const repo = new Repo({
-    network: [adapter],
-    // Local copies survive reloads and dropped connections: edits made offline
-    // are kept here and synced when the server is back.
-    storage: new IndexedDBStorageAdapter("konsens"),
-  })
+  // Local copies survive reloads and dropped connections: edits made offline
+  // are kept here and synced when the server is back. Recovery from a
+  // refusal rewrites them, so the adapter is kept.
+  const storage = new IndexedDBStorageAdapter("konsens")
+  if (onRefusal) watchRefusals(adapter, onRefusal)
+  const repo = new Repo({ network: [adapter], storage })
   const status = new ConnectionStatus(adapter)
   // A browser that knows it is offline may still hold a half-dead socket;
   // close it so the state shown is honest, and dial again when back online.
@@ -27,7 +34,31 @@ export function openRepo() {
     status.setConnected(false)
   })
   window.addEventListener("online", () => adapter.connect(repo.peerId, adapter.peerMetadata))
-  return { repo, status }
+  return { repo, status, storage }
+}
+
+/**
+ * The adapter's socket handler calls `this.receiveMessage`, which drops
+ * `error` messages after logging them; wrap it on the instance to see them.
+ */
+function watchRefusals(adapter, onRefusal) {
+  const receive = adapter.receiveMessage.bind(adapter)
+  adapter.receiveMessage = bytes => {
+    let message = null
+    try {
+      message = cbor.decode(new Uint8Array(bytes))
+    } catch {
+      // The adapter logs undecodable frames itself.
+    }
+    receive(bytes)
+    if (message?.type === "error" && message.refusal && message.documentId) {
+      try {
+        onRefusal(message)
+      } catch (err) {
+        console.error("konsens: recovering from a refusal failed", err)
+      }
+    }
+  }
 }
 
 class ConnectionStatus {

@@ -7,6 +7,9 @@ import { h, fill, field } from "./dom.js"
 import { t, lang } from "./i18n.js"
 import { identity, saveIdentity, adoptServerIdentity, setSession } from "./model.js"
 import { openRepo } from "./connection.js"
+import * as A from "@automerge/automerge/slim"
+import { recoverFromRefusal, rebuild } from "./recovery.js"
+import { refusalNotice, listRefusals } from "./refusals.js"
 import { startPage } from "./start.js"
 import { processPage } from "./process.js"
 import { recommendationPage } from "./recommendation.js"
@@ -30,10 +33,19 @@ async function boot() {
     who = await me.json()
     if (!who.open) adoptServerIdentity(who)
   }
-  const { repo, status } = openRepo()
+  // A refused change is never a trap: see recovery.js.
+  const { repo, status, storage } = openRepo({ onRefusal: message => recoverFromRefusal(app, storage, message) })
   // app.me: the role the server gave us (see model.js: can).
   const app = { repo, status, navigate, main, me: setSession(who) }
   window.konsens = app // for tests and the curious: the Repo and connection state
+  Object.assign(app, { A, rebuild, recover: message => recoverFromRefusal(app, storage, message) })
+  Object.defineProperty(app, "refusals", { get: listRefusals })
+  // A rebuilt document: editors bound to the old one go, the page is drawn anew.
+  app.onRebuilding = () => {
+    cleanup()
+    cleanup = () => {}
+  }
+  app.onRecovered = () => route(app)
   header(app)
   // The server's identity is not ours to edit.
   if (!app.me.open) document.getElementById("identity")?.setAttribute("disabled", "")
@@ -90,6 +102,7 @@ function header(app) {
   app.updateWho = updateWho
   const bar = document.getElementById("top")
   fill(bar, h("a", { href: "#main", class: "skip" }, t("skipToContent")), h("a", { href: "/", class: "brand" }, t("appName")), h("span", { class: "spacer" }), statusEl, who)
+  bar.after(refusalNotice())
 }
 
 function identityForm(done, editing = false) {
