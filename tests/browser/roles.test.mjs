@@ -161,6 +161,7 @@ test("each role is offered what it may do; a participant's recommendation is acc
   await olga.page.waitForFunction(() => window.fieldText("recommendation") === "Agencies publish every fee they charge. Online.", null, { timeout: 15_000 })
   assert.equal(await title.inputValue(), "Publish all recruitment fees")
   assert.deepEqual(olga.sentChanges, [], "the observer's client sent no change")
+  assert.ok(pia.sentChanges.some(s => s.documentId === recId), "the same count sees a participant's changes")
   const headsAfter = await heads()
   const piaHeads = await pia.page.evaluate(id => window.konsens.repo.handles[id].heads(), recId)
   assert.deepEqual(headsAfter, piaHeads, "the observer has exactly what the participant has")
