@@ -44,6 +44,9 @@ pub enum ClientError {
     /// The server refused changes (e.g. an observer's, or someone else's actor).
     #[error("{0}")]
     Refused(String),
+    /// The member's role does not allow this; nothing was changed.
+    #[error("as {role} you cannot {action}; nothing was changed")]
+    NotAllowed { role: String, action: &'static str },
     /// This store has not joined a server.
     #[error("this store has not joined a server: run `konsens join <invitation link>` first")]
     NoSession,

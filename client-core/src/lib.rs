@@ -32,5 +32,5 @@ mod repo;
 pub mod workspace;
 
 pub use error::ClientError;
-pub use repo::{ConnectionStatus, Repo, RepoConfig};
+pub use repo::{ConnectionStatus, RefusalReport, Repo, RepoConfig};
 pub use workspace::{DocRef, Identity, Workspace};

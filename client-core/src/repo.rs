@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use automerge::{Automerge, ChangeHash};
 use konsens_protocol::{
-    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, Role, StorageId,
+    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, RefusalCode, Role, StorageId,
+    WireRefusal,
 };
 use konsens_store::{ChunkStore, GroupCommit, Record};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -85,7 +86,34 @@ pub(crate) enum Command {
         seq: u64,
         result: Result<(), String>,
     },
+    /// Hand over the refusals recovered from since the last call.
+    TakeRefusals(oneshot::Sender<Vec<RefusalReport>>),
 }
+
+/// What happened when the server refused changes: which were set aside and
+/// which later edits were sent again (see `konsens_protocol::recovery`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RefusalReport {
+    pub document: String,
+    /// The server's [`RefusalCode`] on the wire.
+    pub code: String,
+    /// The server's explanation.
+    pub message: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// How many local changes were set aside (the refused ones and those built on them).
+    pub dropped: usize,
+    /// Top-level fields whose later edits were made again and sent.
+    pub reapplied: Vec<String>,
+    /// Top-level fields changed after the refused change but not sent again.
+    pub skipped: Vec<String>,
+    /// Each text field as it read with the refused changes: the member's
+    /// wording, kept to read or copy.
+    pub wording: Vec<(String, String)>,
+}
+
+/// Where the refusal reports of a store are kept (`meta`, then document and time).
+pub const REFUSALS_META_PREFIX: &str = "refused/";
 
 /// A handle to the repo; cheap to clone. The background tasks stop when the
 /// last handle is dropped.
@@ -151,7 +179,7 @@ impl Repo {
             finds: HashMap::new(),
             synced_waiters: HashMap::new(),
             local_waiters: HashMap::new(),
-            refused: HashMap::new(),
+            refusals: Vec::new(),
             connection: None,
             has_server: config.server_url.is_some(),
         };
@@ -265,6 +293,15 @@ impl Repo {
     pub async fn wait_synced(&self, id: DocumentId) -> Result<(), ClientError> {
         self.ask(|tx| Command::WaitSynced(id, tx)).await
     }
+
+    /// The refusals this repo recovered from since the last call: the refused
+    /// changes were set aside (their wording is in the report, and kept in the
+    /// store's `meta` under [`REFUSALS_META_PREFIX`]) and later edits sent again.
+    pub async fn take_refusals(&self) -> Result<Vec<RefusalReport>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::TakeRefusals(tx)).map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)
+    }
 }
 
 struct Connection {
@@ -284,8 +321,8 @@ struct Actor {
     heads: HashMap<DocumentId, watch::Sender<Vec<ChangeHash>>>,
     finds: HashMap<DocumentId, Vec<oneshot::Sender<Result<Automerge, ClientError>>>>,
     synced_waiters: HashMap<DocumentId, Vec<oneshot::Sender<Result<(), ClientError>>>>,
-    /// Documents whose changes the server refused on this connection.
-    refused: HashMap<DocumentId, String>,
+    /// Refusals recovered from, not yet taken by [`Repo::take_refusals`].
+    refusals: Vec<RefusalReport>,
     /// Changes waiting for their local write to be flushed.
     local_waiters: HashMap<DocumentId, Vec<oneshot::Sender<Result<(), ClientError>>>>,
     connection: Option<Connection>,
@@ -377,15 +414,10 @@ impl Actor {
                     let _ = reply.send(Err(e));
                     return;
                 }
-                if let Some(message) = self.refused.get(&id) {
-                    let _ = reply.send(Err(ClientError::Refused(message.clone())));
-                    return;
-                }
                 self.synced_waiters.entry(id).or_default().push(reply);
                 self.check_synced(id);
             }
             Command::Connected { conn, server, server_storage, outbound } => {
-                self.refused.clear();
                 self.connection = Some(Connection { id: conn, server: server.clone(), server_storage, outbound });
                 // Announce every stored document: the server learns what we
                 // created or changed while offline.
@@ -401,6 +433,9 @@ impl Actor {
                 }
             }
             Command::Incoming(conn, message) => self.incoming(conn, message),
+            Command::TakeRefusals(reply) => {
+                let _ = reply.send(std::mem::take(&mut self.refusals));
+            }
             Command::ServerConfigured => self.has_server = true,
             Command::Disconnected(conn) => {
                 if self.connection.as_ref().is_some_and(|c| c.id == conn) {
@@ -474,17 +509,78 @@ impl Actor {
             }
             Message::Error { message, refusal, .. } => {
                 tracing::warn!(%message, "server reported an error");
-                // Changes the server refused will never be acknowledged: tell
-                // whoever waits for that instead of letting them wait forever.
-                if let Some(document) = refusal.map(|r| r.document_id) {
-                    for waiter in self.synced_waiters.remove(&document).unwrap_or_default() {
-                        let _ = waiter.send(Err(ClientError::Refused(message.clone())));
-                    }
-                    self.refused.insert(document, message);
+                if let Some(refusal) = refusal {
+                    self.recover(refusal, message);
                 }
             }
             other => tracing::trace!(kind = other.type_name(), "ignored message"),
         }
+    }
+
+    /// Refused changes would never be acknowledged, and every later local
+    /// change builds on them: set them aside, rebuild the document from the
+    /// rest, make the later edits again as new changes (not an observer's),
+    /// replace what the store holds, and sync the result.
+    fn recover(&mut self, refusal: WireRefusal, message: String) {
+        let id = refusal.document_id;
+        let fail_waiters = |actor: &mut Self, why: String| {
+            for waiter in actor.synced_waiters.remove(&id).unwrap_or_default() {
+                let _ = waiter.send(Err(ClientError::Refused(why.clone())));
+            }
+        };
+        let Some(engine) = self.engines.get(&id) else {
+            fail_waiters(self, message);
+            return;
+        };
+        let reapply = refusal.code != RefusalCode::ReadOnly;
+        let actor = self.local_actor.clone().unwrap_or_else(automerge::ActorId::random);
+        let recovered = match konsens_protocol::recovery::recover(engine.doc(), &refusal.refused, actor, reapply) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(document = %id, error = %e, "cannot recover from a refusal");
+                fail_waiters(self, format!("{message} (and the document could not be rebuilt: {e})"));
+                return;
+            }
+        };
+        if recovered.dropped.is_empty() {
+            // Already set aside (a repeated refusal): nothing of ours is stuck.
+            return;
+        }
+        let report = RefusalReport {
+            document: id.to_string(),
+            code: refusal.code.as_str().to_owned(),
+            message,
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            dropped: recovered.dropped.len(),
+            reapplied: recovered.reapplied.clone(),
+            skipped: recovered.skipped.clone(),
+            wording: recovered.dropped_wording.clone(),
+        };
+        tracing::warn!(document = %id, code = %report.code, dropped = report.dropped, reapplied = ?report.reapplied, "set refused changes aside and sent later edits again");
+        // The report rides with the snapshot: both are durable together.
+        let record = serde_json::to_vec(&report).map(|json| Record::Meta {
+            key: format!("{REFUSALS_META_PREFIX}{id}/{:020}", report.at),
+            value: json,
+        });
+        match record {
+            Ok(record) => {
+                if let Err(e) = self.commit.submit_records(vec![record]) {
+                    tracing::warn!(document = %id, error = %e, "refusal report not kept");
+                }
+            }
+            Err(e) => tracing::warn!(document = %id, error = %e, "refusal report not kept"),
+        }
+        // One snapshot replaces every stored chunk, ordered after the writes
+        // already submitted: the refused changes cannot come back from disk.
+        let Some(engine) = self.engines.get_mut(&id) else { return };
+        let effects = engine.replace_document(recovered.doc);
+        self.execute(id, effects);
+        self.refusals.push(report);
+        self.announce(id);
+        self.after_update(id);
     }
 
     /// The document's engine, loaded from the store on first use.
@@ -586,6 +682,7 @@ impl Actor {
         // process exits right after).
         if theirs.as_deref() == Some(ours.as_slice())
             && !engine.is_flushing()
+
             && let Some(waiters) = self.synced_waiters.remove(&id)
         {
             for waiter in waiters {

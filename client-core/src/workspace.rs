@@ -126,6 +126,31 @@ pub struct Session {
     pub process: Option<String>,
 }
 
+/// What a member may be allowed to do, by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Change a document's text, comments, endorsements, or add a recommendation.
+    Write,
+    /// Adopt, reject or re-open a recommendation.
+    Decide,
+    /// Invite or revoke members.
+    ManageMembers,
+    AddWorkshop,
+    CreateProcess,
+}
+
+impl Action {
+    fn describe(self) -> &'static str {
+        match self {
+            Action::Write => "change documents",
+            Action::Decide => "adopt, reject or re-open a recommendation",
+            Action::ManageMembers => "invite or revoke members",
+            Action::AddWorkshop => "add workshops",
+            Action::CreateProcess => "create processes",
+        }
+    }
+}
+
 /// The facilitator's workspace: a repo on a local store, and an identity.
 #[derive(Debug)]
 pub struct Workspace {
@@ -186,6 +211,38 @@ impl Workspace {
         Ok(crate::api::ApiClient::new(session.base.clone(), session.token.clone()))
     }
 
+    /// Refuse here, before any change is made, what the member's role (from
+    /// the server, at `join`) does not allow: the server would refuse it, and
+    /// a refused change is work the member has to redo. A store that never
+    /// joined a server works on its own and may do everything.
+    pub fn allow(&self, action: Action) -> Result<(), ClientError> {
+        let Some(role) = self.session.as_ref().map(|s| s.role.as_str()) else {
+            return Ok(());
+        };
+        let allowed = match role {
+            "admin" => true,
+            "facilitator" => action != Action::CreateProcess,
+            "participant" => action == Action::Write,
+            "observer" => false,
+            // A role this version does not know: the server decides.
+            _ => true,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ClientError::NotAllowed { role: role.to_owned(), action: action.describe() })
+        }
+    }
+
+    /// Refusals kept in this store, oldest first.
+    pub fn refusals(&self) -> Result<Vec<crate::RefusalReport>, ClientError> {
+        let mut out = Vec::new();
+        for (_, value) in self.repo.store().scan_meta(crate::repo::REFUSALS_META_PREFIX)? {
+            out.push(serde_json::from_slice(&value).map_err(|e| ClientError::Corrupt(format!("refusal record: {e}")))?);
+        }
+        Ok(out)
+    }
+
     pub fn repo(&self) -> &Repo {
         &self.repo
     }
@@ -196,6 +253,22 @@ impl Workspace {
 
     /// Set who changes from this store belong to. The participant id and actor
     /// stay the same when only the name or organisation changes.
+    /// Take the identity the server verified at `join`. A store that joins as
+    /// another member (re-invited with another role, say) gets a fresh actor:
+    /// the server binds each actor to one member, so changes made with the
+    /// old one would be refused as someone else's.
+    pub fn adopt_server_identity(&mut self, participant: &str, name: &str, organisation: &str) -> Result<Identity, ClientError> {
+        let actor = match &self.identity {
+            Some(existing) if existing.participant == participant => existing.actor.clone(),
+            _ => ActorId::random().to_hex_string(),
+        };
+        let identity = Identity { participant: participant.to_owned(), name: name.to_owned(), organisation: organisation.to_owned(), actor };
+        let bytes = serde_json::to_vec(&identity).map_err(|e| ClientError::Corrupt(e.to_string()))?;
+        self.repo.store().put_meta(IDENTITY_KEY, &bytes)?;
+        self.identity = Some(identity.clone());
+        Ok(identity)
+    }
+
     pub fn set_identity(&mut self, name: &str, organisation: &str) -> Result<Identity, ClientError> {
         let (participant, actor) = match &self.identity {
             Some(existing) => (existing.participant.clone(), existing.actor.clone()),
@@ -211,6 +284,7 @@ impl Workspace {
     // -- processes ---------------------------------------------------------
 
     pub async fn create_process(&self, title: &str, description: &str) -> Result<DocumentId, ClientError> {
+        self.allow(Action::CreateProcess)?;
         let identity = self.identity()?.clone();
         let id = self.repo.create().await?;
         let (title, description) = (title.to_owned(), description.to_owned());
@@ -245,6 +319,7 @@ impl Workspace {
         sectors: Vec<String>,
         date: Option<String>,
     ) -> Result<String, ClientError> {
+        self.allow(Action::AddWorkshop)?;
         let identity = self.identity()?.clone();
         let (_, current) = self.process(process).await?;
         let base = slug(title);
@@ -266,6 +341,7 @@ impl Workspace {
 
     /// Create a recommendation in a workshop and link it from the process.
     pub async fn new_recommendation(&self, process: DocumentId, workshop: &str, title: &str) -> Result<DocumentId, ClientError> {
+        self.allow(Action::Write)?;
         let identity = self.identity()?.clone();
         let (_, current) = self.process(process).await?;
         let found = current.workshop(workshop).ok_or_else(|| SchemaError::UnknownWorkshop(workshop.to_owned()))?;
@@ -310,7 +386,7 @@ impl Workspace {
                     continue;
                 }
                 let doc = self.repo.find(parsed.document_id).await?;
-                let rec = Recommendation::from_doc(&doc)?;
+                let rec = Recommendation::from_doc_as_adopted(&doc)?;
                 if status.is_none_or(|s| s == rec.status) {
                     found.push((parsed.document_id, rec));
                 }
@@ -348,6 +424,7 @@ impl Workspace {
         message: String,
         op: impl FnOnce(&mut Transaction<'_>, &Identity) -> Result<T, SchemaError> + Send + 'static,
     ) -> Result<T, ClientError> {
+        self.allow(Action::Write)?;
         let identity = self.identity()?.clone();
         match r {
             DocRef::Doc { heads: Some(_), .. } => Err(ClientError::ReadOnlyVersion),
@@ -385,6 +462,10 @@ impl Workspace {
     }
 
     pub async fn set_status(&self, r: &DocRef, to: Status, note: &str) -> Result<schema::StatusChange, ClientError> {
+        let (_, current) = self.recommendation(r).await?;
+        if current.status.is_decision() || to.is_decision() {
+            self.allow(Action::Decide)?;
+        }
         let note = note.to_owned();
         self.modify(r, format!("status → {to}"), move |tx, identity| {
             schema::change_status(tx, to, &identity.participant, now_millis(), &note)

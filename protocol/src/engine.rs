@@ -375,6 +375,33 @@ impl DocEngine {
         (result, out)
     }
 
+    /// Replace the document by `rebuilt`, which drops changes of ours the
+    /// peer refused (see [`crate::recovery`]). One snapshot replaces every
+    /// stored chunk; until it is durable, nothing is sent. What each peer
+    /// told us stays (their heads, what they have); what we sent is
+    /// forgotten, so each peer hears our new heads and changes afresh.
+    pub fn replace_document(&mut self, rebuilt: Automerge) -> Vec<DocEffect> {
+        let mut out = Vec::new();
+        self.doc = rebuilt;
+        let bytes = self.doc.save();
+        self.snapshot_bytes = bytes.len();
+        self.incremental_bytes = 0;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.persisted_heads = self.doc.get_heads();
+        self.flushing = Some(seq);
+        out.push(DocEffect::Persist { document_id: self.document_id, seq, write: StorageWrite::Snapshot(bytes) });
+        out.push(DocEffect::Flush { document_id: self.document_id, seq });
+        for peer in self.peers.values_mut() {
+            peer.sync.last_sent_heads.clear();
+            peer.sync.sent_hashes.clear();
+            peer.sync.in_flight = false;
+            peer.sent_log.clear();
+            peer.dirty = true;
+        }
+        out
+    }
+
     /// The sync state of a connection, created on first use; a connection
     /// whose peer announced its storage starts from what we last shared with it.
     fn peer_entry(&mut self, conn: ConnectionId, peer_id: impl FnOnce() -> PeerId) -> &mut PeerState {

@@ -126,7 +126,7 @@ fn reanchor_comments(tx: &mut Transaction<'_>, after: &Automerge) -> Result<(), 
             continue;
         };
         let field = match tx.get(&comment, "field")? {
-            Some((Value::Scalar(s), _)) => s.to_str().map(str::to_owned),
+            Some((Value::Scalar(s), _)) => s.as_str().map(str::to_owned),
             _ => None,
         };
         let Some(field) = field else { continue };
@@ -137,7 +137,7 @@ fn reanchor_comments(tx: &mut Transaction<'_>, after: &Automerge) -> Result<(), 
         };
         for end in ["start", "end"] {
             let Some((Value::Scalar(s), _)) = after.get(&was, end)? else { continue };
-            let Some(Ok(cursor)) = s.to_str().map(automerge::Cursor::try_from) else { continue };
+            let Some(Ok(cursor)) = s.as_str().map(automerge::Cursor::try_from) else { continue };
             if tx.get_cursor_position(&text, &cursor, None).is_ok() {
                 continue;
             }

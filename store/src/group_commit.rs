@@ -48,6 +48,8 @@ pub enum Record {
         change: [u8; 32],
         provenance: Provenance,
     },
+    /// An entry of the `meta` tree (see [`ChunkStore::put_meta`]).
+    Meta { key: String, value: Vec<u8> },
 }
 
 /// Counters that show how well writes are being grouped.
@@ -175,6 +177,7 @@ fn write_record(store: &ChunkStore, auth: &AuthStore, record: &Record) -> Result
         Record::BindActor { actor, participant } => auth.write_claim(actor, participant),
         Record::DocumentProcess { document, process } => auth.set_document_process(document, process),
         Record::Provenance { document, change, provenance } => auth.record_provenance(document, change, provenance),
+        Record::Meta { key, value } => store.put_meta(key, value),
     }
 }
 

@@ -77,6 +77,9 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         connect_timeout: u64,
     },
+    /// Changes the server refused, set aside by `sync`, with their wording
+    /// to read or copy (newest last).
+    Refused,
     /// Local drafts: fork, edit offline, review, merge.
     #[command(subcommand)]
     Draft(DraftCommand),
@@ -218,9 +221,23 @@ enum DraftCommand {
     Merge { name: String },
 }
 
-/// Exit codes: 1 bad input or refused change, 3 server unreachable, 2 usage (clap).
+/// Exit codes: 1 bad input or a change refused before it was made, 2 usage
+/// (clap), 3 server unreachable, 4 `sync` finished but the server refused
+/// some changes (they were set aside, later edits were sent again; see
+/// `konsens refused`).
 const EXIT_ERROR: u8 = 1;
 const EXIT_NETWORK: u8 = 3;
+const EXIT_REFUSED: u8 = 4;
+
+/// `sync` completed, but set refused changes aside.
+#[derive(Debug)]
+struct SetAside(usize);
+impl std::fmt::Display for SetAside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the server refused {} change(s); they were set aside (see `konsens refused`)", self.0)
+    }
+}
+impl std::error::Error for SetAside {}
 
 #[derive(Debug)]
 struct NetworkError(String);
@@ -250,6 +267,8 @@ fn main() -> ExitCode {
             eprintln!("konsens: error: {e:#}");
             if e.downcast_ref::<NetworkError>().is_some() {
                 ExitCode::from(EXIT_NETWORK)
+            } else if e.downcast_ref::<SetAside>().is_some() {
+                ExitCode::from(EXIT_REFUSED)
             } else {
                 ExitCode::from(EXIT_ERROR)
             }
@@ -297,6 +316,7 @@ async fn run(cli: Cli) -> Result<()> {
             if targets.is_empty() {
                 bail!("no server to sync with: pass a URL, --server, KONSENS_SERVER, or `konsens join` one");
             }
+            let mut set_aside = 0;
             for url in targets {
                 if !(url.starts_with("ws://") || url.starts_with("wss://")) {
                     bail!("{url:?} is not a WebSocket URL (ws://host:port/sync)");
@@ -304,11 +324,34 @@ async fn run(cli: Cli) -> Result<()> {
                 ws.connect(&url);
                 let summary = sync(&ws, &url, &extra, Duration::from_secs(connect_timeout), !cli.json).await;
                 ws.disconnect();
-                let summary = summary?;
+                let (summary, refusals) = summary?;
+                set_aside += refusals.iter().map(|r| r.dropped).sum::<usize>();
                 if cli.json {
                     print_json(&summary)?;
                 } else {
                     println!("synced {} document(s) with {url}", summary["documents"]);
+                    for r in &refusals {
+                        print_refusal(r);
+                    }
+                }
+            }
+            if set_aside > 0 {
+                return Err(SetAside(set_aside).into());
+            }
+        }
+        Command::Refused => {
+            let kept = ws.refusals()?;
+            if cli.json {
+                print_json(&kept)?;
+            } else if kept.is_empty() {
+                println!("no refused changes");
+            } else {
+                for r in &kept {
+                    println!("{}  {}", konsens_protocol::report::iso_date(r.at), r.document);
+                    print_refusal(r);
+                    for (field, text) in &r.wording {
+                        println!("  your {field}:\n    {}", text.replace('\n', "\n    "));
+                    }
                 }
             }
         }
@@ -326,9 +369,9 @@ async fn run(cli: Cli) -> Result<()> {
                 role: text("role"),
                 process: me["process"].as_str().map(str::to_owned),
             })?;
-            // Changes from this store carry the name the server knows.
-            if ws.identity().is_err() && !text("name").is_empty() {
-                ws.set_identity(&text("name"), &text("organisation"))?;
+            // Changes from this store carry the member the server verified.
+            if !text("participant").is_empty() {
+                ws.adopt_server_identity(&text("participant"), &text("name"), &text("organisation"))?;
             }
             if cli.json {
                 print_json(&me)?;
@@ -340,6 +383,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Invite { process, role, name, org } => {
+            ws.allow(workspace::Action::ManageMembers)?;
             let id = doc_id(&process)?;
             let api = ws.api()?;
             let answer = tokio::task::spawn_blocking(move || api.invite(&id.to_string(), &role, &name, &org)).await??;
@@ -369,6 +413,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Revoke { token_id } => {
+            ws.allow(workspace::Action::ManageMembers)?;
             let api = ws.api()?;
             let answer = tokio::task::spawn_blocking(move || api.revoke(&token_id)).await??;
             if cli.json {
@@ -643,9 +688,30 @@ async fn wait_online(ws: &Workspace, timeout: Duration) -> Result<()> {
     }
 }
 
+fn print_refusal(r: &konsens_client::RefusalReport) {
+    println!("refused by the server ({}): {}", r.code, r.message);
+    println!("  set aside {} change(s) of yours to automerge:{}", r.dropped, r.document);
+    if !r.reapplied.is_empty() {
+        println!("  made your later edits again and sent them: {}", r.reapplied.join(", "));
+    }
+    if !r.skipped.is_empty() {
+        println!("  not sent again: {}", r.skipped.join(", "));
+    }
+    if !r.wording.is_empty() {
+        println!("  your wording is kept: `konsens refused`");
+    }
+}
+
 /// Push every local document, pull the recommendations of local processes,
-/// and wait until the server acknowledged each.
-async fn sync(ws: &Workspace, url: &str, extra: &[DocumentId], connect_timeout: Duration, progress: bool) -> Result<serde_json::Value> {
+/// and wait until the server acknowledged each. Refusals met on the way were
+/// recovered from (see `Repo::take_refusals`) and are returned.
+async fn sync(
+    ws: &Workspace,
+    url: &str,
+    extra: &[DocumentId],
+    connect_timeout: Duration,
+    progress: bool,
+) -> Result<(serde_json::Value, Vec<konsens_client::RefusalReport>)> {
     wait_online(ws, connect_timeout).await.map_err(|e| NetworkError(format!("{url}: {e}")))?;
     let repo = ws.repo();
     let mut done = std::collections::BTreeSet::new();
@@ -693,7 +759,8 @@ async fn sync(ws: &Workspace, url: &str, extra: &[DocumentId], connect_timeout: 
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(json!({"server": url, "documents": done.len(), "pulled": pulled}))
+    let refusals = repo.take_refusals().await?;
+    Ok((json!({"server": url, "documents": done.len(), "pulled": pulled, "refused": refusals}), refusals))
 }
 
 async fn edit(ws: &Workspace, r: &DocRef, field: &str, json: bool) -> Result<()> {
