@@ -226,3 +226,78 @@ test("a member who became an observer while offline: told in German, her text is
   assert.doesNotMatch(await konsens("rec", "show", recUrl), /Zugfahrt/)
   await o.context.close()
 })
+
+test("the rebuild in the page: blocks, marks, comment anchors and remote edits survive; a later status change is not made again", async () => {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  page.on("pageerror", e => console.error("[rebuild] page error:", e))
+  await page.goto(server.adminLink)
+  await page.waitForFunction(() => window.konsens?.rebuild)
+  const result = await page.evaluate(() => {
+    const { A, rebuild } = window.konsens
+    const S = v => new A.ImmutableString(v)
+    const block = { type: "block", value: { type: S("paragraph"), parents: [], attrs: {} } }
+    let base = A.change(A.init(), d => {
+      d.title = "No fees"
+      d.status = S("draft")
+      d.statusLog = []
+      d.problem = ""
+      d.comments = {}
+      d.addressees = [S("Ministry")]
+    })
+    base = A.change(base, d => A.updateSpans(d, ["problem"], [block, { type: "text", value: "Old text." }]))
+    // Hers: a refused decision, then words (one bold), a comment on them, an
+    // addressee, and another status change.
+    let mine = A.change(A.clone(base), d => {
+      d.status = S("rejected")
+    })
+    const refused = A.getHeads(mine)
+    mine = A.change(mine, d => {
+      A.splice(d, ["problem"], 10, 0, " New words.")
+      A.mark(d, ["problem"], { start: 11, end: 14, expand: "none" }, "strong", true)
+    })
+    mine = A.change(mine, d => {
+      d.comments.c1 = { field: S("problem"), start: S(A.getCursor(d, ["problem"], 11)), end: S(A.getCursor(d, ["problem"], 13)), body: S("Why new?"), replies: [] }
+      d.addressees.push(S("Agencies"))
+    })
+    mine = A.change(mine, d => {
+      d.status = S("discussion")
+    })
+    // Someone else's edit, merged meanwhile.
+    mine = A.merge(mine, A.change(A.clone(base), d => A.splice(d, ["title"], 0, 0, "Really: ")))
+    const plan = rebuild(mine, refused, { reapply: true })
+    const r = plan.doc
+    const c = r.comments.c1
+    const from = A.getCursorPosition(r, ["problem"], c.start.val)
+    const to = A.getCursorPosition(r, ["problem"], c.end.val) + 1
+    const readOnly = rebuild(mine, refused, { reapply: false })
+    return {
+      spans: JSON.parse(JSON.stringify(A.spans(r, ["problem"]))),
+      quote: r.problem.slice(from, to),
+      title: r.title,
+      status: r.status.val,
+      addressees: r.addressees.map(a => a.val),
+      refusedGone: !A.getChangesMetaSince(r, []).some(m => refused.includes(m.hash)),
+      freshActor: A.getActorId(r) !== A.getActorId(mine),
+      reapplied: plan.reapplied,
+      skipped: plan.skipped,
+      observer: { problem: readOnly.doc.problem, title: readOnly.doc.title, reapplied: readOnly.reapplied },
+    }
+  })
+  assert.deepEqual(result.spans, [
+    { type: "block", value: { type: "paragraph", parents: [], attrs: {} } },
+    { type: "text", value: "Old text. " },
+    { type: "text", value: "New", marks: { strong: true } },
+    { type: "text", value: " words." },
+  ])
+  assert.equal(result.quote, "New", "the comment's anchor points into the re-made text")
+  assert.equal(result.title, "Really: No fees", "the other's edit stays")
+  assert.equal(result.status, "draft", "neither the refused nor the later status change is made again")
+  assert.deepEqual(result.addressees, ["Ministry", "Agencies"])
+  assert.ok(result.refusedGone)
+  assert.ok(result.freshActor)
+  assert.deepEqual(result.reapplied, ["addressees", "comments", "problem"])
+  assert.deepEqual(result.skipped, ["status"])
+  assert.deepEqual(result.observer, { problem: "\uFFFCOld text.", title: "Really: No fees", reapplied: [] })
+  await context.close()
+})
