@@ -12,7 +12,7 @@ import assert from "node:assert/strict"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { launch, waitSynced, cli, startSecureServer, invite, fieldTextScript } from "./helpers.mjs"
+import { launch, waitSynced, cli, startSecureServer, invite, fieldTextScript, mkArtifacts, artifacts } from "./helpers.mjs"
 // The automerge-repo wire format, to tell sync messages from presence.
 import { decode } from "../../server/web/node_modules/cbor-x/index.js"
 
@@ -146,9 +146,11 @@ test("a participant's refused decision: later edits reach everyone, nothing is s
   // The refused content stays readable and copyable.
   await notice.getByText("Show refused text").click()
   const copy = await notice.getByRole("textbox").inputValue()
-  assert.match(copy, /rejected/)
+  assert.match(copy, /Status \(not sent again\):\nRejected/)
   // What depended on the refused change when it came back: the words typed offline.
   assert.ok(copy.includes(`Employers pay all recruitment costs.${offline}`), copy)
+  await mkArtifacts()
+  await p.page.screenshot({ path: `${artifacts}/refusal-notice.png` })
 
   // A reload brings back neither the refused change nor the notice's loss.
   const refused = await p.page.evaluate(() => window.konsens.refusals.at(-1).refused)

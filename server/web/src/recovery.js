@@ -406,6 +406,7 @@ const indent = s => s.split("\n").map(l => `  ${l}`).join("\n")
 // forgets, the notice is recorded.
 
 let knownRole = null
+const forgetting = new Map()
 
 /** Ask the server who we are now (an observer's refusal says so too). */
 async function refreshRole() {
@@ -457,10 +458,14 @@ export function recoverFromRefusal(app, storage, message) {
     changes: plan.dropped.map(base64),
     cleaned: false,
   })
-  void forget(app, storage, handle).then(
-    () => updateRefusal(record.id, { cleaned: true }),
-    err => console.error("konsens: could not clean local storage after a refusal", err)
-  )
+  // One clean-up at a time per document: a second one lists the first's snapshot.
+  const done = (forgetting.get(documentId) ?? Promise.resolve())
+    .then(() => forget(app, storage, handle))
+    .then(
+      () => updateRefusal(record.id, { cleaned: true }),
+      err => console.error("konsens: could not clean local storage after a refusal", err)
+    )
+  forgetting.set(documentId, done)
   void refreshRole()
   return record
 }

@@ -35,9 +35,31 @@ function store(list) {
   for (const fn of listeners) fn(list)
 }
 
+/**
+ * Keep a refusal. One that repeats an open notice (same document, same
+ * reason: say, every edit to a document at its size limit) joins it instead
+ * of piling up.
+ */
 export function addRefusal(record) {
+  const list = listRefusals()
+  const open = list.find(r => !r.dismissed && r.documentId === record.documentId && r.code === record.code)
+  if (open) {
+    const joined = {
+      ...open,
+      ...record,
+      id: open.id,
+      refused: [...(open.refused ?? []), ...(record.refused ?? [])],
+      changes: [...(open.changes ?? []), ...(record.changes ?? [])],
+      content: [...(open.content ?? []), ...(record.content ?? [])],
+      reapplied: [...new Set([...(open.reapplied ?? []), ...(record.reapplied ?? [])])],
+      skipped: [...new Set([...(open.skipped ?? []), ...(record.skipped ?? [])])],
+      later: Boolean(open.later || record.later),
+    }
+    store([...list.filter(r => r.id !== open.id), joined])
+    return joined
+  }
   const entry = { id: `r-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`, dismissed: false, ...record }
-  store([...listRefusals(), entry])
+  store([...list, entry])
   return entry
 }
 
@@ -57,7 +79,7 @@ export function onRefusals(fn) {
 /** The refused content as one text to read or copy. */
 export function refusedText(record) {
   return (record.content ?? [])
-    .map(c => `${t(c.field)} (${t(c.reapplied ? "refusalSentAgain" : "refusalNotSentAgain")}):\n${c.text}`)
+    .map(c => `${t(c.field)} (${t(c.reapplied ? "refusalSentAgain" : "refusalNotSentAgain")}):\n${c.field === "status" ? t(c.text) : c.text}`)
     .join("\n\n")
 }
 
