@@ -168,8 +168,14 @@ async fn an_observers_write_reaches_neither_disk_nor_peers() -> Result<()> {
     tokio::time::timeout(PATIENCE, participant.find(rec)).await??;
 
     put_title(&observer, rec, "Observer was here").await?;
-    let refused = synced(&observer, rec).await.expect_err("the server never acknowledges an observer's change");
-    assert!(refused.to_string().contains("observers cannot change documents"), "{refused}");
+    // The server refuses it; the client sets it aside instead of staying stuck.
+    synced(&observer, rec).await?;
+    let refusals = observer.take_refusals().await?;
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].code, "read-only");
+    assert!(refusals[0].message.contains("observers cannot change documents"), "{refusals:?}");
+    assert_eq!(refusals[0].wording, vec![("title".to_owned(), "Observer was here".to_owned())]);
+    assert_eq!(title(&observer.find(rec).await?), "Publish recruitment fees", "the observer's copy is the server's again");
 
     // A later legitimate change arrives; the observer's never does.
     let mut watch = participant.subscribe(rec).await?;
@@ -200,8 +206,12 @@ async fn an_observers_write_reaches_neither_disk_nor_peers() -> Result<()> {
             .map_err(|f| f.error)
         })
         .await??;
-    let refused = synced(&participant, rec).await.expect_err("participants cannot adopt");
-    assert!(refused.to_string().contains("only facilitators"), "{refused}");
+    synced(&participant, rec).await?;
+    let refusals = participant.take_refusals().await?;
+    assert_eq!(refusals.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(), ["decision"], "participants cannot adopt");
+    assert!(refusals[0].message.contains("only facilitators"), "{refusals:?}");
+    let status = participant.find(rec).await?.get(ROOT, "status")?.map(|(v, _)| v.to_string());
+    assert_eq!(status.as_deref(), Some("\"draft\""), "the participant's copy is the server's again");
     Ok(())
 }
 
@@ -257,8 +267,11 @@ async fn a_forged_actor_is_refused_unless_a_facilitator_relays_it() -> Result<()
     let mallory = world.repo(&mallory_token, Some(actor.clone()))?;
     tokio::time::timeout(PATIENCE, mallory.find(rec)).await??;
     put_title(&mallory, rec, "Mallory pretends to be Alice").await?;
-    let refused = synced(&mallory, rec).await.expect_err("another member's actor is refused");
-    assert!(refused.to_string().contains("belongs to another member"), "{refused}");
+    synced(&mallory, rec).await?;
+    let refusals = mallory.take_refusals().await?;
+    assert_eq!(refusals.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(), ["foreign-actor"], "another member's actor is refused");
+    assert!(refusals[0].message.contains("belongs to another member"), "{refusals:?}");
+    assert_eq!(title(&mallory.find(rec).await?), "Alice's title");
 
     // A facilitator relaying a change made as Alice's actor (merging her draft).
     let facilitator = world.repo(&fatima_token, Some(actor))?;
