@@ -14,7 +14,7 @@
 //! - a new document must be a recommendation of the sender's process (only
 //!   administrators create processes or documents outside any process).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::sync;
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value};
@@ -42,6 +42,9 @@ impl AccessRole {
 pub struct Sender {
     /// Participant id (for administrators, `admin:<token id>`).
     pub participant: String,
+    /// The verified name and organisation of the member.
+    pub name: String,
+    pub organisation: String,
     pub role: AccessRole,
     /// The process the sender belongs to (`None` for administrators).
     pub process: Option<DocumentId>,
@@ -57,6 +60,8 @@ pub enum Refusal {
     ForeignActor { change: ChangeHash, actor: String },
     #[error("only facilitators may {}", .0.action())]
     FacilitatorOnly(Guarded),
+    #[error("{0} must name you ({1}), as the server knows you")]
+    Identity(&'static str, String),
     #[error("only administrators may create {0}")]
     AdminOnly(&'static str),
     #[error("a new document must be a recommendation of your process")]
@@ -80,6 +85,7 @@ impl Refusal {
             Refusal::FacilitatorOnly(Guarded::Decision) => RefusalCode::Decision,
             Refusal::FacilitatorOnly(Guarded::Membership) => RefusalCode::Membership,
             Refusal::FacilitatorOnly(Guarded::Kind) => RefusalCode::Kind,
+            Refusal::Identity(..) => RefusalCode::Identity,
             Refusal::AdminOnly(_) => RefusalCode::AdminOnly,
             Refusal::OutsideProcess => RefusalCode::OutsideProcess,
             Refusal::Malformed { .. } => RefusalCode::Malformed,
@@ -405,6 +411,141 @@ fn canonical(doc: &Automerge, obj: &automerge::ObjId, depth: usize) -> String {
     out
 }
 
+/// Everything in a document that names a person or an organisation, entry
+/// by entry, as canonical text (so it compares whatever wrote it).
+#[derive(Debug, Default)]
+struct Named {
+    /// Organisation → (its endorsement, who endorsed).
+    endorsements: BTreeMap<String, (String, Option<String>)>,
+    /// Comment id → (the comment without its replies, author, replies as (text, author)).
+    comments: BTreeMap<String, (String, Option<String>, Vec<(String, Option<String>)>)>,
+    /// Status-log entries as (text, by).
+    status_log: Vec<(String, Option<String>)>,
+    /// Actor → its `authors` entry as (participant, name, organisation).
+    authors: BTreeMap<String, (String, [Option<String>; 3])>,
+}
+
+impl Named {
+    fn read(doc: &Automerge) -> Self {
+        let mut named = Named::default();
+        let text = |obj: &automerge::ObjId, key: &str| -> Option<String> {
+            match doc.get(obj, key).ok().flatten()? {
+                (Value::Scalar(s), _) => match s.as_ref() {
+                    ScalarValue::Str(t) => Some(t.to_string()),
+                    other => Some(other.to_string()),
+                },
+                (Value::Object(ObjType::Text), id) => doc.text(&id).ok(),
+                _ => None,
+            }
+        };
+        let map_at_root = |key: &str| match doc.get(ROOT, key) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+            _ => None,
+        };
+        if let Some(map) = map_at_root("endorsements") {
+            for org in doc.keys(&map) {
+                if let Ok(Some((v, id))) = doc.get(&map, org.as_str()) {
+                    let by = matches!(v, Value::Object(_)).then(|| text(&id, "by")).flatten();
+                    named.endorsements.insert(org, (canonical_value(doc, &v, &id, 0), by));
+                }
+            }
+        }
+        if let Some(map) = map_at_root("comments") {
+            for cid in doc.keys(&map) {
+                let Ok(Some((v, id))) = doc.get(&map, cid.as_str()) else { continue };
+                let mut replies = Vec::new();
+                let mut body = canonical_value(doc, &v, &id, 0);
+                if let Value::Object(ObjType::Map) = v {
+                    body = doc
+                        .keys(&id)
+                        .filter(|k| k != "replies" && k != "resolved")
+                        .filter_map(|k| doc.get(&id, k.as_str()).ok().flatten().map(|(v, c)| format!("{k:?}:{}", canonical_value(doc, &v, &c, 1))))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    if let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(&id, "replies") {
+                        for i in 0..doc.length(&list) {
+                            if let Ok(Some((rv, rid))) = doc.get(&list, i) {
+                                let author = matches!(rv, Value::Object(_)).then(|| text(&rid, "author")).flatten();
+                                replies.push((canonical_value(doc, &rv, &rid, 1), author));
+                            }
+                        }
+                    }
+                }
+                let author = text(&id, "author");
+                named.comments.insert(cid, (body, author, replies));
+            }
+        }
+        if let Ok(Some((Value::Object(ObjType::List), log))) = doc.get(ROOT, "statusLog") {
+            for i in 0..doc.length(&log) {
+                if let Ok(Some((v, id))) = doc.get(&log, i) {
+                    let by = matches!(v, Value::Object(_)).then(|| text(&id, "by")).flatten();
+                    named.status_log.push((canonical_value(doc, &v, &id, 0), by));
+                }
+            }
+        }
+        if let Some(map) = map_at_root("authors") {
+            for actor in doc.keys(&map) {
+                if let Ok(Some((v, id))) = doc.get(&map, actor.as_str()) {
+                    let fields = if matches!(v, Value::Object(_)) {
+                        [text(&id, "participant"), text(&id, "name"), text(&id, "organisation")]
+                    } else {
+                        [None, None, None]
+                    };
+                    named.authors.insert(actor, (canonical_value(doc, &v, &id, 0), fields));
+                }
+            }
+        }
+        named
+    }
+
+    /// What `after` names differently from `self` in a way only someone else
+    /// could: an endorsement of another organisation or by someone else, a
+    /// comment or reply by someone else (new, rewritten or deleted), a
+    /// status-log entry by someone else, an `authors` entry that is not the
+    /// sender as verified. Resolving or answering others' comments is fine.
+    fn forged(&self, after: &Named, sender: &Sender) -> Option<&'static str> {
+        let me = Some(sender.participant.as_str());
+        for org in self.endorsements.keys().chain(after.endorsements.keys()) {
+            if self.endorsements.get(org) != after.endorsements.get(org)
+                && (org != &sender.organisation || after.endorsements.get(org).is_some_and(|(_, by)| by.as_deref() != me))
+            {
+                return Some("an endorsement");
+            }
+        }
+        for (cid, (body, author, replies)) in &after.comments {
+            match self.comments.get(cid) {
+                None if author.as_deref() != me => return Some("a comment's author"),
+                Some((was_body, was_author, _)) if (was_body != body || was_author != author) && author.as_deref() != me => {
+                    return Some("a comment's author");
+                }
+                _ => {}
+            }
+            let before: Vec<&(String, Option<String>)> = self.comments.get(cid).map(|c| c.2.iter().collect()).unwrap_or_default();
+            if replies.iter().any(|r| !before.contains(&r) && r.1.as_deref() != me) {
+                return Some("a reply's author");
+            }
+            if before.iter().any(|r| !replies.contains(r) && r.1.as_deref() != me) {
+                return Some("a reply's author");
+            }
+        }
+        if self.comments.iter().any(|(cid, c)| !after.comments.contains_key(cid) && c.1.as_deref() != me) {
+            return Some("a comment's author");
+        }
+        if after.status_log.iter().any(|e| !self.status_log.contains(e) && e.1.as_deref() != me)
+            || self.status_log.iter().any(|e| !after.status_log.contains(e))
+        {
+            return Some("a status-log entry");
+        }
+        let verified = [Some(sender.participant.clone()), Some(sender.name.clone()), Some(sender.organisation.clone())];
+        for actor in self.authors.keys().chain(after.authors.keys()) {
+            if self.authors.get(actor) != after.authors.get(actor) && after.authors.get(actor).is_none_or(|(_, fields)| *fields != verified) {
+                return Some("an authors entry");
+            }
+        }
+        None
+    }
+}
+
 /// Whether the document reads as the model it says it is (a process or a
 /// recommendation); other documents have no model to check.
 fn model_error(doc: &Automerge) -> Option<(&'static str, String)> {
@@ -433,12 +574,21 @@ fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender) -> Result
     }
     let guard = !sender.role.is_facilitator();
     let before = GuardedState::read(doc);
+    let mut named = guard.then(|| Named::read(doc));
     let mut copy = doc.fork();
     for change in changes {
         copy.apply_changes([change.clone()])
             .map_err(|e| Refused::all(Refusal::Unreadable(e.to_string()), changes))?;
         if guard && let Some(what) = before.changed(&GuardedState::read(&copy)) {
             return Err(Refused { reason: Refusal::FacilitatorOnly(what), changes: vec![change.hash()] });
+        }
+        if let Some(was) = named.as_mut() {
+            let now = Named::read(&copy);
+            if let Some(field) = was.forged(&now, sender) {
+                let reason = Refusal::Identity(field, format!("{}, {}", sender.name, sender.organisation));
+                return Err(Refused { reason, changes: vec![change.hash()] });
+            }
+            *was = now;
         }
     }
     if model_error(doc).is_none()
@@ -483,6 +633,9 @@ fn creation(document: DocumentId, changes: &[Change], sender: &Sender) -> Result
         if let Some((kind, reason)) = model_error(&scratch) {
             return Err(Refusal::Malformed { kind, reason });
         }
+        if let Some(field) = Named::default().forged(&Named::read(&scratch), sender) {
+            return Err(Refusal::Identity(field, format!("{}, {}", sender.name, sender.organisation)));
+        }
     }
     Ok(created)
 }
@@ -498,7 +651,7 @@ mod tests {
     }
 
     fn sender(p: &str, role: AccessRole, process: DocumentId) -> Sender {
-        Sender { participant: p.into(), role, process: Some(process) }
+        Sender { participant: p.into(), name: format!("{p} name"), organisation: format!("{p} org"), role, process: Some(process) }
     }
 
     fn process_id() -> DocumentId {
@@ -592,7 +745,7 @@ mod tests {
         process.transact::<_, _, schema::SchemaError>(|tx| schema::init_process(tx, "P", "")).expect("init");
         let changes = new_changes(&base, &process);
         assert_eq!(admit(process_id(), &base, &changes, &member, &none).map_err(|r| r.reason), Err(Refusal::AdminOnly("processes")));
-        let admin = Sender { participant: "admin:x".into(), role: AccessRole::Admin, process: None };
+        let admin = Sender { participant: "admin:x".into(), name: String::new(), organisation: String::new(), role: AccessRole::Admin, process: None };
         assert_eq!(admit(process_id(), &base, &changes, &admin, &none).expect("admin").creates_in, Some(process_id()));
     }
 
@@ -770,5 +923,42 @@ mod tests {
             admit(DocumentId::from_random([2; 16]), &base, &changes, &participant(), &|_: &ActorId| None).map_err(|r| r.reason),
             Err(Refusal::FacilitatorOnly(Guarded::Decision))
         );
+    }
+
+    #[test]
+    fn names_in_the_document_must_be_the_senders_verified_ones() {
+        let me = participant();
+        let endorse = |org: &'static str, by: &'static str| {
+            move |tx: &mut automerge::transaction::Transaction<'_>| {
+                let e = schema::Endorsement { stance: schema::Stance::Object, note: String::new(), by: by.into(), at: 1 };
+                schema::endorse(tx, org, &e)
+            }
+        };
+        let (doc, changes) = edited(7, endorse("p org", "p"));
+        assert_eq!(refusal_of(&doc, &changes, &me), None, "one's own organisation's endorsement");
+        let (doc, changes) = edited(7, endorse("Ministry of Labour", "p"));
+        assert!(matches!(refusal_of(&doc, &changes, &me), Some(Refusal::Identity("an endorsement", _))));
+        let (doc, changes) = edited(7, endorse("p org", "someone-else"));
+        assert!(matches!(refusal_of(&doc, &changes, &me), Some(Refusal::Identity(..))));
+
+        let (doc, changes) = edited(7, |tx| schema::add_comment(tx, "c1", "title", "T", "Why?", "p", 1).map(|_| ()));
+        assert_eq!(refusal_of(&doc, &changes, &me), None);
+        let (doc, changes) = edited(7, |tx| schema::add_comment(tx, "c1", "title", "T", "Why?", "f", 1).map(|_| ()));
+        assert!(matches!(refusal_of(&doc, &changes, &me), Some(Refusal::Identity("a comment's author", _))));
+
+        let (doc, changes) = edited(7, |tx| {
+            let authors = tx.put_object(ROOT, "authors", ObjType::Map)?;
+            let entry = tx.put_object(&authors, "0707", ObjType::Map)?;
+            tx.put(&entry, "participant", "f")?;
+            tx.put(&entry, "name", "FORGED NAME")?;
+            tx.put(&entry, "organisation", "O")?;
+            Ok(())
+        });
+        assert!(matches!(refusal_of(&doc, &changes, &me), Some(Refusal::Identity("an authors entry", _))));
+
+        let (doc, changes) = edited(7, |tx| schema::change_status(tx, Status::Discussion, "f", 3, "").map(|_| ()));
+        assert!(matches!(refusal_of(&doc, &changes, &me), Some(Refusal::Identity("a status-log entry", _))), "a move logged as someone else's");
+        let facilitator = sender("f", AccessRole::Member(MemberRole::Facilitator), process_id());
+        assert_eq!(refusal_of(&doc, &changes, &facilitator), None, "facilitators relay others' changes");
     }
 }

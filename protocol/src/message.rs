@@ -93,6 +93,8 @@ pub enum RefusalCode {
     Membership,
     /// Only facilitators change what kind of document this is (schema, process).
     Kind,
+    /// A field names another person or organisation than the sender's verified one.
+    Identity,
     /// Only administrators create processes or documents outside a process.
     AdminOnly,
     /// A new document must be a recommendation of the sender's process.
@@ -110,12 +112,13 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 11] = [
+    pub const ALL: [RefusalCode; 12] = [
         RefusalCode::ReadOnly,
         RefusalCode::ForeignActor,
         RefusalCode::Decision,
         RefusalCode::Membership,
         RefusalCode::Kind,
+        RefusalCode::Identity,
         RefusalCode::AdminOnly,
         RefusalCode::OutsideProcess,
         RefusalCode::Malformed,
@@ -132,6 +135,7 @@ impl RefusalCode {
             RefusalCode::Decision => "decision",
             RefusalCode::Membership => "membership",
             RefusalCode::Kind => "kind",
+            RefusalCode::Identity => "identity",
             RefusalCode::AdminOnly => "admin-only",
             RefusalCode::OutsideProcess => "outside-process",
             RefusalCode::Malformed => "malformed",

@@ -43,7 +43,13 @@ impl Principal {
     }
 
     pub fn sender(&self) -> Sender {
-        Sender { participant: self.participant.clone(), role: self.role, process: self.process }
+        Sender {
+            participant: self.participant.clone(),
+            name: self.name.clone(),
+            organisation: self.organisation.clone(),
+            role: self.role,
+            process: self.process,
+        }
     }
 
     pub fn is_admin(&self) -> bool {

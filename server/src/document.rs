@@ -66,6 +66,9 @@ pub(crate) struct DocumentTask {
     /// such messages are dropped without a reply, so no loop of refusals
     /// starts and the refusal is logged once.
     refused: HashMap<ConnectionId, HashSet<automerge::ChangeHash>>,
+    /// Connections that asked for this document before it existed; what is
+    /// sent to them is checked against the access rules at sending time.
+    awaiting_creation: HashSet<ConnectionId>,
     /// Bytes the document takes on disk, for the size limit.
     stored_bytes: usize,
 }
@@ -82,6 +85,7 @@ impl DocumentTask {
             durable_rx,
             connections: HashMap::new(),
             refused: HashMap::new(),
+            awaiting_creation: HashSet::new(),
             stored_bytes: 0,
         }
     }
@@ -239,6 +243,7 @@ impl DocumentTask {
             DocCommand::Disconnected { conn } => {
                 self.connections.remove(&conn);
                 self.refused.remove(&conn);
+                self.awaiting_creation.remove(&conn);
                 inputs.push(DocInput::Disconnected { conn });
             }
         }
@@ -260,8 +265,17 @@ impl DocumentTask {
     fn access(&mut self, engine: &DocEngine, conn: &ConnectionHandle, message: &DocMessage, request: bool) -> bool {
         let auth = &self.hub.auth;
         let readable = auth.can_read(&conn.principal, &self.id);
+        let missing = engine.doc().is_empty() && !auth.is_registered(&self.id);
         // A `sync` for a document nobody has yet may create it; admission decides.
-        let creating = !request && engine.doc().is_empty() && !auth.is_registered(&self.id);
+        let creating = !request && missing;
+        if !readable && request && missing {
+            // Nobody has it yet. The engine answers `doc-unavailable` (as for
+            // any missing document) and sends the document once it exists,
+            // if this connection may read it then: a recommendation linked a
+            // moment before it reached the server still arrives.
+            self.awaiting_creation.insert(conn.id);
+            return true;
+        }
         if !readable && !creating {
             // Exactly what a document that does not exist gets.
             let reply = Message::DocUnavailable {
@@ -409,6 +423,17 @@ impl DocumentTask {
         for effect in effects {
             match effect {
                 DocEffect::Send { conn, message } => {
+                    if self.awaiting_creation.contains(&conn) && !matches!(message, Message::DocUnavailable { .. }) {
+                        let may_read = self
+                            .connections
+                            .get(&conn)
+                            .is_some_and(|handle| self.hub.auth.can_read(&handle.principal, &self.id));
+                        if !may_read {
+                            // Created in a process this connection is not part of.
+                            continue;
+                        }
+                        self.awaiting_creation.remove(&conn);
+                    }
                     let delivered = self
                         .connections
                         .get(&conn)

@@ -361,3 +361,58 @@ async fn the_js_client_connects_with_a_token() -> Result<()> {
     assert!(String::from_utf8_lossy(&without.stderr).contains("401"), "{}", String::from_utf8_lossy(&without.stderr));
     Ok(())
 }
+
+/// A member may ask for a document before it exists (a recommendation linked
+/// a moment before it reached the server): it arrives once created, if the
+/// member may read it, and never if it belongs to another process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_asked_for_before_it_exists_reaches_only_those_who_may_read_it() -> Result<()> {
+    let mut world = World::new().await?;
+    let (member_token, _, _) = world.invite(world.process, "participant", "Pia").await?;
+    let (creator_token, _, _) = world.invite(world.process, "participant", "Bora").await?;
+    let store = tempfile::tempdir()?;
+    let mut ws = Workspace::open(store.path(), None)?;
+    ws.set_identity("Ada Admin", "Skills Think Tank")?;
+    ws.set_session(Session { base: String::new(), sync_url: world.server.ws_url(), token: world.admin.clone(), participant: String::new(), role: "admin".into(), process: None })?;
+    ws.connect(&world.server.ws_url());
+    let other = ws.create_process("Another process", "").await?;
+    tokio::time::timeout(PATIENCE, ws.repo().wait_synced(other)).await??;
+    let (outsider_token, _, _) = world.invite(other, "participant", "Outsider").await?;
+
+    // The creator makes a document id, and both ask for it before it exists.
+    let creator = world.repo(&creator_token, None)?;
+    let rec = creator.create().await?;
+    let empty_sync = konsens_tests::empty_sync_message();
+    let mut peers = Vec::new();
+    for (token, name) in [(&member_token, "member"), (&outsider_token, "outsider")] {
+        let mut peer = RawPeer::join(&format!("{}?token={token}", world.server.ws_url()), name).await?;
+        let server_id = peer.server_id.clone().context("joined")?;
+        peer.send(&Message::Request(DocMessage { sender_id: PeerId::from(name), target_id: server_id, document_id: rec, data: empty_sync.clone() })).await?;
+        assert!(matches!(peer.next().await?, Answer::Message(Message::DocUnavailable { .. })));
+        peers.push(peer);
+    }
+    let process_url = world.process.url();
+    creator
+        .change(rec, move |doc: &mut Automerge| {
+            doc.transact::<_, _, schema::SchemaError>(|tx| schema::init_recommendation(tx, &process_url, "fair-recruitment", "Language courses", &[]))
+                .map(|_| ())
+                .map_err(|f| f.error)
+        })
+        .await??;
+    synced(&creator, rec).await?;
+
+    // The member hears of it.
+    match peers[0].next().await? {
+        Answer::Message(Message::Sync(m)) => assert_eq!(m.document_id, rec),
+        other => bail!("the member should receive the new document, got {other:?}"),
+    }
+    // The outsider does not: the next thing it hears is the answer to its next question.
+    let missing = DocumentId::from_random([78; 16]);
+    let server_id = peers[1].server_id.clone().context("joined")?;
+    peers[1].send(&Message::Request(DocMessage { sender_id: PeerId::from("outsider"), target_id: server_id, document_id: missing, data: empty_sync })).await?;
+    match peers[1].next().await? {
+        Answer::Message(Message::DocUnavailable { document_id, .. }) => assert_eq!(document_id, missing, "nothing about {rec}"),
+        other => bail!("the outsider must learn nothing of another process's document, got {other:?}"),
+    }
+    Ok(())
+}

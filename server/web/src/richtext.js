@@ -186,7 +186,7 @@ export function createRichText({ mount, handle, field, label, overlays, onSelect
       if (!isEditable) view.dom.blur()
     },
     /** Re-render overlays (comments or peers changed without a text change). */
-    refresh: () => view.dispatch(view.state.tr.setMeta(decorationsKey, true).setMeta("addToHistory", false)),
+    refresh: () => !view.isDestroyed && view.dispatch(view.state.tr.setMeta(decorationsKey, true).setMeta("addToHistory", false)),
     /** Select [start, end) automerge indexes and scroll there. */
     select(start, end) {
       const sp = spans()
