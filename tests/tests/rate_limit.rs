@@ -59,10 +59,12 @@ async fn a_burst_is_slowed_down_not_closed_and_only_a_sustained_flood_is_closed(
     // 250 at once would need over 10 s of slowing down: closed after 3 s.
     let mut flood = RawPeer::join(&url, "flood").await?;
     match burst(&mut flood, 250).await? {
-        Err((code, reason)) => {
-            assert_eq!(code, 1008, "policy violation");
-            assert!(reason.contains("rate limit"), "{reason}");
-        }
+        // The close frame, or a reset when the server closes a socket that
+        // still holds the flood's unread messages.
+        Err((code, reason)) => assert!(
+            (code == 1008 && reason.contains("rate limit")) || code == 1006,
+            "closed for the rate: {code} {reason}"
+        ),
         Ok(()) => bail!("a sender over the rate for longer than the close delay is closed"),
     }
     assert!(server.log().contains("message rate limit exceeded for too long"), "logged once:\n{}", server.log());
