@@ -317,7 +317,21 @@ async fn report_route(
         .parse()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{e}")))?;
     let doc = load(&hub, id).await?;
-    let process = Process::from_doc(&doc).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let mut process = Process::from_doc(&doc).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    // Names in the report are the server's verified members, not what the
+    // document says (its `members` map is written by a client). On an open
+    // server there are no members; the document's list is all there is.
+    if !hub.auth.open {
+        let process_id = id.to_string();
+        process.members = people(&hub)?
+            .into_values()
+            .filter(|t| t.process.as_deref() == Some(process_id.as_str()))
+            .filter_map(|t| {
+                let role = t.role.parse().ok()?;
+                Some((t.participant, konsens_protocol::schema::Member { name: t.name, organisation: t.organisation, role }))
+            })
+            .collect();
+    }
     let mut recommendations = Vec::new();
     for url in process.recommendations.values().flatten() {
         let Ok(rec_id) = document_id(url) else { continue };
