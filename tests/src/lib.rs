@@ -340,3 +340,51 @@ pub fn empty_sync_message() -> Vec<u8> {
     }
     .encode()
 }
+
+/// The `konsens` CLI against one store, as the end-to-end tests run it.
+pub mod cli {
+    use std::path::Path;
+    use std::process::{Command, Output};
+
+    use anyhow::{Context, Result, bail};
+    use serde_json::Value;
+
+    /// One invocation against a store, with no server or store from the environment.
+    pub fn run(store: &Path, args: &[&str]) -> Result<Output> {
+        Ok(Command::new(super::binary("konsens")?)
+            .arg("--store")
+            .arg(store)
+            .args(args)
+            .env_remove("KONSENS_SERVER")
+            .env_remove("KONSENS_STORE")
+            .output()?)
+    }
+
+    /// Run and require exit `code`; returns (trimmed stdout, stderr).
+    pub fn exits(store: &Path, args: &[&str], code: i32) -> Result<(String, String)> {
+        let out = run(store, args)?;
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        if out.status.code() != Some(code) {
+            bail!("konsens {args:?} should exit {code}, got {}:\n{stdout}{stderr}", out.status);
+        }
+        Ok((stdout.trim().to_owned(), stderr))
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(store: &Path, args: &[&str]) -> Result<String> {
+        Ok(exits(store, args, 0)?.0)
+    }
+
+    /// Run with `--json` and require success.
+    pub fn json(store: &Path, args: &[&str]) -> Result<Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let text = ok(store, &all)?;
+        serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))
+    }
+
+    /// Run and require failure with `code`; returns stderr.
+    pub fn fails(store: &Path, args: &[&str], code: i32) -> Result<String> {
+        Ok(exits(store, args, code)?.1)
+    }
+}

@@ -84,6 +84,19 @@ impl World {
         Ok(Repo::open(config)?)
     }
 
+    /// A second process, created by the administrator.
+    async fn another_process(&mut self) -> Result<DocumentId> {
+        let store = tempfile::tempdir()?;
+        let mut ws = Workspace::open(store.path(), None)?;
+        ws.set_identity("Ada Admin", "Skills Think Tank")?;
+        ws.set_session(Session { base: String::new(), sync_url: self.server.ws_url(), token: self.admin.clone(), participant: String::new(), role: "admin".into(), process: None })?;
+        ws.connect(&self.server.ws_url());
+        let other = ws.create_process("Another process", "").await?;
+        tokio::time::timeout(PATIENCE, ws.repo().wait_synced(other)).await??;
+        self._dirs.push(store);
+        Ok(other)
+    }
+
     async fn history(&self) -> Result<Vec<Value>> {
         let (status, body) = self.api("GET", &format!("/api/docs/{}/history", self.rec), Some(&self.admin), None).await?;
         if status != 200 {
@@ -217,15 +230,9 @@ async fn an_observers_write_reaches_neither_disk_nor_peers() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_member_cannot_tell_a_secret_document_from_a_missing_one() -> Result<()> {
-    let world = World::new().await?;
+    let mut world = World::new().await?;
     // A second process, with its own member.
-    let store = tempfile::tempdir()?;
-    let mut ws = Workspace::open(store.path(), None)?;
-    ws.set_identity("Ada Admin", "Skills Think Tank")?;
-    ws.set_session(Session { base: String::new(), sync_url: world.server.ws_url(), token: world.admin.clone(), participant: String::new(), role: "admin".into(), process: None })?;
-    ws.connect(&world.server.ws_url());
-    let other = ws.create_process("Another process", "").await?;
-    tokio::time::timeout(PATIENCE, ws.repo().wait_synced(other)).await??;
+    let other = world.another_process().await?;
     let (token, _, _) = world.invite(other, "participant", "Outsider").await?;
 
     let mut peer = RawPeer::join(&format!("{}?token={token}", world.server.ws_url()), "outsider").await?;
@@ -370,13 +377,7 @@ async fn a_document_asked_for_before_it_exists_reaches_only_those_who_may_read_i
     let mut world = World::new().await?;
     let (member_token, _, _) = world.invite(world.process, "participant", "Pia").await?;
     let (creator_token, _, _) = world.invite(world.process, "participant", "Bora").await?;
-    let store = tempfile::tempdir()?;
-    let mut ws = Workspace::open(store.path(), None)?;
-    ws.set_identity("Ada Admin", "Skills Think Tank")?;
-    ws.set_session(Session { base: String::new(), sync_url: world.server.ws_url(), token: world.admin.clone(), participant: String::new(), role: "admin".into(), process: None })?;
-    ws.connect(&world.server.ws_url());
-    let other = ws.create_process("Another process", "").await?;
-    tokio::time::timeout(PATIENCE, ws.repo().wait_synced(other)).await??;
+    let other = world.another_process().await?;
     let (outsider_token, _, _) = world.invite(other, "participant", "Outsider").await?;
 
     // The creator makes a document id, and both ask for it before it exists.

@@ -2,53 +2,17 @@
 //! offline edits, drafts, Markdown editing, import and export, bad input.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use konsens_tests::cli::{fails, json, ok, run as konsens};
 use konsens_tests::{ServerProcess, binary, repo_root};
+use std::process::Command;
 use serde_json::Value;
 
-/// One CLI invocation against a store.
-fn konsens(store: &Path, args: &[&str]) -> Result<Output> {
-    Ok(Command::new(binary("konsens")?)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("KONSENS_SERVER")
-        .env_remove("KONSENS_STORE")
-        .output()?)
-}
 
-/// Run and require success; returns stdout.
-fn ok(store: &Path, args: &[&str]) -> Result<String> {
-    let out = konsens(store, args)?;
-    if !out.status.success() {
-        bail!(
-            "konsens {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
 
-fn json(store: &Path, args: &[&str]) -> Result<Value> {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let text = ok(store, &all)?;
-    serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))
-}
 
-/// Run and require failure with `code`; returns stderr.
-fn fails(store: &Path, args: &[&str], code: i32) -> Result<String> {
-    let out = konsens(store, args)?;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if out.status.code() != Some(code) {
-        bail!("konsens {args:?} should exit {code}, got {} ({stderr})", out.status);
-    }
-    Ok(stderr)
-}
+
 
 struct Setup {
     process: String,

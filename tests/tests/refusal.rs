@@ -11,41 +11,15 @@
 //!   sent again, her wording is kept for `konsens refused`.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use anyhow::{Context, Result, bail};
-use konsens_tests::{ServerProcess, binary};
-use serde_json::Value;
+use anyhow::{Context, Result};
+use konsens_tests::ServerProcess;
+use konsens_tests::cli::{exits, json, ok};
 
-fn konsens(store: &Path, args: &[&str]) -> Result<Output> {
-    Ok(Command::new(binary("konsens")?)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("KONSENS_SERVER")
-        .env_remove("KONSENS_STORE")
-        .output()?)
-}
 
-fn exits(store: &Path, args: &[&str], code: i32) -> Result<(String, String)> {
-    let out = konsens(store, args)?;
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
-    if out.status.code() != Some(code) {
-        bail!("konsens {args:?} should exit {code}, got {}:\n{stdout}{stderr}", out.status);
-    }
-    Ok((stdout.trim().to_owned(), stderr))
-}
 
-fn ok(store: &Path, args: &[&str]) -> Result<String> {
-    Ok(exits(store, args, 0)?.0)
-}
 
-fn json(store: &Path, args: &[&str]) -> Result<Value> {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let text = ok(store, &all)?;
-    serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))
-}
+
 
 /// An administrator's store with a process, a workshop and a recommendation
 /// at consensus; returns (process, recommendation).
