@@ -21,7 +21,7 @@ import * as A from "@automerge/automerge/slim"
 import { addRefusal, updateRefusal } from "./refusals.js"
 
 /** Codes whose refused changes are only some of the message's: the member's other edits are fine and are made again. */
-export const REAPPLIED_CODES = new Set(["foreign-actor", "decision", "membership"])
+export const REAPPLIED_CODES = new Set(["foreign-actor", "decision", "membership", "kind", "identity"])
 
 /** Keys never made again: a refused decision must not be offered again under a new name. */
 const NEVER_REAPPLIED = new Set(["status", "statusLog"])
