@@ -345,6 +345,15 @@ impl DocumentTask {
         let Ok(sync) = automerge::sync::Message::decode(&message.data) else {
             return Ok(());
         };
+        // A client that does not recover keeps advertising refused changes;
+        // answering would make the engine ask for them again and again (a
+        // loop of hundreds of frames a second). It hears nothing until it
+        // stops, and still receives others' edits.
+        if let Some(refused) = self.refused.get(&conn.id)
+            && sync.heads.iter().any(|h| refused.contains(h))
+        {
+            return Err(Admission::AlreadyRefused);
+        }
         if sync.changes.is_empty() {
             return Ok(());
         }

@@ -95,6 +95,10 @@ function describeFrame(msg) {
 class ClientAdapter extends WebSocketClientAdapter {
   #label
   closing = false
+  /** Frames sent, and refusals received when `tolerateRefusals` (see `connect`). */
+  sent = 0
+  refusals = []
+  tolerateRefusals = false
 
   constructor(url, label) {
     super(url, RETRY_INTERVAL_MS)
@@ -108,6 +112,7 @@ class ClientAdapter extends WebSocketClientAdapter {
 
   send(message) {
     if (TRACE) log(`${this.#label} ->`, traceJson(describeFrame(message)))
+    this.sent += 1
     super.send(message)
   }
 
@@ -119,7 +124,12 @@ class ClientAdapter extends WebSocketClientAdapter {
       log(`${this.#label} <- undecodable frame (${bytes.byteLength} bytes): ${e.message}`)
     }
     if (msg && TRACE) log(`${this.#label} <-`, traceJson(describeFrame(msg)))
-    if (msg?.type === "error") fail(`${this.#label}: server sent an error frame: ${JSON.stringify(msg)}`)
+    if (msg?.type === "error" && this.tolerateRefusals && msg.refusal) {
+      this.refusals.push(msg)
+      this.emit("refusal", msg)
+    } else if (msg?.type === "error") {
+      fail(`${this.#label}: server sent an error frame: ${JSON.stringify(msg)}`)
+    }
     super.receiveMessage(bytes)
   }
 }
@@ -128,8 +138,9 @@ class ClientAdapter extends WebSocketClientAdapter {
  * A storage-less Repo dialing `url`, resolved once the server has answered our
  * `join` with `peer`. Returns the repo, the server's peer id and storageId.
  */
-export async function connect(url, label = "client") {
+export async function connect(url, label = "client", { tolerateRefusals = false } = {}) {
   const adapter = new ClientAdapter(url, label)
+  adapter.tolerateRefusals = tolerateRefusals
   // Default sharePolicy (announce everything) so documents we create are
   // offered to the server without it asking.
   const repo = new Repo({ network: [adapter] })

@@ -68,6 +68,47 @@ async function change(wsUrl, url, key, jsonValue) {
   await shutdownAndExit([conn])
 }
 
+/**
+ * The stock client holding a change the server refuses (it does not recover):
+ * make the change, wait for the refusal, then count the frames the client
+ * sends during `seconds` while another client keeps editing the document, and
+ * whether those edits still arrive.
+ */
+async function stubborn(wsUrl, otherWsUrl, url, key, jsonValue, seconds) {
+  requireAutomergeUrl(url)
+  const value = parseJson(jsonValue, "<json-value>")
+  const conn = await connect(wsUrl, "stubborn", { tolerateRefusals: true })
+  const other = await connect(otherWsUrl, "other")
+  const handle = await findOrUnavailable(conn, url)
+  const otherHandle = await findOrUnavailable(other, url)
+  if (handle.state === "unavailable" || otherHandle.state === "unavailable") fail(`the server says ${url} is unavailable`)
+  const refused = new Promise(resolve => conn.adapter.once("refusal", resolve))
+  handle.change(doc => {
+    doc[key] = value
+  })
+  const refusal = await waitFor("the server's refusal of our change", refused)
+  const before = conn.adapter.sent
+  // Another member keeps editing meanwhile; does the stubborn client still get it?
+  const ticks = Math.max(1, Math.round(Number(seconds) * 4))
+  for (let i = 0; i < ticks; i++) {
+    otherHandle.change(doc => {
+      doc.tick = i
+    })
+    await new Promise(resolve => setTimeout(resolve, 250))
+  }
+  await waitForAck(other, otherHandle, "the other client's edits")
+  await waitFor(
+    "the other client's last edit at the stubborn client",
+    new Promise(resolve => {
+      const check = () => handle.doc()?.tick === ticks - 1 && resolve()
+      handle.on("change", check)
+      check()
+    })
+  )
+  await emit({ code: refusal.refusal, refused: refusal.refused, framesSent: conn.adapter.sent - before, refusals: conn.adapter.refusals.length })
+  await shutdownAndExit([conn, other])
+}
+
 /** Resolve with the first ephemeral message on `handle` from `senderId` carrying `nonce`. */
 function nextEphemeral(handle, senderId, nonce) {
   return new Promise(resolve => {
@@ -197,6 +238,7 @@ const USAGE = `usage: node interop.mjs <command> ...
   read         <ws-url> <automerge-url>
   change       <ws-url> <automerge-url> <key> <json-value>
   ephemeral    <ws-url>
+  stubborn     <ws-url> <other-ws-url> <automerge-url> <key> <json-value> <seconds>
   stock-server <port> <data-dir>`
 
 const commands = {
@@ -204,6 +246,7 @@ const commands = {
   read: [read, 2],
   change: [change, 4],
   ephemeral: [ephemeral, 1],
+  stubborn: [stubborn, 6],
   "stock-server": [stockServer, 2],
 }
 

@@ -388,3 +388,24 @@ pub mod cli {
         Ok(exits(store, args, code)?.1)
     }
 }
+
+/// Run one command of the official JS client's harness (`tests/js/interop.mjs`)
+/// and return the JSON line it printed.
+pub fn js_harness(args: &[&str]) -> Result<serde_json::Value> {
+    let root = repo_root();
+    if !root.join("tests/js/node_modules/@automerge/automerge-repo").exists() {
+        bail!("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (the README's test command does)");
+    }
+    let output = std::process::Command::new("node")
+        .arg(root.join("tests/js/interop.mjs"))
+        .args(args)
+        .output()
+        .context("running node (is Node.js installed?)")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!("node interop.mjs {args:?} failed ({}):\n{stderr}", output.status);
+    }
+    let line = stdout.lines().last().context("no output")?;
+    serde_json::from_str(line).with_context(|| format!("not JSON: {line}\nstderr:\n{stderr}"))
+}

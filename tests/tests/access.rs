@@ -417,3 +417,29 @@ async fn a_document_asked_for_before_it_exists_reaches_only_those_who_may_read_i
     }
     Ok(())
 }
+
+/// The official JS client does not recover from a refusal: it keeps the
+/// refused change and advertises it. It must not loop with the server (the
+/// server answers nothing that offers refused changes), must be told once,
+/// and must still receive the others' edits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_js_client_holding_a_refused_change_does_not_loop_and_still_hears_others() -> Result<()> {
+    let world = World::new().await?;
+    let (observer, _, _) = world.invite(world.process, "observer", "Olga").await?;
+    let (participant, _, _) = world.invite(world.process, "participant", "Pia").await?;
+    let ws = |token: &str| format!("{}?token={token}", world.server.ws_url());
+    let (observer_url, participant_url, rec) = (ws(&observer), ws(&participant), world.rec.url());
+    let result = tokio::task::spawn_blocking(move || {
+        konsens_tests::js_harness(&["stubborn", &observer_url, &participant_url, &rec, "forged", "1", "3"])
+    })
+    .await??;
+    assert_eq!(result["code"], "read-only", "{result}");
+    assert_eq!(result["refusals"], 1, "told once: {result}");
+    // 12 edits by the other member arrive in those 3 s; the stubborn client
+    // answers each, and nothing answers it back. (Before, one such client
+    // sent 1,502 frames in 12 s.)
+    let sent = result["framesSent"].as_u64().context("framesSent")?;
+    assert!(sent <= 40, "the refused client's frames stay flat: {sent} in 3 s");
+    assert_eq!(world.server.log().matches("refused changes").count(), 1, "logged once");
+    Ok(())
+}
