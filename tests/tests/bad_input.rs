@@ -106,6 +106,18 @@ async fn bad_input_is_refused_and_nobody_else_notices() -> Result<()> {
     expect_error_then_close(&answers_until_close(&mut bad).await?, "malformed CBOR");
     still_syncing(&a, &b, id, "after-malformed-cbor").await?;
 
+    // 1b. CBOR nested 60,000 deep (just under this server's frame limit), and a byte string that claims 2^62 bytes:
+    // answered and closed, no stack overflow, no allocation of the claim.
+    let mut deep = RawPeer::join(&url, "deep-cbor").await?;
+    let mut nested = vec![0x81; 60_000];
+    nested.push(0x00);
+    deep.send_raw(nested).await?;
+    expect_error_then_close(&answers_until_close(&mut deep).await?, "CBOR");
+    let mut huge = RawPeer::join(&url, "huge-cbor").await?;
+    huge.send_raw(vec![0x5b, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]).await?;
+    expect_error_then_close(&answers_until_close(&mut huge).await?, "CBOR");
+    still_syncing(&a, &b, id, "after-deep-and-huge-cbor").await?;
+
     // 2. An unknown message type: answered with an error, the connection stays usable.
     let mut newer = RawPeer::join(&url, "newer-client").await?;
     newer
@@ -195,6 +207,20 @@ async fn bad_input_is_refused_and_nobody_else_notices() -> Result<()> {
     let doc = tokio::time::timeout(PATIENCE, c.find(id)).await??;
     for key in ["title", "after-malformed-cbor", "after-unknown-type", "after-oversized-frame", "after-garbage-sync", "after-unsupported-version", "after-text-frame"] {
         assert!(doc.get(ROOT, key)?.is_some(), "lost {key}");
+    }
+    Ok(())
+}
+
+/// Paths that climb out of the web app's files answer 404, never a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_never_leave_the_web_apps_files() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = ServerProcess::start(data.path(), &[])?;
+    for path in ["/assets/../Cargo.toml", "/assets/%2e%2e/%2e%2e/Cargo.toml", "/assets/..%2f..%2fCargo.toml", "/assets//etc/passwd", "/../../etc/passwd"] {
+        let (status, body) = konsens_tests::http_request(&server.addr, "GET", path, None, None).await?;
+        assert!(!body.contains("[workspace]") && !body.contains("root:x:0"), "{path} leaked a file:\n{body}");
+        // The app's own page for unknown paths is fine; a file from elsewhere is not.
+        assert!(matches!(status, 400 | 404) || (status == 200 && body.to_lowercase().contains("<!doctype html")), "{path}: {status}");
     }
     Ok(())
 }
