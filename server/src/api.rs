@@ -224,11 +224,16 @@ async fn invite(
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     tracing::info!(process = %id, participant = %record.participant, role = %record.role, by = %who.participant, "member invited");
-    let base = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|host| format!("http://{host}"))
-        .unwrap_or_default();
+    // The public URL when the server was told it (behind TLS: `https`);
+    // otherwise the address this request reached, which is right on a LAN.
+    let base = match &hub.config.public_url {
+        Some(url) => url.to_string(),
+        None => headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|host| format!("http://{host}"))
+            .unwrap_or_default(),
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -38,6 +38,91 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Abuse limits; each breach is logged and answered with a clear error.
     pub limits: Limits,
+    /// The address browsers reach the server at (`--public-url`), when it is
+    /// not what the listener sees: behind a TLS-terminating proxy, say.
+    /// Invitation links and the administrator link start with it, only its
+    /// origin passes the same-origin checks, and with `https` the session
+    /// cookie is `Secure`. `None`: links are built from the request's `Host`
+    /// (always `http://`).
+    pub public_url: Option<PublicUrl>,
+}
+
+/// The server's public base URL: `http` or `https`, a host and an optional
+/// port, nothing else. No path, because the web app and the links use
+/// absolute paths (`/api`, `/sync`, `/join`) and would miss a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    https: bool,
+    /// `host` or `host:port`, lower-case, as browsers serialise it in `Origin`.
+    authority: String,
+}
+
+/// Why a `--public-url` was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublicUrlError {
+    /// Not `http://…` or `https://…`.
+    #[error("the public URL must start with http:// or https://")]
+    Scheme,
+    /// No host, user information, or characters a host cannot have.
+    #[error("the public URL needs a host (and optional port), without user information")]
+    Host,
+    /// A path, query or fragment after the host.
+    #[error("the public URL must be the server's root: no path, query or fragment")]
+    Path,
+}
+
+impl PublicUrl {
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// `https://host:port`, as a browser sends it in `Origin`.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", if self.https { "https" } else { "http" }, self.authority)
+    }
+
+    /// `host:port`, as in a `Host` header.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+}
+
+impl std::fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.origin())
+    }
+}
+
+impl std::str::FromStr for PublicUrl {
+    type Err = PublicUrlError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(text, "https://") {
+            (true, rest)
+        } else if let Some(rest) = strip_prefix_ignore_case(text, "http://") {
+            (false, rest)
+        } else {
+            return Err(PublicUrlError::Scheme);
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#']) {
+            return Err(PublicUrlError::Path);
+        }
+        // The authority ends up in headers (CSP, Location) and links: allow
+        // only what a host name, an IPv4 or bracketed IPv6 address and a port
+        // are made of.
+        let host_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+        if rest.is_empty() || rest.starts_with(':') || !rest.chars().all(host_chars) {
+            return Err(PublicUrlError::Host);
+        }
+        Ok(Self { https, authority: rest.to_ascii_lowercase() })
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
 }
 
 /// Limits that keep one client from slowing everybody else.
@@ -85,6 +170,28 @@ impl ServerConfig {
             coalesce_window: Duration::from_millis(DEFAULT_COALESCE_MS),
             handshake_timeout: Duration::from_secs(30),
             limits: Limits::default(),
+            public_url: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls() {
+        let url: PublicUrl = "HTTPS://Konsens.Example.org/".parse().expect("valid");
+        assert!(url.is_https());
+        assert_eq!(url.origin(), "https://konsens.example.org");
+        let url: PublicUrl = "http://[::1]:8080".parse().expect("valid");
+        assert_eq!((url.is_https(), url.authority()), (false, "[::1]:8080"));
+        assert_eq!("ftp://x".parse::<PublicUrl>(), Err(PublicUrlError::Scheme));
+        assert_eq!("konsens.example".parse::<PublicUrl>(), Err(PublicUrlError::Scheme));
+        assert_eq!("https://x.example/konsens".parse::<PublicUrl>(), Err(PublicUrlError::Path));
+        assert_eq!("https://x.example?a=b".parse::<PublicUrl>(), Err(PublicUrlError::Path));
+        assert_eq!("https://".parse::<PublicUrl>(), Err(PublicUrlError::Host));
+        assert_eq!("https://user@x.example".parse::<PublicUrl>(), Err(PublicUrlError::Host));
+        assert_eq!("https://x.example;script-src *".parse::<PublicUrl>(), Err(PublicUrlError::Host));
     }
 }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use konsens_protocol::{Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
 
-pub use config::{COALESCE_MIN_PEERS, DEFAULT_COALESCE_MS, DEFAULT_THROTTLE_CLOSE_SECS, Limits, ServerConfig};
+pub use config::{COALESCE_MIN_PEERS, DEFAULT_COALESCE_MS, DEFAULT_THROTTLE_CLOSE_SECS, Limits, PublicUrl, PublicUrlError, ServerConfig};
 pub use error::ServerError;
 
 use hub::Hub;
@@ -116,7 +116,11 @@ impl Server {
         if let Some(token) = first_admin_token {
             // Like a notebook server: one line a newcomer can click. Only here,
             // never in the log.
-            println!("open {}/join/{token}", public_base(listener.local_addr()?));
+            let base = match &hub.config.public_url {
+                Some(url) => url.to_string(),
+                None => public_base(listener.local_addr()?),
+            };
+            println!("open {base}/join/{token}");
         }
         if hub.auth.open {
             tracing::warn!("--open: anyone who reaches this port may read and write every document");

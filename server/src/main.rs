@@ -52,6 +52,11 @@ struct Args {
     /// Seed an example process (once) before serving.
     #[arg(long)]
     demo: bool,
+    /// The URL browsers reach the server at, e.g. https://konsens.example.org
+    /// behind a TLS proxy: links start with it, only its origin may use the
+    /// session cookie, and with https the cookie is Secure.
+    #[arg(long, env = "KONSENS_PUBLIC_URL")]
+    public_url: Option<konsens_server::PublicUrl>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -61,7 +66,7 @@ enum Subcommand {
         #[arg(long, env = "KONSENS_DATA", default_value = "./konsens-data")]
         data: PathBuf,
         /// Base URL the link should start with.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        #[arg(long, env = "KONSENS_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
         base: String,
     },
 }
@@ -91,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
     config.max_frame_bytes = args.max_frame_bytes;
     config.idle_evict_after = std::time::Duration::from_secs(args.idle_evict_secs);
     config.coalesce_window = std::time::Duration::from_millis(args.coalesce_ms);
+    config.public_url = args.public_url;
     let server = Server::bind(config).await.context("starting konsens-server")?;
     if args.demo {
         let id = server.seed_demo().context("seeding the demo process")?;
