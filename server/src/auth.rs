@@ -226,14 +226,42 @@ fn principal(record: &TokenRecord) -> Option<Principal> {
     })
 }
 
+/// How a request presented its token. A cookie is ambient authority: the
+/// browser attaches it to requests other sites make, so only a cookie needs
+/// the same-origin check (`security.rs`). A bearer header or `?token=` is
+/// written by whoever makes the request, which then acts as that token's
+/// holder, not as the person whose browser it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Bearer,
+    Cookie,
+    Query,
+}
+
 /// The token a request presents: `Authorization: Bearer`, then the cookie,
 /// then `?token=`.
 pub fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    presented(headers, query).map(|(token, _)| token)
+}
+
+/// [`presented_token`] with where it came from.
+pub fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<(String, TokenSource)> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
         && let Some(token) = value.strip_prefix("Bearer ")
     {
-        return Some(token.trim().to_owned());
+        return Some((token.trim().to_owned(), TokenSource::Bearer));
     }
+    if let Some(token) = cookie_token(headers) {
+        return Some((token, TokenSource::Cookie));
+    }
+    query?.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == "token").then(|| (value.to_owned(), TokenSource::Query))
+    })
+}
+
+/// The session cookie's token, if the request carries one.
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
     for cookies in headers.get_all(axum::http::header::COOKIE) {
         let Ok(cookies) = cookies.to_str() else { continue };
         for pair in cookies.split(';') {
@@ -244,8 +272,5 @@ pub fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<Strin
             }
         }
     }
-    query?.split('&').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        (name == "token").then(|| value.to_owned())
-    })
+    None
 }

@@ -20,6 +20,8 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/health", get(health))
         .merge(crate::api::routes())
         .merge(crate::web::routes())
+        // Outermost: same-origin checks and security headers for every route.
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), crate::security::protect))
         .with_state(hub)
 }
 

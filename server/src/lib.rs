@@ -13,6 +13,7 @@ mod document;
 mod error;
 mod http;
 mod hub;
+mod security;
 mod web;
 
 use std::future::Future;

@@ -85,20 +85,11 @@ fn serve(asset: &'static Asset, headers: &HeaderMap) -> Response {
         h.insert(header::ETAG, value);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if asset.gzipped {
         h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
-    if asset.content_type.starts_with("text/html") {
-        // The app loads nothing from elsewhere; say so, so an injected
-        // script or stylesheet from another origin does not run.
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-            ),
-        );
-    }
+    // nosniff, the Content-Security-Policy and the Referrer-Policy are set
+    // for every response, in `security.rs`.
     response
 }
 
