@@ -1,4 +1,4 @@
-//! The JSON API and the invitation links. Every route checks the same roles
+//! The JSON API (invitation links are in `join.rs`). Every route checks the same roles
 //! the sync path does; a document the caller may not see answers 404, exactly
 //! like one that does not exist.
 
@@ -31,7 +31,7 @@ pub(crate) fn routes() -> Router<Arc<Hub>> {
         .route("/api/processes/{id}/report", get(report_route))
         .route("/api/tokens/{token_id}/revoke", post(revoke))
         .route("/api/docs/{id}/history", get(history))
-        .route("/join/{token}", get(join))
+        .merge(crate::join::routes())
 }
 
 /// An error as JSON: `{"error": message, "status": code}`.
@@ -76,7 +76,7 @@ fn document_id(text: &str) -> Result<DocumentId, ApiError> {
 }
 
 /// The document as flushed to disk (what the server has acknowledged).
-async fn load(hub: &Hub, id: DocumentId) -> Result<Automerge, ApiError> {
+pub(crate) async fn load(hub: &Hub, id: DocumentId) -> Result<Automerge, ApiError> {
     let store = hub.store.clone();
     let doc = tokio::task::spawn_blocking(move || -> Result<Automerge, String> {
         let mut doc = Automerge::new();
@@ -359,31 +359,6 @@ async fn report_route(
         body,
     )
         .into_response())
-}
-
-/// An invitation link: turn the token into an HttpOnly session cookie and go
-/// to the member's process.
-async fn join(State(hub): State<Arc<Hub>>, Path(token): Path<String>) -> Response {
-    match hub.auth.authenticate(Some(&token)) {
-        Ok(who) => {
-            let target = match who.process {
-                Some(p) => format!("/p/{p}"),
-                None => "/".to_owned(),
-            };
-            let cookie = format!("{}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age=31536000", auth::COOKIE);
-            tracing::info!(participant = %who.participant, "joined through a link");
-            (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, target)]).into_response()
-        }
-        Err(rejection) => {
-            tracing::info!(%rejection, "invalid invitation link used");
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                "<!doctype html><meta charset=utf-8><title>konsens</title><p>This invitation link is invalid, expired or revoked. Ask your facilitator for a new one.</p>",
-            )
-                .into_response()
-        }
-    }
 }
 
 fn now_millis() -> i64 {

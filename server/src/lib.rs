@@ -13,6 +13,7 @@ mod document;
 mod error;
 mod http;
 mod hub;
+mod join;
 mod security;
 mod web;
 
