@@ -9,7 +9,7 @@ import assert from "node:assert/strict"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { launch, waitSynced, cli, startSecureServer, invite, fieldTextScript } from "./helpers.mjs"
+import { launch, waitSynced, cli, startSecureServer, invite, fieldTextScript, joinLink } from "./helpers.mjs"
 
 let server, browser, store
 before(async () => {
@@ -30,7 +30,7 @@ async function member(link, name) {
   await context.addInitScript(fieldTextScript)
   const page = await context.newPage()
   page.on("pageerror", e => console.error(`[${name}] page error:`, e))
-  await page.goto(link)
+  await joinLink(page, link)
   await page.waitForURL(/\/p\//)
   return { context, page }
 }

@@ -104,6 +104,20 @@ export async function invite(server, token, processId, { role, name, organisatio
   return res.json()
 }
 
+/**
+ * Open an invitation link (or the administrator link) and accept it, as a
+ * member does: the link shows a page with one button, "Join <process> as
+ * <name>", whose POST sets the session cookie (a bare GET never does, so no
+ * other site can sign a visitor in as someone else). Resolves once the
+ * browser has left /join/: on the process, or on the start page for the
+ * administrator.
+ */
+export async function joinLink(page, link) {
+  await page.goto(link)
+  await page.locator("#join").click()
+  await page.waitForURL(url => !url.pathname.startsWith("/join/"))
+}
+
 export async function launch() {
   return chromium.launch({
     executablePath: CHROMIUM,

@@ -12,7 +12,7 @@ import assert from "node:assert/strict"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { launch, waitSynced, cli, startSecureServer, invite, fieldTextScript, mkArtifacts, artifacts } from "./helpers.mjs"
+import { launch, waitSynced, cli, startSecureServer, invite, fieldTextScript, mkArtifacts, artifacts, joinLink } from "./helpers.mjs"
 // The automerge-repo wire format, to tell sync messages from presence.
 import { decode } from "../../server/web/node_modules/cbor-x/index.js"
 
@@ -49,7 +49,7 @@ async function member(link, name, locale = "en-US") {
   await context.addInitScript(fieldTextScript)
   const frames = []
   page.on("websocket", ws => ws.url().endsWith("/sync") && ws.on("framesent", f => frames.push(decode(f.payload).type)))
-  await page.goto(link)
+  await joinLink(page, link)
   await page.waitForURL(/\/p\//)
   await page.goto(`${server.base}/r/${recId}`)
   return { context, page, frames }
@@ -203,7 +203,7 @@ test("a member who became an observer while offline: told in German, her text is
 
   // Back online, she opens her new link.
   await o.context.setOffline(false)
-  await o.page.goto(observer.link)
+  await joinLink(o.page, observer.link)
   await o.page.waitForURL(/\/p\//)
   await o.page.goto(`${server.base}/r/${recId}`)
   const notice = o.page.locator('#refusal-notice article[data-code="read-only"]')
@@ -233,7 +233,7 @@ test("the rebuild in the page: blocks, marks, comment anchors and remote edits s
   const context = await browser.newContext()
   const page = await context.newPage()
   page.on("pageerror", e => console.error("[rebuild] page error:", e))
-  await page.goto(server.adminLink)
+  await joinLink(page, server.adminLink)
   await page.waitForFunction(() => window.konsens?.rebuild)
   const result = await page.evaluate(() => {
     const { A, rebuild } = window.konsens

@@ -9,7 +9,7 @@ import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
 import { createRequire } from "node:module"
 import { join } from "node:path"
-import { launch, waitSynced, startSecureServer, invite, fieldTextScript, root } from "./helpers.mjs"
+import { launch, waitSynced, startSecureServer, invite, fieldTextScript, root, joinLink } from "./helpers.mjs"
 
 const web = join(root, "server/web")
 const { decode } = createRequire(join(web, "package.json"))("cbor-x")
@@ -42,7 +42,7 @@ async function member(link, name) {
       if (changes.length > 0) sentChanges.push({ documentId: message.documentId, changes: changes.length })
     })
   )
-  await page.goto(link)
+  await joinLink(page, link)
   return { context, page, sentChanges }
 }
 

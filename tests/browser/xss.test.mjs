@@ -52,7 +52,11 @@ test("markup in every field a member writes stays text in the app, the history a
     errors.push(`dialog: ${dialog.message()}`)
     void dialog.dismiss()
   })
+  // The invitation page names the member: as text too.
   await page.goto(link)
+  await page.getByText("onerror=", { exact: false }).first().waitFor()
+  assert.equal(await page.evaluate(() => window.__xss ?? null), null, "nothing ran on the invitation page")
+  await page.locator("#join").click()
   await page.waitForURL(/\/p\//)
   await page.locator("#workshops h3").first().waitFor()
   await page.goto(`${server.base}/r/${recId}`)
