@@ -55,6 +55,19 @@ pub enum ProtocolError {
         message_type: &'static str,
         state: &'static str,
     },
+    /// A message's changes would inflate past the limit (see `limits`).
+    #[error("the changes would inflate past the limit of {limit} bytes")]
+    InflatedTooLarge { limit: usize },
+    /// A message's changes hold more operations than the limit, once their
+    /// run-length encoding is expanded (see `limits`).
+    #[error("the changes hold more than {limit} operations")]
+    TooManyOperations { limit: usize },
+    /// A storage chunk in a sync message that cannot be walked safely.
+    #[error("malformed change data: {reason}")]
+    MalformedChunk { reason: &'static str },
+    /// A Bloom filter in a sync message that would make us panic or spin.
+    #[error("invalid Bloom filter in a sync message: {reason}")]
+    BadBloomFilter { reason: &'static str },
     /// Stored bytes of a document could not be loaded.
     #[error("stored document {document} is unreadable: {reason}")]
     CorruptDocument { document: String, reason: String },

@@ -13,6 +13,7 @@ pub mod dossier;
 pub mod engine;
 pub mod error;
 pub mod handshake;
+pub mod limits;
 pub mod markdown;
 pub mod message;
 pub mod recovery;
