@@ -16,6 +16,10 @@ use crate::{DocumentId, ProtocolError};
 /// The only protocol version automerge-repo 2.x speaks.
 pub const PROTOCOL_VERSION: &str = "1";
 
+/// Longest peer, session or storage id we accept, in bytes. automerge-repo
+/// and samod use UUID-sized ids; this leaves room for any reasonable scheme.
+pub const MAX_ID_BYTES: usize = 256;
+
 /// A peer's self-chosen id (any string; automerge-repo uses random text).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub String);
@@ -473,7 +477,18 @@ impl Fields {
     }
 
     fn peer(&self, field: &'static str) -> Result<PeerId, ProtocolError> {
-        self.text(field).map(PeerId)
+        self.id(field).map(PeerId)
+    }
+
+    /// An id chosen by the peer (peer, session, storage): text of at most
+    /// [`MAX_ID_BYTES`]. Ids are echoed in every log line and relayed to
+    /// other peers; a megabyte-long one was.
+    fn id(&self, field: &'static str) -> Result<String, ProtocolError> {
+        let id = self.text(field)?;
+        if id.len() > MAX_ID_BYTES {
+            return Err(self.invalid(field, "is longer than 256 bytes"));
+        }
+        Ok(id)
     }
 
     fn document_id(&self) -> Result<DocumentId, ProtocolError> {
@@ -528,6 +543,9 @@ impl Fields {
         for (k, v) in entries {
             match (k, v) {
                 (Value::Text(k), Value::Text(s)) if k == "storageId" => {
+                    if s.len() > MAX_ID_BYTES {
+                        return Err(self.invalid(field, "has a storageId longer than 256 bytes"));
+                    }
                     meta.storage_id = Some(StorageId(s.clone()));
                 }
                 (Value::Text(k), Value::Bool(b)) if k == "isEphemeral" => meta.is_ephemeral = *b,
@@ -600,7 +618,7 @@ impl Fields {
                 sender_id: self.peer("senderId")?,
                 target_id: self.peer("targetId")?,
                 document_id: self.document_id()?,
-                session_id: self.text("sessionId")?,
+                session_id: self.id("sessionId")?,
                 count: self.count("count")?,
                 data: self.bytes("data")?,
             }),
