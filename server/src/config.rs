@@ -12,6 +12,38 @@ pub const DEFAULT_COALESCE_MS: u64 = 50;
 /// for its acknowledgement.
 pub const COALESCE_MIN_PEERS: usize = 3;
 
+/// Default of [`Limits::max_connections`]: open TCP connections in all. Well
+/// below the descriptor limit the server raises itself to at start (sled and
+/// the runtime need some), and clamped to it when that is lower.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
+/// Default of [`Limits::connections_per_address`]. Enough for a room of a
+/// hundred participants behind one NAT (a browser holds its WebSocket and a
+/// few short-lived requests); behind a reverse proxy every connection comes
+/// from the proxy, so raise it there or set 0 (no limit) and cap at the proxy.
+pub const DEFAULT_CONNECTIONS_PER_ADDRESS: usize = 512;
+
+/// Default of [`ServerConfig::header_timeout`], in seconds.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+
+/// Default of [`ServerConfig::handshake_timeout`], in seconds.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+
+/// Default of [`ServerConfig::request_timeout`], in seconds.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+
+/// Default of [`Limits::unknown_documents_per_minute`].
+pub const DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE: u32 = 600;
+
+/// Default of [`Limits::max_inflated_bytes`]: what the frame limit lets in
+/// uncompressed, so only compression's amplification is refused.
+pub const DEFAULT_MAX_INFLATED_BYTES: usize = konsens_protocol::DEFAULT_MAX_FRAME_BYTES;
+
+/// Default of [`Limits::max_operations`]. Applying a million operations takes
+/// seconds of CPU; a whole editing history the size of the Automerge paper's
+/// (260,000 operations) fits four times over.
+pub const DEFAULT_MAX_OPERATIONS: usize = 1_000_000;
+
 /// Everything the server needs to know to run.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -34,8 +66,14 @@ pub struct ServerConfig {
     /// within it are applied, flushed and fanned out together: one load and
     /// one message per peer instead of one per keystroke. Zero turns it off.
     pub coalesce_window: Duration,
-    /// How long a new connection may take to send `join`.
+    /// How long a new WebSocket may take to send `join` after its upgrade.
     pub handshake_timeout: Duration,
+    /// How long a client may take to send a request's head (line and
+    /// headers), and how long an idle keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// How long one HTTP request (other than the WebSocket it upgrades to)
+    /// may take, reading its body included.
+    pub request_timeout: Duration,
     /// Abuse limits; each breach is logged and answered with a clear error.
     pub limits: Limits,
     /// The address browsers reach the server at (`--public-url`), when it is
@@ -140,6 +178,26 @@ pub struct Limits {
     /// read until the rate allows); it is closed only after being slowed
     /// down without a break for this long.
     pub throttle_close_after: Duration,
+    /// Open TCP connections in all; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Open TCP connections from one address (IPv6: one /64); more are
+    /// answered 503 and closed. 0: no limit.
+    pub connections_per_address: usize,
+    /// `sync`s and `request`s a token may send per minute for documents it
+    /// cannot read or that do not exist (a minute's worth at once); beyond,
+    /// its connections are slowed down. 0: no limit.
+    pub unknown_documents_per_minute: u32,
+    /// Bytes the changes of one sync message may inflate to.
+    pub max_inflated_bytes: usize,
+    /// Operations the changes of one sync message may hold.
+    pub max_operations: usize,
+}
+
+impl Limits {
+    /// What one sync message may expand to.
+    pub fn read_limits(&self) -> konsens_protocol::limits::ReadLimits {
+        konsens_protocol::limits::ReadLimits { max_inflated_bytes: self.max_inflated_bytes, max_operations: self.max_operations }
+    }
 }
 
 /// Default of [`Limits::throttle_close_after`], in seconds.
@@ -153,6 +211,11 @@ impl Default for Limits {
             connections_per_token: 16,
             documents_per_hour: 200,
             throttle_close_after: Duration::from_secs(DEFAULT_THROTTLE_CLOSE_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            connections_per_address: DEFAULT_CONNECTIONS_PER_ADDRESS,
+            unknown_documents_per_minute: DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE,
+            max_inflated_bytes: DEFAULT_MAX_INFLATED_BYTES,
+            max_operations: DEFAULT_MAX_OPERATIONS,
         }
     }
 }
@@ -168,7 +231,9 @@ impl ServerConfig {
             outbound_queue: 4096,
             document_queue: 1024,
             coalesce_window: Duration::from_millis(DEFAULT_COALESCE_MS),
-            handshake_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(DEFAULT_HANDSHAKE_TIMEOUT_SECS),
+            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             limits: Limits::default(),
             public_url: None,
         }

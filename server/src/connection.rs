@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use konsens_protocol::{ConnectionId, DocumentId, Message, PeerId, ProtocolError, StorageId};
+use konsens_protocol::{ConnectionId, DocMessage, DocumentId, Message, PeerId, ProtocolError, StorageId, access, limits};
 use tokio::sync::{Notify, mpsc};
 
 use crate::auth::Principal;
 use crate::document::DocCommand;
-use crate::hub::Hub;
+use crate::hub::{Hub, MissPace};
 use crate::lock;
+use crate::unknown::{self, Route};
 
 /// WebSocket close codes we use (RFC 6455 §7.4.1).
 pub(crate) mod close_code {
@@ -25,10 +26,76 @@ pub(crate) mod close_code {
     pub const TOO_BIG: u16 = 1009;
 }
 
-/// Tells a connection's writer to close, with a code and a reason.
+/// Why the server closes a connection. Each has its close code and words;
+/// nothing matches on the words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    /// The peer said `leave`, or the connection ended on its side.
+    Normal,
+    ShuttingDown,
+    /// No `join` within the handshake timeout.
+    NoJoin,
+    TokenRevoked,
+    TokenExpired,
+    /// Another token's connection uses this peer id.
+    PeerIdInUse,
+    /// A newer connection of the same peer and token took over.
+    Replaced,
+    TooManyForToken { limit: usize },
+    /// The outbound queue filled up: the peer does not read fast enough.
+    TooSlow,
+    RateLimited,
+    /// The token asked for too many documents it cannot read or that do not exist.
+    TooManyUnknownDocuments,
+    /// A frame over the size limit.
+    TooBig { limit: usize },
+    /// Input we cannot go on from (the error, as the peer was told it).
+    BadInput { code: u16, error: String },
+}
+
+impl CloseReason {
+    pub fn code(&self) -> u16 {
+        match self {
+            CloseReason::Normal => close_code::NORMAL,
+            CloseReason::ShuttingDown => close_code::GOING_AWAY,
+            CloseReason::TooBig { .. } => close_code::TOO_BIG,
+            CloseReason::BadInput { code, .. } => *code,
+            CloseReason::NoJoin
+            | CloseReason::TokenRevoked
+            | CloseReason::TokenExpired
+            | CloseReason::PeerIdInUse
+            | CloseReason::Replaced
+            | CloseReason::TooManyForToken { .. }
+            | CloseReason::TooSlow
+            | CloseReason::RateLimited
+            | CloseReason::TooManyUnknownDocuments => close_code::POLICY,
+        }
+    }
+
+    /// The words of the close frame (and of the `error` sent before it).
+    pub fn text(&self) -> String {
+        match self {
+            CloseReason::Normal => String::new(),
+            CloseReason::ShuttingDown => "server shutting down".into(),
+            CloseReason::NoJoin => "no join message received".into(),
+            CloseReason::TokenRevoked => "token revoked".into(),
+            CloseReason::TokenExpired => "token expired".into(),
+            CloseReason::PeerIdInUse => "peer id in use by another connection".into(),
+            CloseReason::Replaced => "replaced by a newer connection of the same peer".into(),
+            CloseReason::TooManyForToken { limit } => format!("too many connections for this token (limit {limit})"),
+            CloseReason::TooSlow => "outbound queue full: connection too slow".into(),
+            CloseReason::RateLimited => "rate limit exceeded".into(),
+            CloseReason::TooManyUnknownDocuments => "too many requests for unknown documents".into(),
+            CloseReason::TooBig { limit } => format!("message exceeds the limit of {limit} bytes"),
+            CloseReason::BadInput { error, .. } => error.clone(),
+        }
+    }
+}
+
+/// Tells a connection's writer to close, with a reason.
 #[derive(Debug, Default)]
 struct CloseSignal {
-    reason: Mutex<Option<(u16, String)>>,
+    reason: Mutex<Option<CloseReason>>,
     notify: Notify,
 }
 
@@ -56,7 +123,7 @@ impl ConnectionHandle {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(conn = ?self.id, peer = %self.peer_id, "outbound queue full; closing slow connection");
-                self.close(close_code::POLICY, "outbound queue full: connection too slow");
+                self.close(CloseReason::TooSlow);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -64,10 +131,10 @@ impl ConnectionHandle {
     }
 
     /// Ask the writer to close the socket (first reason wins).
-    pub fn close(&self, code: u16, reason: &str) {
+    pub fn close(&self, reason: CloseReason) {
         let mut slot = lock(&self.close.reason);
         if slot.is_none() {
-            *slot = Some((code, truncate_reason(reason)));
+            *slot = Some(reason);
         }
         drop(slot);
         self.close.notify.notify_one();
@@ -76,24 +143,82 @@ impl ConnectionHandle {
 
 /// Close reasons must fit in a control frame (123 bytes).
 fn truncate_reason(reason: &str) -> String {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    reason[..end].to_owned()
+    truncate(reason, 123).to_owned()
 }
 
-/// Serve one upgraded socket until it closes.
-pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal) {
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Milliseconds since the epoch (token expiry is stored so).
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Resolves when the token expires (never, for one without an expiry).
+async fn expiry(expires_at: Option<i64>) {
+    match expires_at {
+        Some(at) => {
+            let left = u64::try_from(at.saturating_sub(now_millis())).unwrap_or(0);
+            tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Is this tungstenite error a message or frame over the size limit?
+fn is_over_size_limit(error: axum::Error) -> bool {
+    let inner = error.into_inner();
+    matches!(inner.downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_)))
+}
+
+/// Serve one upgraded socket until it closes. `token` is the secret it was
+/// authenticated with (none with `--open`), looked at once more here.
+pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal, token: Option<String>) {
     let conn_id = hub.next_connection_id();
     let (mut sink, mut stream) = socket.split();
+    let shutdown = hub.shutdown_token().clone();
+
+    // From here on a revocation reaches this socket. The token was checked
+    // before the upgrade, and could have been revoked since: look again, now
+    // that a later revocation cannot miss us.
+    let unjoined = hub.track_unjoined(&principal.token_id);
+    let expires_at = match current_token(&hub, token) {
+        Ok(expires_at) => expires_at,
+        Err(reason) => {
+            tracing::info!(conn = ?conn_id, participant = %principal.participant, reason = %reason.text(), "closing a socket before its join");
+            let _ = sink.send(close_frame(&reason)).await;
+            return;
+        }
+    };
 
     // Handshake: the first frame must be a binary `join`.
-    let first = tokio::time::timeout(hub.config.handshake_timeout, stream.next()).await;
+    let first = tokio::select! {
+        first = tokio::time::timeout(hub.config.handshake_timeout, stream.next()) => first,
+        () = unjoined.cancel.cancelled() => {
+            close_unjoined(&mut sink, conn_id, &principal, CloseReason::TokenRevoked).await;
+            return;
+        }
+        () = expiry(expires_at) => {
+            close_unjoined(&mut sink, conn_id, &principal, CloseReason::TokenExpired).await;
+            return;
+        }
+        () = shutdown.cancelled() => {
+            let _ = sink.send(close_frame(&CloseReason::ShuttingDown)).await;
+            return;
+        }
+    };
     let joined = match first {
         Err(_) => {
             tracing::info!(conn = ?conn_id, "no join within the handshake timeout");
-            let _ = sink.send(close_frame(close_code::POLICY, "no join message received")).await;
+            let _ = sink.send(close_frame(&CloseReason::NoJoin)).await;
             return;
         }
         Ok(None) | Ok(Some(Err(_))) => return,
@@ -128,7 +253,8 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
         Err((error, reply)) => {
             tracing::warn!(conn = ?conn_id, %error, "handshake refused");
             let _ = sink.send(WsMessage::Binary(reply.encode().into())).await;
-            let _ = sink.send(close_frame(close_code::PROTOCOL_ERROR, &error.to_string())).await;
+            let reason = CloseReason::BadInput { code: close_code::PROTOCOL_ERROR, error: error.to_string() };
+            let _ = sink.send(close_frame(&reason)).await;
             return;
         }
     };
@@ -142,20 +268,28 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
         outbound: outbound_tx,
         close: CloseSignal::default(),
     });
-    let _registration = match hub.register_connection(handle.clone()) {
-        Ok(registration) => registration,
-        Err(reason) => {
-            let reply = Message::Error {
-                sender_id: Some(hub.handshake.our_peer_id.clone()),
-                target_id: Some(joined.peer_id.clone()),
-                message: reason.clone(),
-                refusal: None,
-            };
-            let _ = sink.send(WsMessage::Binary(reply.encode().into())).await;
-            let _ = sink.send(close_frame(close_code::POLICY, &reason)).await;
-            return;
-        }
+    let registration = hub.register_connection(handle.clone());
+    // A revocation between the check above and the registration cancelled
+    // `unjoined`; after it, it reaches the registered connection.
+    let refused = match &registration {
+        Err(reason) => Some(reason.clone()),
+        Ok(_) if unjoined.cancel.is_cancelled() => Some(CloseReason::TokenRevoked),
+        Ok(_) => None,
     };
+    drop(unjoined);
+    if let Some(reason) = refused {
+        let reply = Message::Error {
+            sender_id: Some(hub.handshake.our_peer_id.clone()),
+            target_id: Some(joined.peer_id.clone()),
+            message: reason.text(),
+            refusal: None,
+        };
+        let _ = sink.send(WsMessage::Binary(reply.encode().into())).await;
+        let _ = sink.send(close_frame(&reason)).await;
+        tracing::info!(conn = ?conn_id, peer = %handle.peer_id, reason = %reason.text(), "join refused");
+        return;
+    }
+    let _registration = registration;
     if !handle.send(joined.reply.encode()) {
         return;
     }
@@ -189,26 +323,43 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                             break;
                         }
                     }
-                    let (code, reason) = lock(&writer_handle.close.reason)
-                        .clone()
-                        .unwrap_or((close_code::NORMAL, String::new()));
-                    let _ = sink.send(close_frame(code, &reason)).await;
+                    let reason = lock(&writer_handle.close.reason).clone().unwrap_or(CloseReason::Normal);
+                    let _ = sink.send(close_frame(&reason)).await;
                     break;
                 }
             }
         }
         let _ = sink.close().await;
     });
+    // A JoinHandle must not be polled again once it has completed: the loop
+    // below may see the writer end, and the clean-up after it waits for it.
+    let mut writer_done = false;
 
+    // Documents whose owner this connection has talked to (told when it goes),
+    // and those known to route to their owner (no lookups for them again).
     let mut documents: HashSet<DocumentId> = HashSet::new();
+    let mut routed: HashSet<DocumentId> = HashSet::new();
     let mut rate = RateLimit::new(hub.config.limits.messages_per_second);
-    let shutdown = hub.shutdown_token().clone();
+    let read_limits = hub.config.limits.read_limits();
+    // Bad input that repeats is logged once per connection.
+    let mut logged_over_limit = false;
+    let mut logged_foreign_ephemeral = false;
+    let expired = expiry(expires_at);
+    tokio::pin!(expired);
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
-            _ = &mut writer => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
             () = shutdown.cancelled() => {
-                handle.close(close_code::GOING_AWAY, "server shutting down");
+                handle.close(CloseReason::ShuttingDown);
+                break;
+            }
+            () = &mut expired => {
+                tracing::info!(conn = ?conn_id, participant = %handle.principal.participant, "token expired; closing its connection");
+                handle.close(CloseReason::TokenExpired);
                 break;
             }
         };
@@ -216,15 +367,11 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
             None => break,
             Some(Err(error)) => {
                 // tungstenite reports an over-long message here, before buffering it.
-                let text = error.to_string();
-                if text.contains("too long") || text.contains("Space limit") || text.contains("Message too") {
-                    tracing::warn!(conn = ?conn_id, peer = %handle.peer_id, %error, "frame over the size limit");
-                    handle.close(
-                        close_code::TOO_BIG,
-                        &format!("message exceeds the limit of {} bytes", hub.config.max_frame_bytes),
-                    );
+                if is_over_size_limit(error) {
+                    tracing::warn!(conn = ?conn_id, peer = %handle.peer_id, limit = hub.config.max_frame_bytes, "frame over the size limit");
+                    handle.close(CloseReason::TooBig { limit: hub.config.max_frame_bytes });
                 } else {
-                    tracing::debug!(conn = ?conn_id, %error, "socket error");
+                    tracing::debug!(conn = ?conn_id, "socket error");
                 }
                 break;
             }
@@ -266,7 +413,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = shutdown.cancelled() => {
-                            handle.close(close_code::GOING_AWAY, "server shutting down");
+                            handle.close(CloseReason::ShuttingDown);
                             break;
                         }
                     }
@@ -274,37 +421,51 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                 Pace::Close => {
                     tracing::warn!(conn = ?conn_id, participant = %handle.principal.participant, limit = hub.config.limits.messages_per_second, "message rate limit exceeded for too long");
                     send_error(&hub, &handle, &format!("rate limit exceeded: at most {} messages per second", hub.config.limits.messages_per_second));
-                    handle.close(close_code::POLICY, "rate limit exceeded");
+                    handle.close(CloseReason::RateLimited);
                     break;
                 }
             }
         }
         match message {
-            Message::Sync(mut doc_message) => {
-                doc_message.sender_id = handle.peer_id.clone();
-                let id = doc_message.document_id;
-                documents.insert(id);
-                hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message: doc_message, request: false }).await;
+            Message::Sync(doc_message) => {
+                if !route(&hub, &handle, doc_message, false, &read_limits, &mut routed, &mut documents, &mut logged_over_limit, &shutdown).await {
+                    break;
+                }
             }
-            Message::Request(mut doc_message) => {
-                doc_message.sender_id = handle.peer_id.clone();
-                let id = doc_message.document_id;
-                documents.insert(id);
-                hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message: doc_message, request: true }).await;
+            Message::Request(doc_message) => {
+                if !route(&hub, &handle, doc_message, true, &read_limits, &mut routed, &mut documents, &mut logged_over_limit, &shutdown).await {
+                    break;
+                }
             }
             Message::Ephemeral(ephemeral) => {
-                // Keep the claimed sender: automerge-repo clients pass on what
-                // they receive, and de-duplication must recognise those echoes.
+                // We are every client's only relay, so a client never needs
+                // to send a message under another peer's id. automerge-repo
+                // clients do pass back what we relayed to them (with the
+                // original sender, which our de-duplication would drop
+                // anyway); anything else under another id is a forgery.
+                // Neither is relayed.
+                if ephemeral.sender_id != handle.peer_id {
+                    if !logged_foreign_ephemeral {
+                        tracing::debug!(conn = ?conn_id, peer = %handle.peer_id, "not relaying ephemeral messages that name another sender (echoes or forgeries)");
+                        logged_foreign_ephemeral = true;
+                    }
+                    continue;
+                }
+                // Only a loaded document has other peers to relay to; nothing
+                // is started for one that is not.
                 let id = ephemeral.document_id;
+                if !hub.is_loaded(&id) {
+                    continue;
+                }
                 documents.insert(id);
                 hub.dispatch(id, DocCommand::Ephemeral { conn: handle.clone(), message: ephemeral }).await;
             }
             Message::Leave { .. } => {
-                handle.close(close_code::NORMAL, "leave");
+                handle.close(CloseReason::Normal);
                 break;
             }
             Message::Error { message, .. } => {
-                tracing::info!(conn = ?conn_id, peer = %handle.peer_id, %message, "peer reported an error");
+                tracing::info!(conn = ?conn_id, peer = %handle.peer_id, message = truncate(&message, 200), "peer reported an error");
             }
             Message::DocUnavailable { .. }
             | Message::RemoteSubscriptionChange { .. }
@@ -327,9 +488,130 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
     for id in documents {
         hub.notify_disconnected(id, conn_id).await;
     }
-    handle.close(close_code::NORMAL, "");
-    let _ = writer.await;
-    tracing::info!(conn = ?conn_id, peer = %handle.peer_id, "connection closed");
+    handle.close(CloseReason::Normal);
+    if !writer_done {
+        let _ = writer.await;
+    }
+    let reason = lock(&handle.close.reason).clone().unwrap_or(CloseReason::Normal);
+    tracing::info!(conn = ?conn_id, peer = %handle.peer_id, code = reason.code(), reason = %reason.text(), "connection closed");
+}
+
+/// Is the token still good? Returns its expiry. (With `--open` there is none.)
+fn current_token(hub: &Hub, token: Option<String>) -> Result<Option<i64>, CloseReason> {
+    if hub.auth.open {
+        return Ok(None);
+    }
+    let token = token.ok_or(CloseReason::TokenRevoked)?;
+    let record = match hub.auth.store.token(&crate::auth::hash(&token)) {
+        Ok(Some(record)) => record,
+        _ => return Err(CloseReason::TokenRevoked),
+    };
+    if record.expires_at.is_some_and(|at| at <= now_millis()) {
+        return Err(CloseReason::TokenExpired);
+    }
+    // The one place that decides validity, for anything else it checks.
+    hub.auth.authenticate(Some(&token)).map_err(|_| CloseReason::TokenRevoked)?;
+    Ok(record.expires_at)
+}
+
+async fn close_unjoined(sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>, conn: ConnectionId, principal: &Principal, reason: CloseReason) {
+    tracing::info!(conn = ?conn, participant = %principal.participant, reason = %reason.text(), "closing a socket before its join");
+    let _ = sink.send(close_frame(&reason)).await;
+}
+
+/// Route a `sync` or `request`: check what it would expand to, then hand it
+/// to its document's owner, or answer it here for a document the connection
+/// may not read or that does not exist. False: the connection is to close.
+#[allow(clippy::too_many_arguments)]
+async fn route(
+    hub: &Arc<Hub>,
+    handle: &Arc<ConnectionHandle>,
+    mut message: DocMessage,
+    request: bool,
+    read_limits: &limits::ReadLimits,
+    routed: &mut HashSet<DocumentId>,
+    documents: &mut HashSet<DocumentId>,
+    logged_over_limit: &mut bool,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> bool {
+    // The sender is who joined, whatever the message claims.
+    message.sender_id = handle.peer_id.clone();
+    let id = message.document_id;
+    if let Err(error) = limits::check_sync_message(&message.data, read_limits) {
+        if matches!(error, ProtocolError::BadBloomFilter { .. }) {
+            // Nothing a client builds: not a refusal of changes but bad input.
+            refuse(hub, handle, close_code::PROTOCOL_ERROR, error);
+            return false;
+        }
+        // A typed refusal; nothing of it reaches Automerge.
+        if *logged_over_limit {
+            tracing::debug!(conn = ?handle.id, document = %id, %error, "refused a message over the read limits");
+        } else {
+            tracing::warn!(conn = ?handle.id, peer = %handle.peer_id, participant = %handle.principal.participant, document = %id, %error, "refused a message over the read limits");
+            *logged_over_limit = true;
+        }
+        let refused = access::Refused { reason: access::Refusal::Unreadable(error.to_string()), changes: Vec::new() };
+        let reply = Message::Error {
+            sender_id: Some(hub.handshake.our_peer_id.clone()),
+            target_id: Some(handle.peer_id.clone()),
+            message: refused.message(id),
+            refusal: Some(refused.wire(id)),
+        };
+        handle.send(reply.encode());
+        return true;
+    }
+    if routed.contains(&id) {
+        hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message, request }).await;
+        return true;
+    }
+    let route = unknown::route(hub, &handle.principal, &id);
+    if route == Route::Owner {
+        routed.insert(id);
+        documents.insert(id);
+        hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message, request }).await;
+        return true;
+    }
+    // Unreadable or missing: charged to the token, then answered alike.
+    match hub.charge_miss(&handle.principal.token_id) {
+        MissPace::Now => {}
+        MissPace::After(wait) => {
+            tracing::debug!(conn = ?handle.id, wait_ms = wait.as_millis() as u64, "slowing down a token asking for unknown documents");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => {
+                    handle.close(CloseReason::ShuttingDown);
+                    return false;
+                }
+            }
+        }
+        MissPace::Close => {
+            tracing::warn!(conn = ?handle.id, participant = %handle.principal.participant, token = %handle.principal.token_id, limit = hub.config.limits.unknown_documents_per_minute, "too many requests for unknown or unreadable documents");
+            send_error(hub, handle, &format!(
+                "too many requests for unknown documents: at most {} a minute",
+                hub.config.limits.unknown_documents_per_minute
+            ));
+            handle.close(CloseReason::TooManyUnknownDocuments);
+            return false;
+        }
+    }
+    let changes = !request && unknown::carries_changes(&message.data);
+    match (route, changes) {
+        // They may create the document: the owner's admission decides.
+        (Route::Missing, true) => {
+            documents.insert(id);
+            hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message, request }).await;
+        }
+        (Route::Unreadable, true) => {
+            handle.send(unknown::answer_changes_as_missing(hub, &handle.principal, &message).encode());
+        }
+        _ => {
+            tracing::debug!(conn = ?handle.id, document = %id, request, "answered for a document that is not there to read");
+            for reply in unknown::answer_as_empty(hub, handle.id, message, request) {
+                handle.send(reply.encode());
+            }
+        }
+    }
+    true
 }
 
 fn send_error(hub: &Hub, handle: &ConnectionHandle, error: &dyn std::fmt::Display) {
@@ -394,13 +676,13 @@ impl RateLimit {
 fn refuse(hub: &Hub, handle: &ConnectionHandle, code: u16, error: ProtocolError) {
     tracing::warn!(conn = ?handle.id, peer = %handle.peer_id, %error, "closing connection on bad input");
     send_error(hub, handle, &error);
-    handle.close(code, &error.to_string());
+    handle.close(CloseReason::BadInput { code, error: error.to_string() });
 }
 
-fn close_frame(code: u16, reason: &str) -> WsMessage {
+fn close_frame(reason: &CloseReason) -> WsMessage {
     WsMessage::Close(Some(CloseFrame {
-        code,
-        reason: truncate_reason(reason).into(),
+        code: reason.code(),
+        reason: truncate_reason(&reason.text()).into(),
     }))
 }
 

@@ -12,7 +12,7 @@ use konsens_protocol::{
 use konsens_store::{Provenance, Record};
 use tokio::sync::mpsc;
 
-use crate::connection::{ConnectionHandle, close_code};
+use crate::connection::{CloseReason, ConnectionHandle, close_code};
 use crate::hub::Hub;
 
 /// Most commands taken into one batch, so one busy document cannot starve its
@@ -133,7 +133,20 @@ impl DocumentTask {
         let mut held: Vec<DocInput> = Vec::new();
         // The earliest time the next round of a shared document may start.
         let mut next_round_at = tokio::time::Instant::now();
+        let mut took_any = false;
         loop {
+            // A document that is still empty once its first messages are
+            // handled does not exist (a refused creation, a stray message):
+            // keeping its owner around for the idle delay would let requests
+            // for random ids pile up owners. Leave at once.
+            if took_any
+                && held.is_empty()
+                && self.commands.is_empty()
+                && matches!(&state, State::Live(engine) if engine.doc().is_empty() && !engine.is_flushing())
+            {
+                self.evict().await;
+                return;
+            }
             let idle = match &state {
                 State::Live(engine) => engine.is_idle() && held.is_empty(),
                 State::Unreadable(_) => self.connections.is_empty(),
@@ -165,6 +178,7 @@ impl DocumentTask {
                     }
                 }
             }
+            took_any = true;
             // Everything else already queued joins this batch.
             while inputs.len() < MAX_BATCH {
                 if let Ok((seq, result)) = self.durable_rx.try_recv() {
@@ -475,7 +489,7 @@ impl DocumentTask {
                 DocEffect::Flush { .. } => {}
                 DocEffect::Close { conn, reason } => {
                     if let Some(handle) = self.connections.remove(&conn) {
-                        handle.close(close_code::PROTOCOL_ERROR, &reason);
+                        handle.close(CloseReason::BadInput { code: close_code::PROTOCOL_ERROR, error: reason });
                     }
                 }
                 DocEffect::SaveSyncState { document_id, storage, heads } => {

@@ -11,10 +11,12 @@ mod connection;
 mod demo;
 mod document;
 mod error;
+mod gate;
 mod http;
 mod hub;
 mod join;
 mod security;
+mod unknown;
 mod web;
 
 use std::future::Future;
@@ -24,7 +26,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use konsens_protocol::{Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
 
-pub use config::{COALESCE_MIN_PEERS, DEFAULT_COALESCE_MS, DEFAULT_THROTTLE_CLOSE_SECS, Limits, PublicUrl, PublicUrlError, ServerConfig};
+pub use config::{
+    COALESCE_MIN_PEERS, DEFAULT_COALESCE_MS, DEFAULT_CONNECTIONS_PER_ADDRESS, DEFAULT_HANDSHAKE_TIMEOUT_SECS,
+    DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_OPERATIONS,
+    DEFAULT_REQUEST_TIMEOUT_SECS, DEFAULT_THROTTLE_CLOSE_SECS, DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE, Limits,
+    PublicUrl, PublicUrlError, ServerConfig,
+};
 pub use error::ServerError;
 
 use hub::Hub;
@@ -39,6 +46,24 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) fn public_base(addr: SocketAddr) -> String {
     let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     format!("http://{host}:{}", addr.port())
+}
+
+/// Keep the connection cap below the descriptors the process may open, so
+/// the cap answers 503 before `accept` starts failing for everybody.
+fn clamp_to_descriptors(config: &mut ServerConfig) {
+    let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current else {
+        return; // unlimited
+    };
+    let usable = usize::try_from(limit).unwrap_or(usize::MAX).saturating_sub(http::DESCRIPTOR_RESERVE).max(1);
+    if config.limits.max_connections > usable {
+        tracing::warn!(
+            configured = config.limits.max_connections,
+            open_file_limit = limit,
+            clamped_to = usable,
+            "the connection limit exceeds what the open-file limit allows; lowering it"
+        );
+        config.limits.max_connections = usable;
+    }
 }
 
 /// Create a fresh administrator token in a data directory (the server must
@@ -82,6 +107,8 @@ impl Server {
                 source,
             })?;
         let auth = auth::Auth { store: store.auth()?, open: config.open };
+        let mut config = config;
+        clamp_to_descriptors(&mut config);
         // Secure by default: the first start creates an administrator token.
         let first_admin_token = if !config.open && !auth.store.has_admin()? {
             Some(auth.issue_admin("administrator")?.0)
@@ -127,7 +154,6 @@ impl Server {
         if hub.auth.open {
             tracing::warn!("--open: anyone who reaches this port may read and write every document");
         }
-        let app = http::router(hub.clone());
         tracing::info!(
             addr = %listener.local_addr()?,
             storage_id = %hub.handshake.storage_id.0,
@@ -140,9 +166,7 @@ impl Server {
             shutdown.await;
             signal_token.cancel();
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await?;
+        http::serve(listener, hub.clone(), token).await;
         hub.shut_down().await;
         let store = hub.store.clone();
         drop(hub);

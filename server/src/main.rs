@@ -49,6 +49,34 @@ struct Args {
     /// more connections (coalesces keystrokes; 0 turns it off).
     #[arg(long, env = "KONSENS_COALESCE_MS", default_value_t = konsens_server::DEFAULT_COALESCE_MS)]
     coalesce_ms: u64,
+    /// Open TCP connections in all; more are answered 503 (clamped to the
+    /// process's descriptor limit).
+    #[arg(long, env = "KONSENS_MAX_CONNECTIONS", default_value_t = konsens_server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Open TCP connections from one address (IPv6: one /64); more are
+    /// answered 503. Behind a reverse proxy, raise it or set 0 (no limit).
+    #[arg(long, env = "KONSENS_CONNECTIONS_PER_ADDRESS", default_value_t = konsens_server::DEFAULT_CONNECTIONS_PER_ADDRESS)]
+    connections_per_address: usize,
+    /// Seconds a client may take to send a request's head; also how long an
+    /// idle keep-alive connection stays open.
+    #[arg(long, env = "KONSENS_HEADER_TIMEOUT_SECS", default_value_t = konsens_server::DEFAULT_HEADER_TIMEOUT_SECS)]
+    header_timeout_secs: u64,
+    /// Seconds a new WebSocket may take to send `join`.
+    #[arg(long, env = "KONSENS_HANDSHAKE_TIMEOUT_SECS", default_value_t = konsens_server::DEFAULT_HANDSHAKE_TIMEOUT_SECS)]
+    handshake_timeout_secs: u64,
+    /// Seconds one HTTP request (not a WebSocket) may take, body included.
+    #[arg(long, env = "KONSENS_REQUEST_TIMEOUT_SECS", default_value_t = konsens_server::DEFAULT_REQUEST_TIMEOUT_SECS)]
+    request_timeout_secs: u64,
+    /// Requests per token and minute for documents it cannot read or that do
+    /// not exist; beyond, its connections are slowed down (0: no limit).
+    #[arg(long, env = "KONSENS_UNKNOWN_DOCUMENTS_PER_MINUTE", default_value_t = konsens_server::DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE)]
+    unknown_documents_per_minute: u32,
+    /// Bytes the changes of one sync message may inflate to.
+    #[arg(long, env = "KONSENS_MAX_INFLATED_BYTES", default_value_t = konsens_server::DEFAULT_MAX_INFLATED_BYTES)]
+    max_inflated_bytes: usize,
+    /// Operations the changes of one sync message may hold.
+    #[arg(long, env = "KONSENS_MAX_OPERATIONS", default_value_t = konsens_server::DEFAULT_MAX_OPERATIONS)]
+    max_operations: usize,
     /// Seed an example process (once) before serving.
     #[arg(long)]
     demo: bool,
@@ -79,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(false)
         .init();
     let args = Args::parse();
+    raise_descriptor_limit();
     if let Some(Subcommand::AdminToken { data, base }) = &args.command {
         let token = konsens_server::new_admin_token(data).context("creating an administrator token")?;
         println!("open {}/join/{token}", base.trim_end_matches('/'));
@@ -91,7 +120,15 @@ async fn main() -> anyhow::Result<()> {
         connections_per_token: args.connections_per_token,
         documents_per_hour: args.documents_per_hour,
         throttle_close_after: std::time::Duration::from_secs(args.throttle_close_secs),
+        max_connections: args.max_connections,
+        connections_per_address: args.connections_per_address,
+        unknown_documents_per_minute: args.unknown_documents_per_minute,
+        max_inflated_bytes: args.max_inflated_bytes,
+        max_operations: args.max_operations,
     };
+    config.header_timeout = std::time::Duration::from_secs(args.header_timeout_secs);
+    config.handshake_timeout = std::time::Duration::from_secs(args.handshake_timeout_secs);
+    config.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
     config.open = args.open;
     config.max_frame_bytes = args.max_frame_bytes;
     config.idle_evict_after = std::time::Duration::from_secs(args.idle_evict_secs);
@@ -104,6 +141,22 @@ async fn main() -> anyhow::Result<()> {
     }
     server.run(shutdown_signal()).await.context("running konsens-server")?;
     Ok(())
+}
+
+/// Raise the soft limit on open descriptors to the hard limit: every
+/// connection holds one, and a server that runs out cannot even accept the
+/// connection that would be refused politely. The connection cap is clamped
+/// to what is left (see `Server::bind`).
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(from = ?limit.current, to = ?limit.maximum, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, current = ?limit.current, "cannot raise the open-file limit"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
