@@ -151,6 +151,11 @@ impl ServerProcess {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The server's process id (for its RSS and limits in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
