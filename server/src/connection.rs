@@ -92,6 +92,9 @@ impl CloseReason {
     }
 }
 
+/// How long a closing connection waits for the peer's close frame.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Tells a connection's writer to close, with a reason.
 #[derive(Debug, Default)]
 struct CloseSignal {
@@ -289,7 +292,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
         tracing::info!(conn = ?conn_id, peer = %handle.peer_id, reason = %reason.text(), "join refused");
         return;
     }
-    let _registration = registration;
+    let registration = registration;
     if !handle.send(joined.reply.encode()) {
         return;
     }
@@ -492,6 +495,20 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
     if !writer_done {
         let _ = writer.await;
     }
+    // Gone from the registry now, not after the close handshake.
+    drop(registration);
+    // The close handshake: read (and drop) what the peer still sends until
+    // its close frame. Dropping a socket with unread input makes the kernel
+    // send a reset, which can destroy our close frame, and with it the
+    // reason, before the peer reads it.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     let reason = lock(&handle.close.reason).clone().unwrap_or(CloseReason::Normal);
     tracing::info!(conn = ?conn_id, peer = %handle.peer_id, code = reason.code(), reason = %reason.text(), "connection closed");
 }
