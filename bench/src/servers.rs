@@ -85,6 +85,9 @@ impl Server {
                     .arg(listen)
                     .arg("--max-frame-bytes")
                     .arg((256usize << 20).to_string())
+                    // Every simulated participant connects from loopback.
+                    .arg("--connections-per-address")
+                    .arg("0")
                     // "listening" is logged at info; per-connection info lines are not wanted.
                     .env(
                         "RUST_LOG",
