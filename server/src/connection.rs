@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::auth::Principal;
 use crate::document::DocCommand;
-use crate::hub::{Hub, MissPace};
+use crate::hub::{Hub, MAX_AWAITED_PER_CONNECTION, MissPace};
 use crate::lock;
 use crate::unknown::{self, Route};
 
@@ -342,6 +342,8 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
     // and those known to route to their owner (no lookups for them again).
     let mut documents: HashSet<DocumentId> = HashSet::new();
     let mut routed: HashSet<DocumentId> = HashSet::new();
+    // Documents asked for before they existed, waited for in the hub.
+    let mut awaiting: HashSet<DocumentId> = HashSet::new();
     let mut rate = RateLimit::new(hub.config.limits.messages_per_second);
     let read_limits = hub.config.limits.read_limits();
     // Bad input that repeats is logged once per connection.
@@ -431,12 +433,12 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
         }
         match message {
             Message::Sync(doc_message) => {
-                if !route(&hub, &handle, doc_message, false, &read_limits, &mut routed, &mut documents, &mut logged_over_limit, &shutdown).await {
+                if !route(&hub, &handle, doc_message, false, &read_limits, &mut Seen { routed: &mut routed, documents: &mut documents, awaiting: &mut awaiting, logged_over_limit: &mut logged_over_limit }, &shutdown).await {
                     break;
                 }
             }
             Message::Request(doc_message) => {
-                if !route(&hub, &handle, doc_message, true, &read_limits, &mut routed, &mut documents, &mut logged_over_limit, &shutdown).await {
+                if !route(&hub, &handle, doc_message, true, &read_limits, &mut Seen { routed: &mut routed, documents: &mut documents, awaiting: &mut awaiting, logged_over_limit: &mut logged_over_limit }, &shutdown).await {
                     break;
                 }
             }
@@ -488,6 +490,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
     }
 
     // Tell every document this connection touched, so their sync states go.
+    hub.forget_awaiting(conn_id, &awaiting);
     for id in documents {
         hub.notify_disconnected(id, conn_id).await;
     }
@@ -536,21 +539,30 @@ async fn close_unjoined(sink: &mut futures_util::stream::SplitSink<WebSocket, Ws
     let _ = sink.send(close_frame(&reason)).await;
 }
 
+/// What a connection has learnt about documents so far.
+struct Seen<'a> {
+    /// Known to route to their owner (no lookups for them again).
+    routed: &'a mut HashSet<DocumentId>,
+    /// Whose owner this connection has talked to (told when it goes).
+    documents: &'a mut HashSet<DocumentId>,
+    /// Asked for before they existed, waited for in the hub.
+    awaiting: &'a mut HashSet<DocumentId>,
+    logged_over_limit: &'a mut bool,
+}
+
 /// Route a `sync` or `request`: check what it would expand to, then hand it
 /// to its document's owner, or answer it here for a document the connection
 /// may not read or that does not exist. False: the connection is to close.
-#[allow(clippy::too_many_arguments)]
 async fn route(
     hub: &Arc<Hub>,
     handle: &Arc<ConnectionHandle>,
     mut message: DocMessage,
     request: bool,
     read_limits: &limits::ReadLimits,
-    routed: &mut HashSet<DocumentId>,
-    documents: &mut HashSet<DocumentId>,
-    logged_over_limit: &mut bool,
+    seen: &mut Seen<'_>,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> bool {
+    let Seen { routed, documents, awaiting, logged_over_limit } = seen;
     // The sender is who joined, whatever the message claims.
     message.sender_id = handle.peer_id.clone();
     let id = message.document_id;
@@ -561,11 +573,11 @@ async fn route(
             return false;
         }
         // A typed refusal; nothing of it reaches Automerge.
-        if *logged_over_limit {
+        if **logged_over_limit {
             tracing::debug!(conn = ?handle.id, document = %id, %error, "refused a message over the read limits");
         } else {
             tracing::warn!(conn = ?handle.id, peer = %handle.peer_id, participant = %handle.principal.participant, document = %id, %error, "refused a message over the read limits");
-            *logged_over_limit = true;
+            **logged_over_limit = true;
         }
         let refused = access::Refused { reason: access::Refusal::Unreadable(error.to_string()), changes: Vec::new() };
         let reply = Message::Error {
@@ -620,6 +632,18 @@ async fn route(
         }
         (Route::Unreadable, true) => {
             handle.send(unknown::answer_changes_as_missing(hub, &handle.principal, &message).encode());
+        }
+        // Asked for before anybody has it: `doc-unavailable` now, and the
+        // document once it is created, if this connection may read it then
+        // (a recommendation linked a moment before it reached the server).
+        (Route::Missing, false) if request => {
+            if awaiting.len() < MAX_AWAITED_PER_CONNECTION || awaiting.contains(&id) {
+                awaiting.insert(id);
+                hub.await_creation(handle.clone(), message.clone());
+            }
+            for reply in unknown::answer_as_empty(hub, handle.id, message, request) {
+                handle.send(reply.encode());
+            }
         }
         _ => {
             tracing::debug!(conn = ?handle.id, document = %id, request, "answered for a document that is not there to read");

@@ -69,6 +69,10 @@ pub(crate) struct DocumentTask {
     /// Connections that asked for this document before it existed; what is
     /// sent to them is checked against the access rules at sending time.
     awaiting_creation: HashSet<ConnectionId>,
+    /// The requests of those taken over from the hub (see `Hub::await_creation`):
+    /// they were answered `doc-unavailable` already, and go back to the hub
+    /// if this owner leaves without the document being created.
+    replayed: Vec<(Arc<ConnectionHandle>, DocMessage)>,
     /// Bytes the document takes on disk, for the size limit.
     stored_bytes: usize,
 }
@@ -86,6 +90,7 @@ impl DocumentTask {
             connections: HashMap::new(),
             refused: HashMap::new(),
             awaiting_creation: HashSet::new(),
+            replayed: Vec::new(),
             stored_bytes: 0,
         }
     }
@@ -129,6 +134,11 @@ impl DocumentTask {
         if let State::Unreadable(reason) = &state {
             tracing::error!(document = %self.id, %reason, "document is unreadable; serving errors for it");
         }
+        if let State::Live(engine) = &mut state
+            && engine.doc().is_empty()
+        {
+            self.take_awaiting(engine);
+        }
         // Sync messages held for the next round (see `ServerConfig::coalesce_window`).
         let mut held: Vec<DocInput> = Vec::new();
         // The earliest time the next round of a shared document may start.
@@ -144,6 +154,12 @@ impl DocumentTask {
                 && self.commands.is_empty()
                 && matches!(&state, State::Live(engine) if engine.doc().is_empty() && !engine.is_flushing())
             {
+                // Whoever still waits for it waits in the hub again.
+                for (conn, request) in std::mem::take(&mut self.replayed) {
+                    if self.awaiting_creation.contains(&conn.id) {
+                        self.hub.await_creation(conn, request);
+                    }
+                }
                 self.evict().await;
                 return;
             }
@@ -217,6 +233,31 @@ impl DocumentTask {
                 return;
             }
         }
+    }
+
+    /// Take over the connections that asked for this document before it
+    /// existed. The engine sees their requests again (so it sends them the
+    /// document once there is one, which `execute` checks against the access
+    /// rules); the `doc-unavailable` it answers now they already had.
+    fn take_awaiting(&mut self, engine: &mut DocEngine) {
+        let waiters = self.hub.take_awaiting(&self.id);
+        if waiters.is_empty() {
+            return;
+        }
+        let mut inputs = Vec::new();
+        for crate::hub::Waiter { conn, request } in waiters {
+            self.awaiting_creation.insert(conn.id);
+            self.replayed.push((conn.clone(), request.clone()));
+            let id = conn.id;
+            self.introduce(conn, &mut inputs);
+            inputs.push(DocInput::Sync { conn: id, message: request, request: true });
+        }
+        let effects = engine.handle(inputs);
+        let effects = effects
+            .into_iter()
+            .filter(|e| !matches!(e, DocEffect::Send { message: Message::DocUnavailable { .. }, .. }))
+            .collect();
+        self.execute(effects);
     }
 
     /// Turn a command into engine input, remembering the connection's handle.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use konsens_protocol::{ConnectionId, DocumentId, Handshake, PeerId};
+use konsens_protocol::{ConnectionId, DocMessage, DocumentId, Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +45,9 @@ pub(crate) struct Hub {
     creations: Mutex<HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
     /// Per token: answers about documents it cannot read or that do not exist.
     misses: Mutex<HashMap<String, MissBudget>>,
+    /// Connections that asked for a document before anybody had it: they
+    /// wait here, not in an owner (see `await_creation`).
+    awaiting: Mutex<HashMap<DocumentId, Vec<Waiter>>>,
     next_unjoined: AtomicU64,
     next_connection: AtomicU64,
     next_generation: AtomicU64,
@@ -76,6 +79,16 @@ impl Drop for Registration {
         drop(by_token);
         self.hub.connections.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Documents one connection may wait for before they exist.
+pub(crate) const MAX_AWAITED_PER_CONNECTION: usize = 256;
+
+/// A connection waiting for a document to exist, with the `request` it sent.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    pub conn: Arc<ConnectionHandle>,
+    pub request: DocMessage,
 }
 
 /// A socket between its upgrade and its `join`; see [`Hub::track_unjoined`].
@@ -210,6 +223,7 @@ impl Hub {
             unjoined: Mutex::default(),
             creations: Mutex::default(),
             misses: Mutex::default(),
+            awaiting: Mutex::default(),
             next_unjoined: AtomicU64::new(1),
             next_connection: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),
@@ -322,6 +336,35 @@ impl Hub {
             .entry(token_id.to_owned())
             .or_insert_with(|| MissBudget::new(now, limits.unknown_documents_per_minute))
             .charge(now, limits.unknown_documents_per_minute, limits.throttle_close_after)
+    }
+
+    /// Remember that `conn` asked for `request.document_id` before it
+    /// existed: the owner that creates it sends it the document, if it may
+    /// read it then. An entry here, not an owner; each connection keeps at
+    /// most `MAX_AWAITED_PER_CONNECTION` and forgets them when it goes.
+    pub fn await_creation(&self, conn: Arc<ConnectionHandle>, request: DocMessage) {
+        let mut awaiting = lock(&self.awaiting);
+        let waiters = awaiting.entry(request.document_id).or_default();
+        waiters.retain(|w| w.conn.id != conn.id);
+        waiters.push(Waiter { conn, request });
+    }
+
+    /// The connections waiting for a document, for its new owner.
+    pub fn take_awaiting(&self, id: &DocumentId) -> Vec<Waiter> {
+        lock(&self.awaiting).remove(id).unwrap_or_default()
+    }
+
+    /// A connection is gone: it waits for nothing any more.
+    pub fn forget_awaiting(&self, conn: ConnectionId, ids: &std::collections::HashSet<DocumentId>) {
+        let mut awaiting = lock(&self.awaiting);
+        for id in ids {
+            if let Some(waiters) = awaiting.get_mut(id) {
+                waiters.retain(|w| w.conn.id != conn);
+                if waiters.is_empty() {
+                    awaiting.remove(id);
+                }
+            }
+        }
     }
 
     /// Is an owner running for this document?
