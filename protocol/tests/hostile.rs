@@ -6,7 +6,7 @@
 //! must never leave a document the model cannot read.
 //!
 //! Seeded and replayable: `KONSENS_HOSTILE_SEED=n` runs one case,
-//! `KONSENS_HOSTILE_CASES=n` runs more (default 1,500).
+//! `KONSENS_HOSTILE_CASES=n` runs more (default 2,000).
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
@@ -16,7 +16,7 @@ use konsens_protocol::schema::{self, Member, MemberRole, Process, Recommendation
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const DEFAULT_CASES: u64 = 1500;
+const DEFAULT_CASES: u64 = 2000;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
