@@ -1045,7 +1045,7 @@ fn longest_run_of(text: &str, wanted: char) -> usize {
 // Blocks → HTML.
 
 /// Escape text for HTML element content and attribute values alike.
-pub(crate) fn escape_html(text: &str, out: &mut String) {
+pub fn escape_html(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -48,6 +48,8 @@ pub struct ServerProcess {
     pub addr: String,
     pub data_dir: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
+    /// Notified on every new log line.
+    logged: Arc<std::sync::Condvar>,
     /// The administrator token printed on a secure server's first start.
     pub admin_token: Option<String>,
 }
@@ -92,6 +94,8 @@ impl ServerProcess {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread_log = log.clone();
+        let logged = Arc::new(std::sync::Condvar::new());
+        let thread_logged = logged.clone();
         std::thread::spawn(move || {
             let mut addr_tx = Some(addr_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -104,6 +108,7 @@ impl ServerProcess {
                 }
                 if let Ok(mut log) = thread_log.lock() {
                     log.push(line);
+                    thread_logged.notify_all();
                 }
             }
         });
@@ -139,6 +144,7 @@ impl ServerProcess {
             addr,
             data_dir: data_dir.to_path_buf(),
             log,
+            logged,
             admin_token,
         })
     }
@@ -154,6 +160,27 @@ impl ServerProcess {
     /// The server's process id (for its RSS and limits in /proc).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Wait until the server has logged a line containing `needle` (the
+    /// log is read by a thread, so a line may arrive just after the answer
+    /// that caused it); false after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let Ok(mut log) = self.log.lock() else { return false };
+        loop {
+            if log.iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self.logged.wait_timeout(log, left) {
+                Ok((next, _)) => log = next,
+                Err(_) => return false,
+            }
+        }
     }
 
     /// Everything the server logged so far.
@@ -413,4 +440,20 @@ pub fn js_harness(args: &[&str]) -> Result<serde_json::Value> {
     }
     let line = stdout.lines().last().context("no output")?;
     serde_json::from_str(line).with_context(|| format!("not JSON: {line}\nstderr:\n{stderr}"))
+}
+
+/// An administrator's workspace on `server` (a store in `dir`), connected.
+pub fn admin_workspace(server: &ServerProcess, admin_token: &str, dir: &Path) -> Result<konsens_client::Workspace> {
+    let mut ws = konsens_client::Workspace::open(dir, None)?;
+    ws.set_identity("Ada Admin", "Skills Think Tank")?;
+    ws.set_session(konsens_client::workspace::Session {
+        base: format!("http://{}", server.addr),
+        sync_url: server.ws_url(),
+        token: admin_token.to_owned(),
+        participant: String::new(),
+        role: "admin".into(),
+        process: None,
+    })?;
+    ws.connect(&server.ws_url());
+    Ok(ws)
 }

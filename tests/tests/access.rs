@@ -6,8 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ROOT, ReadDoc};
-use konsens_client::workspace::Session;
-use konsens_client::{ClientError, Repo, RepoConfig, Workspace};
+use konsens_client::{ClientError, Repo, RepoConfig};
 use konsens_protocol::schema::{self, Status};
 use konsens_protocol::{DocMessage, DocumentId, Message, PeerId};
 use konsens_tests::{Answer, RawPeer, ServerProcess, http_request, init_tracing};
@@ -32,17 +31,7 @@ impl World {
         let server = ServerProcess::start_secure(data.path(), "127.0.0.1:0", &[])?;
         let admin = server.admin_token.clone().context("the first start prints an admin link")?;
         let store = tempfile::tempdir()?;
-        let mut ws = Workspace::open(store.path(), None)?;
-        ws.set_identity("Ada Admin", "Skills Think Tank")?;
-        ws.set_session(Session {
-            base: format!("http://{}", server.addr),
-            sync_url: server.ws_url(),
-            token: admin.clone(),
-            participant: String::new(),
-            role: "admin".into(),
-            process: None,
-        })?;
-        ws.connect(&server.ws_url());
+        let ws = konsens_tests::admin_workspace(&server, &admin, store.path())?;
         let process = ws.create_process("Fair skills partnerships", "").await?;
         let workshop = ws.add_workshop(process, "Fair recruitment", "", vec!["care".into()], None).await?;
         let rec = ws.new_recommendation(process, &workshop, "Publish recruitment fees").await?;
@@ -87,10 +76,7 @@ impl World {
     /// A second process, created by the administrator.
     async fn another_process(&mut self) -> Result<DocumentId> {
         let store = tempfile::tempdir()?;
-        let mut ws = Workspace::open(store.path(), None)?;
-        ws.set_identity("Ada Admin", "Skills Think Tank")?;
-        ws.set_session(Session { base: String::new(), sync_url: self.server.ws_url(), token: self.admin.clone(), participant: String::new(), role: "admin".into(), process: None })?;
-        ws.connect(&self.server.ws_url());
+        let ws = konsens_tests::admin_workspace(&self.server, &self.admin, store.path())?;
         let other = ws.create_process("Another process", "").await?;
         tokio::time::timeout(PATIENCE, ws.repo().wait_synced(other)).await??;
         self._dirs.push(store);
@@ -206,7 +192,7 @@ async fn an_observers_write_reaches_neither_disk_nor_peers() -> Result<()> {
     let doc = participant.find(rec).await?;
     assert_eq!(title(&doc), "Publish all recruitment fees");
     let _ = watch.borrow_and_update();
-    assert!(world.server.log().contains("observers cannot change documents"), "the refusal is logged");
+    assert!(world.server.wait_for_log("observers cannot change documents", std::time::Duration::from_secs(10)), "the refusal is logged");
 
     // And only facilitators decide.
     participant
@@ -447,6 +433,7 @@ async fn a_stock_js_client_holding_a_refused_change_does_not_loop_and_still_hear
     let sent = result["framesSent"].as_u64().context("framesSent")?;
     eprintln!("stubborn JS client: {sent} frames in 3 s after the refusal");
     assert!(sent <= 40, "the refused client's frames stay flat: {sent} in 3 s");
+    assert!(world.server.wait_for_log("refused changes", Duration::from_secs(10)));
     assert_eq!(world.server.log().matches("refused changes").count(), 1, "logged once");
     Ok(())
 }

@@ -10,8 +10,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use konsens_client::Workspace;
-use konsens_client::workspace::Session;
 use konsens_protocol::{DocMessage, DocumentId, EphemeralMessage, Message, PeerId, PeerMetadata};
 use konsens_tests::{Answer, RawPeer, ServerProcess, http_request, init_tracing};
 use serde_json::{Value, json};
@@ -36,17 +34,7 @@ impl World {
         let server = ServerProcess::start_secure(data.path(), "127.0.0.1:0", &[])?;
         let admin = server.admin_token.clone().context("the first start prints an admin link")?;
         let store = tempfile::tempdir()?;
-        let mut ws = Workspace::open(store.path(), None)?;
-        ws.set_identity("Ada Admin", "Skills Think Tank")?;
-        ws.set_session(Session {
-            base: format!("http://{}", server.addr),
-            sync_url: server.ws_url(),
-            token: admin.clone(),
-            participant: String::new(),
-            role: "admin".into(),
-            process: None,
-        })?;
-        ws.connect(&server.ws_url());
+        let ws = konsens_tests::admin_workspace(&server, &admin, store.path())?;
         let mut processes = Vec::new();
         let mut recs = Vec::new();
         for title in ["Fair skills partnerships", "Digital innovation"] {
@@ -161,7 +149,7 @@ async fn a_peer_id_in_use_by_another_token_is_refused_and_the_same_token_replace
         other => bail!("the old connection of the same token is replaced, got {other:?}"),
     }
     still_served(&mut again, "the newer connection").await?;
-    assert!(world.server.log().contains("peer id in use by another token"));
+    assert!(world.server.wait_for_log("peer id in use by another token", std::time::Duration::from_secs(10)));
     Ok(())
 }
 

@@ -5,12 +5,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use automerge::transaction::Transactable;
 use automerge::{AutoSerde, Automerge, ROOT};
 use konsens_client::{Repo, RepoConfig};
 use konsens_protocol::AutomergeUrl;
-use konsens_tests::{ServerProcess, init_tracing, repo_root};
+use konsens_tests::{ServerProcess, init_tracing};
 use serde_json::{Value, json};
 
 const PATIENCE: Duration = Duration::from_secs(30);

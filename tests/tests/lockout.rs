@@ -558,25 +558,13 @@ async fn changes_that_inflate_past_the_limits_are_refused_logged_once_and_the_se
 /// Making a process and inviting into it, through the client library and the API.
 mod konsens_tests_support {
     use anyhow::{Context, Result, bail};
-    use konsens_client::Workspace;
-    use konsens_client::workspace::Session;
     use konsens_tests::{ServerProcess, http_request};
     use serde_json::json;
 
     /// An observer's token in a fresh process.
     pub async fn observer_token(server: &ServerProcess, admin: &str) -> Result<String> {
         let store = tempfile::tempdir()?;
-        let mut ws = Workspace::open(store.path(), None)?;
-        ws.set_identity("Ada Admin", "Skills Think Tank")?;
-        ws.set_session(Session {
-            base: format!("http://{}", server.addr),
-            sync_url: server.ws_url(),
-            token: admin.to_owned(),
-            participant: String::new(),
-            role: "admin".into(),
-            process: None,
-        })?;
-        ws.connect(&server.ws_url());
+        let ws = konsens_tests::admin_workspace(server, admin, store.path())?;
         let process = ws.create_process("Fair skills partnerships", "").await?;
         tokio::time::timeout(std::time::Duration::from_secs(30), ws.repo().wait_synced(process)).await??;
         let body = json!({"role": "observer", "name": "Olga Observer", "organisation": "Press"});

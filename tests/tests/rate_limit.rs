@@ -67,13 +67,10 @@ async fn a_burst_is_slowed_down_not_closed_and_only_a_sustained_flood_is_closed(
         ),
         Ok(()) => bail!("a sender over the rate for longer than the close delay is closed"),
     }
-    // The log is read from the server's stderr by another thread: give it a moment.
-    let logged = async {
-        while !server.log().contains("message rate limit exceeded for too long") {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), logged).await;
-    assert!(server.log().contains("message rate limit exceeded for too long"), "logged once:\n{}", server.log());
+    assert!(
+        server.wait_for_log("message rate limit exceeded for too long", std::time::Duration::from_secs(10)),
+        "logged:\n{}",
+        server.log()
+    );
     Ok(())
 }

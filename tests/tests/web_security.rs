@@ -175,7 +175,7 @@ async fn cookie_requests_that_change_state_must_come_from_our_pages() -> Result<
     }
     assert!(w.valid(&victim_token).await?, "nothing was revoked");
     assert_eq!(w.member_count().await?, members, "nobody was invited");
-    assert!(w.server.log().contains("cross-origin request refused"), "refusals are logged");
+    assert!(w.server.wait_for_log("cross-origin request refused", std::time::Duration::from_secs(10)), "refusals are logged");
 
     // The app's own pages: Origin or Sec-Fetch-Site says so.
     let reply = request(w.addr(), "POST", &invitations, &[("Cookie", &session), ("Sec-Fetch-Site", "same-origin")], Some(&new_member)).await?;
@@ -309,7 +309,7 @@ async fn an_invitation_link_asks_before_it_sets_the_session() -> Result<()> {
     assert!(set.starts_with(&format!("konsens_token={token};")), "{set}");
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"), "{set}");
     assert!(!set.contains("Secure"), "{set}");
-    assert!(w.server.log().contains("joined through a link"));
+    assert!(w.server.wait_for_log("joined through a link", std::time::Duration::from_secs(10)));
 
     // A link that does not work says so, in the browser's language, and sets nothing.
     for method in ["GET", "POST"] {
