@@ -33,20 +33,25 @@ pub(crate) fn routes() -> Router<Arc<Hub>> {
     Router::new().route("/join/{token}", get(show).post(accept))
 }
 
+/// The member an invitation link names, or the answer instead: on an
+/// `--open` server nobody needs a session; an invalid link says so.
+fn invited(hub: &Hub, token: &str, lang: Lang, action: &'static str) -> Result<auth::Principal, Response> {
+    if hub.auth.open {
+        return Err(see_other("/"));
+    }
+    hub.auth.authenticate(Some(token)).map_err(|rejection| {
+        tracing::info!(%rejection, action, "invalid invitation link");
+        invalid(lang)
+    })
+}
+
 /// GET: the confirmation page (or, if this browser's session already is this
 /// link's, straight to the process).
 async fn show(State(hub): State<Arc<Hub>>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let lang = Lang::from_headers(&headers);
-    if hub.auth.open {
-        // Nobody needs a session on an --open server.
-        return see_other("/");
-    }
-    let who = match hub.auth.authenticate(Some(&token)) {
+    let who = match invited(&hub, &token, lang, "opened") {
         Ok(who) => who,
-        Err(rejection) => {
-            tracing::info!(%rejection, "invalid invitation link opened");
-            return invalid(lang);
-        }
+        Err(answer) => return answer,
     };
     let current = auth::cookie_token(&headers).and_then(|t| hub.auth.authenticate(Some(&t)).ok());
     if current.as_ref().is_some_and(|c| c.token_id == who.token_id) {
@@ -59,15 +64,9 @@ async fn show(State(hub): State<Arc<Hub>>, Path(token): Path<String>, headers: H
 /// POST (from the page above): set the session cookie and go to the process.
 async fn accept(State(hub): State<Arc<Hub>>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let lang = Lang::from_headers(&headers);
-    if hub.auth.open {
-        return see_other("/");
-    }
-    let who = match hub.auth.authenticate(Some(&token)) {
+    let who = match invited(&hub, &token, lang, "accepted") {
         Ok(who) => who,
-        Err(rejection) => {
-            tracing::info!(%rejection, "invalid invitation link accepted");
-            return invalid(lang);
-        }
+        Err(answer) => return answer,
     };
     let replaced = auth::cookie_token(&headers)
         .and_then(|t| hub.auth.authenticate(Some(&t)).ok())
