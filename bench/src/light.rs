@@ -282,7 +282,7 @@ mod tests {
 mod engine_tests {
     use super::*;
     use automerge::transaction::Transactable;
-    use konsens_protocol::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message as Wire, PeerId, Role};
+    use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message as Wire, PeerId, Role};
 
     /// Two typists and two watchers, all light, through konsens' engine: every
     /// keystroke reaches everyone and nobody ever needs anything.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use automerge::Automerge;
 use automerge::sync::{self, SyncDoc};
-use konsens_protocol::DocumentId;
+use konsens_sync::DocumentId;
 
 use crate::wire::{self, Incoming};
 

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use konsens_protocol::{DocMessage, DocumentId, Message, PeerId, PeerMetadata};
+use konsens_sync::{DocMessage, DocumentId, Message, PeerId, PeerMetadata};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -72,7 +72,7 @@ pub async fn connect_as(url: &str, peer_id: &str, storage: Option<&str>) -> Resu
     let join = Message::Join {
         sender_id: our,
         peer_metadata: Some(PeerMetadata {
-            storage_id: storage.map(|s| konsens_protocol::StorageId(s.to_owned())),
+            storage_id: storage.map(|s| konsens_sync::StorageId(s.to_owned())),
             is_ephemeral: storage.is_none(),
         }),
         supported_protocol_versions: Some(vec!["1".into()]),

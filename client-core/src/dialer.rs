@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use konsens_protocol::{ConnectionId, Message, PeerId, PeerMetadata, StorageId};
+use konsens_sync::{ConnectionId, Message, PeerId, PeerMetadata, StorageId};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -131,7 +131,7 @@ async fn session(config: &DialerConfig, conn: ConnectionId, backoff: &mut Durati
         // Our store keeps documents, so the server may keep what it shares
         // with it across our reconnects.
         peer_metadata: Some(PeerMetadata { storage_id: config.storage_id.clone(), is_ephemeral: false }),
-        supported_protocol_versions: Some(vec![konsens_protocol::PROTOCOL_VERSION.to_owned()]),
+        supported_protocol_versions: Some(vec![konsens_sync::PROTOCOL_VERSION.to_owned()]),
     };
     sink.send(WsMessage::Binary(join.encode().into())).await.map_err(|e| SessionEnd::Other(e.to_string()))?;
     let (server, server_storage) = loop {

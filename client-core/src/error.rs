@@ -1,6 +1,6 @@
 //! The one error type of `konsens-client`.
 
-use konsens_protocol::DocumentId;
+use konsens_sync::DocumentId;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -10,7 +10,7 @@ pub enum ClientError {
     Store(#[from] konsens_store::StoreError),
     /// A stored or received document is broken.
     #[error(transparent)]
-    Protocol(#[from] konsens_protocol::ProtocolError),
+    Protocol(#[from] konsens_sync::ProtocolError),
     /// Neither the local store nor the server has the document.
     #[error("document {0} is not available (not in the local store, and the server does not have it)")]
     Unavailable(DocumentId),
@@ -28,7 +28,7 @@ pub enum ClientError {
     Change(#[from] automerge::AutomergeError),
     /// The document does not have the expected shape or refuses the change.
     #[error(transparent)]
-    Schema(#[from] konsens_protocol::schema::SchemaError),
+    Schema(#[from] konsens_model::schema::SchemaError),
     /// No identity is set for this store.
     #[error("no identity: run `konsens identity --name NAME --org ORGANISATION` first")]
     NoIdentity,

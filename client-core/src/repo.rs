@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use automerge::{Automerge, ChangeHash};
-use konsens_protocol::{
+use konsens_sync::{
     ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, RefusalCode, Role, StorageId,
     WireRefusal,
 };
@@ -41,7 +41,7 @@ impl RepoConfig {
             peer_id: None,
             actor: None,
             token: None,
-            max_frame_bytes: konsens_protocol::DEFAULT_MAX_FRAME_BYTES,
+            max_frame_bytes: konsens_sync::DEFAULT_MAX_FRAME_BYTES,
         }
     }
 
@@ -91,7 +91,7 @@ pub(crate) enum Command {
 }
 
 /// What happened when the server refused changes: which were set aside and
-/// which later edits were sent again (see `konsens_protocol::recovery`).
+/// which later edits were sent again (see `konsens_model::recovery`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RefusalReport {
     pub document: String,
@@ -534,7 +534,7 @@ impl Actor {
         };
         let reapply = refusal.code != RefusalCode::ReadOnly;
         let actor = self.local_actor.clone().unwrap_or_else(automerge::ActorId::random);
-        let recovered = match konsens_protocol::recovery::recover(engine.doc(), &refusal.refused, actor, reapply) {
+        let recovered = match konsens_model::recovery::recover(engine.doc(), &refusal.refused, actor, reapply) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(document = %id, error = %e, "cannot recover from a refusal");

@@ -11,8 +11,8 @@ use std::str::FromStr;
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash, ObjType, ROOT, ReadDoc, Value};
-use konsens_protocol::schema::{self, Endorsement, Member, MemberRole, Process, Recommendation, SchemaError, Stance, Status, Workshop};
-use konsens_protocol::{AutomergeUrl, DocumentId};
+use konsens_model::schema::{self, Endorsement, Member, MemberRole, Process, Recommendation, SchemaError, Stance, Status, Workshop};
+use konsens_sync::{AutomergeUrl, DocumentId};
 use konsens_store::ChunkStore;
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +48,7 @@ impl FromStr for DocRef {
             return Ok(DocRef::Doc { id: url.document_id, heads: url.heads });
         }
         let id: DocumentId = s.parse().map_err(|_| {
-            ClientError::Protocol(konsens_protocol::ProtocolError::InvalidUrl {
+            ClientError::Protocol(konsens_sync::ProtocolError::InvalidUrl {
                 url: s.chars().take(200).collect(),
                 reason: "expected automerge:<id>, a bare document id, or draft:<name>".into(),
             })
@@ -450,7 +450,7 @@ impl Workspace {
         let message = format!("set {field}");
         self.modify(r, message, move |tx, _| match field.as_str() {
             "title" => schema::set_title(tx, value.trim()),
-            f if schema::TEXT_FIELDS.contains(&f) => schema::set_rich_text(tx, f, konsens_protocol::markdown::to_spans(&value)),
+            f if schema::TEXT_FIELDS.contains(&f) => schema::set_rich_text(tx, f, konsens_model::markdown::to_spans(&value)),
             "sectors" | "addressees" => {
                 let list: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
                 schema::set_list(tx, &field, &list)
@@ -748,8 +748,8 @@ fn field_diffs(before: &Recommendation, after: &Recommendation) -> Vec<FieldDiff
     scalar("sectors", before.sectors.join(", "), after.sectors.join(", "), false);
     scalar("addressees", before.addressees.join(", "), after.addressees.join(", "), false);
     for field in schema::TEXT_FIELDS {
-        let a = before.text(field).map(|t| konsens_protocol::markdown::from_spans(&t.0)).unwrap_or_default();
-        let b = after.text(field).map(|t| konsens_protocol::markdown::from_spans(&t.0)).unwrap_or_default();
+        let a = before.text(field).map(|t| konsens_model::markdown::from_spans(&t.0)).unwrap_or_default();
+        let b = after.text(field).map(|t| konsens_model::markdown::from_spans(&t.0)).unwrap_or_default();
         scalar(field, a, b, true);
     }
     scalar("comments", before.comments.len().to_string(), after.comments.len().to_string(), false);

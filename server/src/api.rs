@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use konsens_protocol::DocumentId;
-use konsens_protocol::report::{self, ReportFormat};
-use konsens_protocol::schema::{MemberRole, Process, Recommendation};
+use konsens_sync::DocumentId;
+use konsens_model::report::{self, ReportFormat};
+use konsens_model::schema::{MemberRole, Process, Recommendation};
 use konsens_store::TokenRecord;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -201,7 +201,7 @@ async fn invite(
         return Err(ApiError::new(StatusCode::FORBIDDEN, "only facilitators invite members"));
     }
     let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let role: MemberRole = request.role.parse().map_err(|e: konsens_protocol::schema::SchemaError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let role: MemberRole = request.role.parse().map_err(|e: konsens_model::schema::SchemaError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     if request.name.trim().is_empty() || request.organisation.trim().is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "name and organisation must not be empty"));
     }
@@ -333,7 +333,7 @@ async fn report_route(
             .filter(|t| t.process.as_deref() == Some(process_id.as_str()))
             .filter_map(|t| {
                 let role = t.role.parse().ok()?;
-                Some((t.participant, konsens_protocol::schema::Member { name: t.name, organisation: t.organisation, role }))
+                Some((t.participant, konsens_model::schema::Member { name: t.name, organisation: t.organisation, role }))
             })
             .collect();
     }

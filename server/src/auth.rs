@@ -5,9 +5,9 @@
 //! server runs `--open`.
 
 use axum::http::HeaderMap;
-use konsens_protocol::access::{AccessRole, Sender};
-use konsens_protocol::schema::MemberRole;
-use konsens_protocol::DocumentId;
+use konsens_model::access::{AccessRole, Sender};
+use konsens_model::schema::MemberRole;
+use konsens_sync::DocumentId;
 use konsens_store::{AuthStore, TokenKind, TokenRecord};
 use sha2::{Digest, Sha256};
 

@@ -37,7 +37,7 @@ pub const DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE: u32 = 600;
 
 /// Default of [`Limits::max_inflated_bytes`]: what the frame limit lets in
 /// uncompressed, so only compression's amplification is refused.
-pub const DEFAULT_MAX_INFLATED_BYTES: usize = konsens_protocol::DEFAULT_MAX_FRAME_BYTES;
+pub const DEFAULT_MAX_INFLATED_BYTES: usize = konsens_sync::DEFAULT_MAX_FRAME_BYTES;
 
 /// Default of [`Limits::max_operations`]. Applying a million operations takes
 /// seconds of CPU; a whole editing history the size of the Automerge paper's
@@ -195,8 +195,8 @@ pub struct Limits {
 
 impl Limits {
     /// What one sync message may expand to.
-    pub fn read_limits(&self) -> konsens_protocol::limits::ReadLimits {
-        konsens_protocol::limits::ReadLimits { max_inflated_bytes: self.max_inflated_bytes, max_operations: self.max_operations }
+    pub fn read_limits(&self) -> konsens_sync::limits::ReadLimits {
+        konsens_sync::limits::ReadLimits { max_inflated_bytes: self.max_inflated_bytes, max_operations: self.max_operations }
     }
 }
 
@@ -226,7 +226,7 @@ impl ServerConfig {
             data_dir,
             listen,
             open: false,
-            max_frame_bytes: konsens_protocol::DEFAULT_MAX_FRAME_BYTES,
+            max_frame_bytes: konsens_sync::DEFAULT_MAX_FRAME_BYTES,
             idle_evict_after: Duration::from_secs(60),
             outbound_queue: 4096,
             document_queue: 1024,

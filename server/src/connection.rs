@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use konsens_protocol::{ConnectionId, DocMessage, DocumentId, Message, PeerId, ProtocolError, StorageId, access, limits};
+use konsens_model::access;
+use konsens_sync::{ConnectionId, DocMessage, DocumentId, Message, PeerId, ProtocolError, StorageId, limits};
 use tokio::sync::{Notify, mpsc};
 
 use crate::auth::Principal;

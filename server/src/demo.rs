@@ -5,8 +5,9 @@
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, ObjType, ROOT, ReadDoc, Value};
-use konsens_protocol::schema::{self, Endorsement, Member, MemberRole, SchemaError, Stance, Status, Workshop};
-use konsens_protocol::{DocumentId, StorageWrite, markdown};
+use konsens_model::schema::{self, Endorsement, Member, MemberRole, SchemaError, Stance, Status, Workshop};
+use konsens_model::markdown;
+use konsens_sync::{DocumentId, StorageWrite};
 use konsens_store::ChunkStore;
 
 use crate::ServerError;
@@ -272,7 +273,7 @@ fn write(
 
 #[cfg(test)]
 mod tests {
-    use konsens_protocol::schema::{Process, Recommendation};
+    use konsens_model::schema::{Process, Recommendation};
 
     use super::*;
 

@@ -5,10 +5,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use konsens_protocol::{
+use konsens_sync::{
     ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, EphemeralMessage,
-    Message, Role, StorageWrite, access,
+    Message, Role, StorageWrite,
 };
+use konsens_model::access;
 use konsens_store::{Provenance, Record};
 use tokio::sync::mpsc;
 
@@ -604,7 +605,7 @@ fn durable_input(seq: u64, result: Result<(), String>) -> DocInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use konsens_protocol::PeerId;
+    use konsens_sync::PeerId;
 
     fn sync(conn: u64, n: u8) -> DocInput {
         DocInput::Sync {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use konsens_protocol::{ConnectionId, DocMessage, DocumentId, Handshake, PeerId};
+use konsens_sync::{ConnectionId, DocMessage, DocumentId, Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

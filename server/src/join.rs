@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use konsens_protocol::schema::Process;
+use konsens_model::schema::Process;
 
 use crate::auth::{self, Principal};
 use crate::hub::Hub;
@@ -299,7 +299,7 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
 
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    konsens_protocol::markdown::escape_html(text, &mut out);
+    konsens_model::markdown::escape_html(text, &mut out);
     out
 }
 

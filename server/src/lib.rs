@@ -23,7 +23,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use konsens_protocol::{Handshake, PeerId};
+use konsens_sync::{Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
 
 pub use config::{
@@ -125,7 +125,7 @@ impl Server {
     }
 
     /// Write the demo process (`--demo`) unless it is there already; returns its id.
-    pub fn seed_demo(&self) -> Result<konsens_protocol::DocumentId, ServerError> {
+    pub fn seed_demo(&self) -> Result<konsens_sync::DocumentId, ServerError> {
         demo::seed(&self.hub.store)
     }
 

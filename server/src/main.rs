@@ -24,7 +24,7 @@ struct Args {
     #[arg(long)]
     open: bool,
     /// Largest WebSocket message accepted, in bytes.
-    #[arg(long, env = "KONSENS_MAX_FRAME_BYTES", default_value_t = konsens_protocol::DEFAULT_MAX_FRAME_BYTES)]
+    #[arg(long, env = "KONSENS_MAX_FRAME_BYTES", default_value_t = konsens_sync::DEFAULT_MAX_FRAME_BYTES)]
     max_frame_bytes: usize,
     /// Seconds a document without peers stays in memory.
     #[arg(long, default_value_t = 60)]

@@ -15,7 +15,8 @@
 //! only leaks that the id is taken.
 
 use automerge::Automerge;
-use konsens_protocol::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message, Role, access};
+use konsens_model::access;
+use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message, Role};
 
 use crate::auth::Principal;
 use crate::hub::Hub;

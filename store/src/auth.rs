@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use konsens_protocol::DocumentId;
+use konsens_sync::DocumentId;
 
 use crate::StoreError;
 

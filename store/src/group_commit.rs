@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use konsens_protocol::{DocumentId, StorageId, StorageWrite};
+use konsens_sync::{DocumentId, StorageId, StorageWrite};
 
 use crate::{AuthStore, ChunkStore, Provenance, StoreError};
 

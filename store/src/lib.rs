@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use automerge::ChangeHash;
-use konsens_protocol::{DocumentId, StorageId, StorageWrite};
+use konsens_sync::{DocumentId, StorageId, StorageWrite};
 use thiserror::Error;
 
 pub use auth::{AuthStore, Provenance, TokenKind, TokenRecord};

@@ -238,14 +238,14 @@ pub async fn http_get(addr: &str, path: &str) -> Result<String> {
 #[derive(Debug)]
 pub struct RawPeer {
     socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    pub peer_id: konsens_protocol::PeerId,
-    pub server_id: Option<konsens_protocol::PeerId>,
+    pub peer_id: konsens_sync::PeerId,
+    pub server_id: Option<konsens_sync::PeerId>,
 }
 
 /// What the server did in answer to something.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    Message(konsens_protocol::Message),
+    Message(konsens_sync::Message),
     Close { code: u16, reason: String },
     /// The socket ended without a close frame.
     Ended,
@@ -257,27 +257,27 @@ impl RawPeer {
         let (socket, _) = tokio_tungstenite::connect_async(url).await?;
         Ok(Self {
             socket,
-            peer_id: konsens_protocol::PeerId::from(peer_id),
+            peer_id: konsens_sync::PeerId::from(peer_id),
             server_id: None,
         })
     }
 
     /// Connect and complete the handshake.
     pub async fn join(url: &str, peer_id: &str) -> Result<Self> {
-        Self::join_with(url, peer_id, konsens_protocol::PeerMetadata::default()).await
+        Self::join_with(url, peer_id, konsens_sync::PeerMetadata::default()).await
     }
 
     /// Connect and join with the given metadata (a storage id, say).
-    pub async fn join_with(url: &str, peer_id: &str, metadata: konsens_protocol::PeerMetadata) -> Result<Self> {
+    pub async fn join_with(url: &str, peer_id: &str, metadata: konsens_sync::PeerMetadata) -> Result<Self> {
         let mut peer = Self::connect(url, peer_id).await?;
-        peer.send(&konsens_protocol::Message::Join {
+        peer.send(&konsens_sync::Message::Join {
             sender_id: peer.peer_id.clone(),
             peer_metadata: Some(metadata),
             supported_protocol_versions: Some(vec!["1".into()]),
         })
         .await?;
         match peer.next().await? {
-            Answer::Message(konsens_protocol::Message::Peer { sender_id, .. }) => {
+            Answer::Message(konsens_sync::Message::Peer { sender_id, .. }) => {
                 peer.server_id = Some(sender_id);
                 Ok(peer)
             }
@@ -285,7 +285,7 @@ impl RawPeer {
         }
     }
 
-    pub async fn send(&mut self, message: &konsens_protocol::Message) -> Result<()> {
+    pub async fn send(&mut self, message: &konsens_sync::Message) -> Result<()> {
         self.send_raw(message.encode()).await
     }
 
@@ -316,7 +316,7 @@ impl RawPeer {
             return Ok(match item {
                 None => Answer::Ended,
                 Some(Err(_)) => Answer::Ended,
-                Some(Ok(Ws::Binary(bytes))) => Answer::Message(konsens_protocol::Message::decode(&bytes, usize::MAX)?),
+                Some(Ok(Ws::Binary(bytes))) => Answer::Message(konsens_sync::Message::decode(&bytes, usize::MAX)?),
                 Some(Ok(Ws::Close(frame))) => Answer::Close {
                     code: frame.as_ref().map(|f| u16::from(f.code)).unwrap_or(1005),
                     reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),

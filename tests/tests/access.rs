@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ROOT, ReadDoc};
 use konsens_client::{ClientError, Repo, RepoConfig};
-use konsens_protocol::schema::{self, Status};
-use konsens_protocol::{DocMessage, DocumentId, Message, PeerId};
+use konsens_model::schema::{self, Status};
+use konsens_sync::{DocMessage, DocumentId, Message, PeerId};
 use konsens_tests::{Answer, RawPeer, ServerProcess, http_request, init_tracing};
 use serde_json::{Value, json};
 

@@ -9,7 +9,7 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT, ReadDoc};
 use ciborium::Value;
 use konsens_client::{Repo, RepoConfig};
-use konsens_protocol::{DocMessage, DocumentId, Message, PeerId};
+use konsens_sync::{DocMessage, DocumentId, Message, PeerId};
 use konsens_tests::{Answer, RawPeer, ServerProcess, http_get, init_tracing};
 
 const PATIENCE: Duration = Duration::from_secs(30);

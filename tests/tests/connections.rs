@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use konsens_protocol::{DocMessage, DocumentId, EphemeralMessage, Message, PeerId, PeerMetadata};
+use konsens_sync::{DocMessage, DocumentId, EphemeralMessage, Message, PeerId, PeerMetadata};
 use konsens_tests::{Answer, RawPeer, ServerProcess, http_request, init_tracing};
 use serde_json::{Value, json};
 

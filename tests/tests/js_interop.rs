@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use automerge::transaction::Transactable;
 use automerge::{AutoSerde, Automerge, ROOT};
 use konsens_client::{Repo, RepoConfig};
-use konsens_protocol::AutomergeUrl;
+use konsens_sync::AutomergeUrl;
 use konsens_tests::{ServerProcess, init_tracing};
 use serde_json::{Value, json};
 
@@ -117,7 +117,7 @@ async fn js_finds_unknown_document_unavailable() -> Result<()> {
     init_tracing();
     let data = tempfile::tempdir()?;
     let server = ServerProcess::start(data.path(), &[])?;
-    let missing = konsens_protocol::DocumentId::from_random([3; 16]).url();
+    let missing = konsens_sync::DocumentId::from_random([3; 16]).url();
     let url = server.ws_url();
     let read = tokio::task::spawn_blocking(move || node(&["read", &url, &missing])).await??;
     assert_eq!(read, json!({"unavailable": true}));

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT};
-use konsens_protocol::{DocMessage, DocumentId, Message, PeerId, RefusalCode};
+use konsens_sync::{DocMessage, DocumentId, Message, PeerId, RefusalCode};
 use konsens_tests::{Answer, RawPeer, ServerProcess, http_get, repo_root};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

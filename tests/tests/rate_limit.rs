@@ -3,7 +3,7 @@
 //! stays over the rate for the close delay is closed.
 
 use anyhow::{Context, Result, bail};
-use konsens_protocol::{DocMessage, DocumentId, Message, PeerId};
+use konsens_sync::{DocMessage, DocumentId, Message, PeerId};
 use konsens_tests::{Answer, RawPeer, ServerProcess};
 
 const RATE: &str = "20";

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ReadDoc, ROOT};
-use konsens_protocol::{DocMessage, DocumentId, Message, PeerMetadata, StorageId};
+use konsens_sync::{DocMessage, DocumentId, Message, PeerMetadata, StorageId};
 use konsens_tests::{Answer, RawPeer, ServerProcess, init_tracing};
 
 /// Changes in the shared history before the peer leaves.

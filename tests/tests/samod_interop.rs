@@ -14,7 +14,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::routing::get;
 use futures_util::StreamExt;
 use konsens_client::{Repo, RepoConfig};
-use konsens_protocol::DocumentId;
+use konsens_sync::DocumentId;
 use konsens_tests::{ServerProcess, init_tracing};
 use samod::{BackoffConfig, ConnectionId, DocHandle};
 

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ReadDoc, ROOT};
 use konsens_client::{Repo, RepoConfig};
-use konsens_protocol::DocumentId;
+use konsens_sync::DocumentId;
 use konsens_tests::{ServerProcess, http_get, init_tracing};
 
 /// Every wait in these tests is for an event; this bound only turns a hang into a failure.

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use automerge::sync;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ChangeHash, ROOT};
-use konsens_protocol::DocumentId;
+use konsens_sync::DocumentId;
 
 use crate::light::LightSync;
 use crate::servers::{Kind, Server};
@@ -528,7 +528,7 @@ fn write_on_disk(kind: Kind, documents: usize, data_dir: &std::path::Path) -> Re
             let store = konsens_store::ChunkStore::open(data_dir)?;
             for n in 0..documents {
                 let (id, doc) = cold_document(n)?;
-                store.write(&id, &konsens_protocol::StorageWrite::Snapshot(doc.save()))?;
+                store.write(&id, &konsens_sync::StorageWrite::Snapshot(doc.save()))?;
             }
             store.flush()?;
         }

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge};
-use konsens_protocol::DocumentId;
+use konsens_sync::DocumentId;
 
 use crate::peer::{self, PATIENCE};
 use crate::servers::{Kind, Server};

@@ -10,7 +10,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjId, ReadDoc};
 use futures::FutureExt;
-use konsens_protocol::DocumentId;
+use konsens_sync::DocumentId;
 
 use crate::servers::{Kind, Server};
 use crate::trace::{self, Patch, SequentialTrace};

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ChangeHash, ObjId, ReadDoc};
-use konsens_protocol::DocumentId;
+use konsens_sync::DocumentId;
 use tokio::sync::watch;
 
 use crate::light::LightSync;

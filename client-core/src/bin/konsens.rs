@@ -10,8 +10,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use konsens_client::workspace::{self, DraftDiff, FieldDiff, HistoryEntry};
 use konsens_client::{ClientError, ConnectionStatus, DocRef, Workspace};
-use konsens_protocol::schema::{self, Process, Recommendation, Stance, Status};
-use konsens_protocol::{AutomergeUrl, DocumentId};
+use konsens_model::schema::{self, Process, Recommendation, Stance, Status};
+use konsens_sync::{AutomergeUrl, DocumentId};
 use serde::Serialize;
 use serde_json::json;
 
@@ -347,7 +347,7 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("no refused changes");
             } else {
                 for r in &kept {
-                    println!("{}  {}", konsens_protocol::report::iso_date(r.at), r.document);
+                    println!("{}  {}", konsens_model::report::iso_date(r.at), r.document);
                     print_refusal(r);
                     for (field, text) in &r.wording {
                         println!("  your {field}:\n    {}", text.replace('\n', "\n    "));
@@ -618,14 +618,14 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Export { process, format, out } => {
             let id = doc_id(&process)?;
-            let format: konsens_protocol::report::ReportFormat = format.parse().map_err(|e| anyhow!("{e}"))?;
+            let format: konsens_model::report::ReportFormat = format.parse().map_err(|e| anyhow!("{e}"))?;
             let (_, model) = ws.process(id).await?;
             let (recs, missing) = ws.recommendations(id, None).await?;
             if !missing.is_empty() {
                 eprintln!("warning: {} recommendation(s) are not in the local store and are left out; run `konsens sync`", missing.len());
             }
             let recs: Vec<(String, Recommendation)> = recs.into_iter().map(|(id, r)| (id.url(), r)).collect();
-            let report = konsens_protocol::report::render(&model, &id.url(), &recs, format);
+            let report = konsens_model::report::render(&model, &id.url(), &recs, format);
             match out {
                 Some(path) => {
                     std::fs::write(&path, report).with_context(|| format!("writing {}", path.display()))?;
@@ -641,7 +641,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Import { process, file, workshop } => {
             let id = doc_id(&process)?;
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let entries = konsens_protocol::dossier::parse(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            let entries = konsens_model::dossier::parse(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
             // Check the workshop before creating anything.
             let (_, model) = ws.process(id).await?;
             if model.workshop(&workshop).is_none() {
@@ -767,7 +767,7 @@ async fn edit(ws: &Workspace, r: &DocRef, field: &str, json: bool) -> Result<()>
     let (_, rec) = ws.recommendation(r).await?;
     let current = match field {
         "title" => rec.title.0.clone(),
-        f => konsens_protocol::markdown::from_spans(&rec.text(f).ok_or_else(|| schema::SchemaError::UnknownField(f.to_owned()))?.0),
+        f => konsens_model::markdown::from_spans(&rec.text(f).ok_or_else(|| schema::SchemaError::UnknownField(f.to_owned()))?.0),
     };
     let path = std::env::temp_dir().join(format!("konsens-{}-{:08x}.md", field, rand::random::<u32>()));
     std::fs::write(&path, &current)?;
@@ -847,9 +847,9 @@ fn show_recommendation(doc: &automerge::Automerge, rec: &Recommendation, json: b
             "status": rec.status.as_str(),
             "sectors": rec.sectors,
             "addressees": rec.addressees,
-            "problem": konsens_protocol::markdown::from_spans(&rec.problem.0).trim_end(),
-            "recommendation": konsens_protocol::markdown::from_spans(&rec.recommendation.0).trim_end(),
-            "rationale": konsens_protocol::markdown::from_spans(&rec.rationale.0).trim_end(),
+            "problem": konsens_model::markdown::from_spans(&rec.problem.0).trim_end(),
+            "recommendation": konsens_model::markdown::from_spans(&rec.recommendation.0).trim_end(),
+            "rationale": konsens_model::markdown::from_spans(&rec.rationale.0).trim_end(),
             "comments": comments.iter().map(|(id, c, now)| json!({"id": id, "author": c.author, "at": c.at, "body": c.body, "resolved": c.resolved, "field": c.field, "quote": c.quote, "anchored_text": now})).collect::<Vec<_>>(),
             "endorsements": rec.endorsements.iter().map(|(org, e)| json!({"organisation": org, "stance": e.stance.as_str(), "note": e.note, "by": e.by, "at": e.at})).collect::<Vec<_>>(),
             "status_log": rec.status_log.iter().map(|s| json!({"by": s.by, "at": s.at, "from": s.from.as_str(), "to": s.to.as_str(), "note": s.note})).collect::<Vec<_>>(),
@@ -863,7 +863,7 @@ fn show_recommendation(doc: &automerge::Automerge, rec: &Recommendation, json: b
         println!("addressees: {}", rec.addressees.join(", "));
     }
     for (label, text) in [("Problem", &rec.problem), ("Recommendation", &rec.recommendation), ("Rationale", &rec.rationale)] {
-        println!("\n## {label}\n{}", konsens_protocol::markdown::from_spans(&text.0).trim_end());
+        println!("\n## {label}\n{}", konsens_model::markdown::from_spans(&text.0).trim_end());
     }
     if !comments.is_empty() {
         println!("\nComments:");
@@ -931,5 +931,5 @@ fn print_history(entry: &HistoryEntry) {
 /// UTC `YYYY-MM-DD HH:MM` (the date as the report prints it).
 fn format_time(seconds: i64) -> String {
     let rest = seconds.rem_euclid(86_400);
-    format!("{} {:02}:{:02}", konsens_protocol::report::iso_date(seconds * 1000), rest / 3600, (rest % 3600) / 60)
+    format!("{} {:02}:{:02}", konsens_model::report::iso_date(seconds * 1000), rest / 3600, (rest % 3600) / 60)
 }

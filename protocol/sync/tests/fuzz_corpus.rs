@@ -10,7 +10,7 @@ fn committed_corpus_decodes_without_panics() {
     for entry in std::fs::read_dir(&dir).expect("corpus directory exists") {
         let path = entry.expect("readable entry").path();
         let data = std::fs::read(&path).expect("readable corpus file");
-        konsens_protocol::fuzzing::check_decode(&data);
+        konsens_sync::fuzzing::check_decode(&data);
         count += 1;
     }
     assert!(count >= 20, "corpus has only {count} inputs");

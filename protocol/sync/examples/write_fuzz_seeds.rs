@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use konsens_protocol::message::RemoteHeads;
-use konsens_protocol::{DocMessage, DocumentId, EphemeralMessage, Message, PeerId, PeerMetadata, StorageId};
+use konsens_sync::message::RemoteHeads;
+use konsens_sync::{DocMessage, DocumentId, EphemeralMessage, Message, PeerId, PeerMetadata, StorageId};
 
 fn main() -> std::io::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "protocol/fuzz/corpus/decode_message".into());

@@ -6,7 +6,7 @@
 use automerge::sync::{ChunkList, Message as SyncMessage, MessageVersion};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ROOT};
-use konsens_protocol::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message, PeerId, Role};
+use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message, PeerId, Role};
 
 fn sync(document_id: DocumentId, data: Vec<u8>) -> DocInput {
     DocInput::Sync {

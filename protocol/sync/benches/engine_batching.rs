@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use automerge::sync::{ChunkList, Message as SyncMessage, MessageVersion};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjType, ROOT};
-use konsens_protocol::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, PeerId, Role};
+use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, PeerId, Role};
 
 fn base_document(ops: usize) -> (Automerge, automerge::ObjId) {
     let mut doc = Automerge::new();

@@ -21,7 +21,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, 
 use thiserror::Error;
 
 use crate::schema::{self, MemberRole, PROCESS_SCHEMA, RECOMMENDATION_SCHEMA};
-use crate::{DocumentId, RefusalCode, WireRefusal};
+use konsens_sync::{DocumentId, RefusalCode, WireRefusal};
 
 /// What a connection may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -612,7 +612,7 @@ fn creation(document: DocumentId, changes: &[Change], sender: &Sender) -> Result
     };
     let schema = text("schema");
     let process_of_rec = text("process")
-        .and_then(|url| url.parse::<crate::AutomergeUrl>().ok())
+        .and_then(|url| url.parse::<konsens_sync::AutomergeUrl>().ok())
         .map(|u| u.document_id);
     let created = match (sender.role, schema.as_deref()) {
         (AccessRole::Admin, Some(PROCESS_SCHEMA)) => Some(document),

@@ -10,9 +10,9 @@
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
-use konsens_protocol::DocumentId;
-use konsens_protocol::access::{AccessRole, Sender, admit};
-use konsens_protocol::schema::{self, Member, MemberRole, Process, Recommendation, SchemaError, Status};
+use konsens_sync::DocumentId;
+use konsens_model::access::{AccessRole, Sender, admit};
+use konsens_model::schema::{self, Member, MemberRole, Process, Recommendation, SchemaError, Status};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -1,7 +1,7 @@
 //! Golden test of the final report.
 //!
 //! Builds a process with two workshops and recommendations in every status
-//! through the operations of `konsens_protocol::schema`, with fixed actor ids
+//! through the operations of `konsens_model::schema`, with fixed actor ids
 //! and timestamps, renders the report in all three formats and compares it
 //! byte for byte with `tests/fixtures/report.{md,html,json}`.
 //!
@@ -17,10 +17,10 @@ use std::path::PathBuf;
 
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge};
-use konsens_protocol::DocumentId;
-use konsens_protocol::markdown::to_spans;
-use konsens_protocol::report::{ReportFormat, render};
-use konsens_protocol::schema::{
+use konsens_sync::DocumentId;
+use konsens_model::markdown::to_spans;
+use konsens_model::report::{ReportFormat, render};
+use konsens_model::schema::{
     self, Endorsement, Member, MemberRole, Process, Recommendation, SchemaError, Stance, Status, Workshop,
 };
 

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, Change, ROOT, ReadDoc};
-use konsens_protocol::DocumentId;
-use konsens_protocol::access::{AccessRole, Sender, admit};
-use konsens_protocol::schema::{self, MemberRole, SchemaError, Status};
+use konsens_sync::DocumentId;
+use konsens_model::access::{AccessRole, Sender, admit};
+use konsens_model::schema::{self, MemberRole, SchemaError, Status};
 
 fn process_id() -> DocumentId {
     DocumentId::from_random([1; 16])

@@ -24,7 +24,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, ObjId, ObjType, ROOT, ReadDoc};
-use konsens_protocol::{
+use konsens_sync::{
     ConnectionId, DEFAULT_MAX_FRAME_BYTES, DocEffect, DocEngine, DocInput, DocMessage, DocumentId,
     EphemeralMessage, Message, PeerId, Role, StorageId, StorageWrite,
 };

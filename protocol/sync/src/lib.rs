@@ -7,18 +7,12 @@
 //! ([`engine::DocEffect`]), and the runtimes in `konsens-server` and
 //! `konsens-client` carry them out.
 
-pub mod access;
 pub mod document_id;
-pub mod dossier;
 pub mod engine;
 pub mod error;
 pub mod handshake;
 pub mod limits;
-pub mod markdown;
 pub mod message;
-pub mod recovery;
-pub mod report;
-pub mod schema;
 #[doc(hidden)]
 pub mod fuzzing;
 

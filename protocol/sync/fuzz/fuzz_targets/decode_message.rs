@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    konsens_protocol::fuzzing::check_decode(data);
+    konsens_sync::fuzzing::check_decode(data);
 });
