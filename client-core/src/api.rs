@@ -1,8 +1,15 @@
 //! A small client for konsens-server's JSON API (blocking; callers run it off
 //! the async workers). Plain HTTP: put TLS in front of the server in
 //! production and use the https URL there.
+//!
+//! Requests and answers are the types of [`konsens_model::api`], the ones the
+//! server serialises. An error answer becomes [`ClientError::Api`] with its
+//! HTTP status; the server's text is passed on for people, never parsed.
 
-use serde_json::{Value, json};
+use konsens_model::api::{ApiErrorBody, InvitationRequest, Invited, Me, MemberEntry, Revoked, VerifiedChange};
+use konsens_model::schema::MemberRole;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::ClientError;
 
@@ -26,56 +33,67 @@ impl ApiClient {
             .into()
     }
 
-    fn answer(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, ClientError> {
+    fn answer<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
         let mut response = result.map_err(|e| ClientError::Connect { url: self.base.clone(), reason: e.to_string() })?;
         let status = response.status().as_u16();
-        let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
         if (200..300).contains(&status) {
-            Ok(body)
+            response
+                .body_mut()
+                .read_json()
+                .map_err(|e| ClientError::UnexpectedAnswer { path: path.to_owned(), reason: e.to_string() })
         } else {
-            let message = body["error"].as_str().unwrap_or("request failed").to_owned();
+            // A proxy in front of the server may answer without our JSON.
+            let message = response
+                .body_mut()
+                .read_json::<ApiErrorBody>()
+                .map(|body| body.error)
+                .unwrap_or_else(|_| "request failed".to_owned());
             Err(ClientError::Api { status, message })
         }
     }
 
-    fn get(&self, path: &str) -> Result<Value, ClientError> {
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let result = Self::agent()
             .get(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
             .call();
-        self.answer(result)
+        self.answer(path, result)
     }
 
-    fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
+    fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
         let result = Self::agent()
             .post(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
             .send_json(body);
-        self.answer(result)
+        self.answer(path, result)
     }
 
     /// Who the token belongs to.
-    pub fn me(&self) -> Result<Value, ClientError> {
+    pub fn me(&self) -> Result<Me, ClientError> {
         self.get("/api/me")
     }
 
-    pub fn invite(&self, process: &str, role: &str, name: &str, organisation: &str) -> Result<Value, ClientError> {
-        self.post(
-            &format!("/api/processes/{process}/invitations"),
-            json!({"role": role, "name": name, "organisation": organisation}),
-        )
+    /// Invite a member into `process` (a bare document id); facilitators only.
+    pub fn invite(&self, process: &str, role: MemberRole, name: &str, organisation: &str) -> Result<Invited, ClientError> {
+        let request =
+            InvitationRequest { role, name: name.to_owned(), organisation: organisation.to_owned(), expires_in_days: None };
+        self.post(&format!("/api/processes/{process}/invitations"), &request)
     }
 
-    pub fn revoke(&self, token_id: &str) -> Result<Value, ClientError> {
-        self.post(&format!("/api/tokens/{token_id}/revoke"), json!({}))
+    pub fn revoke(&self, token_id: &str) -> Result<Revoked, ClientError> {
+        self.post(&format!("/api/tokens/{token_id}/revoke"), &serde_json::json!({}))
     }
 
-    pub fn members(&self, process: &str) -> Result<Value, ClientError> {
+    pub fn members(&self, process: &str) -> Result<Vec<MemberEntry>, ClientError> {
         self.get(&format!("/api/processes/{process}/members"))
     }
 
     /// Every change with the author the server verified.
-    pub fn history(&self, document: &str) -> Result<Value, ClientError> {
+    pub fn history(&self, document: &str) -> Result<Vec<VerifiedChange>, ClientError> {
         self.get(&format!("/api/docs/{document}/history"))
     }
 }

@@ -1,6 +1,10 @@
 //! Keeps one WebSocket connection to the server: dial, `join`, wait for `peer`,
 //! pump frames, and on any failure wait with exponential backoff and jitter
 //! before dialling again.
+//!
+//! The dialer knows nothing of the repo: it reports what happens as
+//! [`DialerEvent`]s on a channel it defines, and its state on a
+//! [`ConnectionStatus`] watch. The repo owns the receiving end.
 
 use std::time::Duration;
 
@@ -11,7 +15,27 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::repo::{Command, ConnectionStatus};
+use crate::status::ConnectionStatus;
+
+/// What the dialer reports about its connections, in order.
+#[derive(Debug)]
+pub(crate) enum DialerEvent {
+    /// The handshake succeeded; frames for the server go to `outbound`.
+    Connected {
+        conn: ConnectionId,
+        server: PeerId,
+        /// The server's storage, from its `peer` message.
+        server_storage: Option<StorageId>,
+        outbound: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    /// A decoded message from the server.
+    Incoming(ConnectionId, Message),
+    /// The connection is gone (sent for every connection that was dialled).
+    Disconnected(ConnectionId),
+}
+
+/// Where a dialer reports; weak, so a dialer never keeps the repo alive.
+pub(crate) type DialerEvents = mpsc::WeakUnboundedSender<DialerEvent>;
 
 pub(crate) struct DialerConfig {
     pub url: String,
@@ -20,7 +44,7 @@ pub(crate) struct DialerConfig {
     /// Our store's id, so the server keeps what it shares with us.
     pub storage_id: Option<StorageId>,
     pub max_frame_bytes: usize,
-    pub commands: mpsc::WeakUnboundedSender<Command>,
+    pub events: DialerEvents,
     pub status: watch::Sender<ConnectionStatus>,
     pub stop: CancellationToken,
 }
@@ -43,8 +67,8 @@ pub(crate) async fn run(config: DialerConfig) {
             outcome = session(&config, conn, &mut backoff) => outcome,
             () = config.stop.cancelled() => {
                 // Let the repo forget this connection before a new one starts.
-                if let Some(commands) = config.commands.upgrade() {
-                    let _ = commands.send(Command::Disconnected(conn));
+                if let Some(events) = config.events.upgrade() {
+                    let _ = events.send(DialerEvent::Disconnected(conn));
                 }
                 let _ = config.status.send(ConnectionStatus::Offline);
                 return;
@@ -58,8 +82,8 @@ pub(crate) async fn run(config: DialerConfig) {
                 let _ = config.status.send(ConnectionStatus::Offline);
             }
         }
-        if let Some(commands) = config.commands.upgrade() {
-            let _ = commands.send(Command::Disconnected(conn));
+        if let Some(events) = config.events.upgrade() {
+            let _ = events.send(DialerEvent::Disconnected(conn));
         } else {
             return;
         }
@@ -154,9 +178,9 @@ async fn session(config: &DialerConfig, conn: ConnectionId, backoff: &mut Durati
     *backoff = INITIAL_BACKOFF;
     tracing::info!(url = %config.url, %server, "connected");
     let (outbound_tx, mut outbound_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let commands = config.commands.upgrade().ok_or(SessionEnd::Other("repo closed".into()))?;
-    commands
-        .send(Command::Connected { conn, server: server.clone(), server_storage, outbound: outbound_tx })
+    let events = config.events.upgrade().ok_or(SessionEnd::Other("repo closed".into()))?;
+    events
+        .send(DialerEvent::Connected { conn, server: server.clone(), server_storage, outbound: outbound_tx })
         .map_err(|_| SessionEnd::Other("repo closed".into()))?;
     let _ = config.status.send(ConnectionStatus::Online { server });
     loop {
@@ -168,7 +192,7 @@ async fn session(config: &DialerConfig, conn: ConnectionId, backoff: &mut Durati
             incoming = stream.next() => match incoming {
                 Some(Ok(WsMessage::Binary(bytes))) => match Message::decode(&bytes, config.max_frame_bytes) {
                     Ok(message) => {
-                        commands.send(Command::Incoming(conn, message)).map_err(|_| SessionEnd::Other("repo closed".into()))?;
+                        events.send(DialerEvent::Incoming(conn, message)).map_err(|_| SessionEnd::Other("repo closed".into()))?;
                     }
                     Err(e) => tracing::warn!(error = %e, "undecodable frame from server"),
                 },

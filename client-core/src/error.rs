@@ -56,4 +56,30 @@ pub enum ClientError {
     /// Local data is unreadable.
     #[error("local store is damaged: {0}")]
     Corrupt(String),
+    /// No connection to the server came up in time.
+    #[error("cannot reach the server within {seconds} s")]
+    Unreachable { seconds: u64 },
+    /// The server turned the connection away (its reason, for people).
+    #[error("{0}; join with a valid invitation link (`konsens join <link>`)")]
+    NotAdmitted(String),
+    /// Connected, but the server did not answer in time.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The server's API answered with something that is not its JSON.
+    #[error("unexpected answer from {path}: {reason}")]
+    UnexpectedAnswer { path: String, reason: String },
+    /// Not an invitation link.
+    #[error("{0:?} is not an invitation link (http://host:port/join/<token>)")]
+    BadInvitationLink(String),
+    /// A dossier that cannot be imported.
+    #[error(transparent)]
+    Dossier(#[from] konsens_model::dossier::DossierError),
+}
+
+impl ClientError {
+    /// The server could not be reached or did not answer in time (the CLI
+    /// exits 3 for these).
+    pub fn is_network(&self) -> bool {
+        matches!(self, ClientError::Connect { .. } | ClientError::Unreachable { .. } | ClientError::TimedOut(_))
+    }
 }

@@ -3,7 +3,9 @@
 //! A Rust peer of the automerge-repo protocol: documents live in a local sled
 //! store (so everything works offline), a background dialer keeps a WebSocket
 //! connection to a sync server with reconnect and backoff, and the [`Repo`]
-//! offers create / find / change / subscribe.
+//! offers create / find / change / subscribe. On top, the [`Workspace`] is
+//! what the `konsens` CLI does: processes, recommendations, drafts, the
+//! sync-everything walk, and the server's JSON API ([`api`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), konsens_client::ClientError> {
@@ -24,13 +26,26 @@
 //! repo.wait_synced(id).await?; // the server has it on disk
 //! # Ok(()) }
 //! ```
+//!
+//! Modules, leaves first: `clock` and `status` (shared by all), `error`,
+//! `dialer` (one WebSocket; reports events on a channel it owns),
+//! `repo` (owns the documents; drives the dialer), `api` (blocking HTTP
+//! client of the JSON API), `workspace`, and two more `impl Workspace` blocks:
+//! `sync_all` and `membership`.
 
 pub mod api;
+mod clock;
 mod dialer;
 mod error;
+mod membership;
 mod repo;
+mod status;
+pub mod sync_all;
 pub mod workspace;
 
+pub use clock::now_millis;
 pub use error::ClientError;
-pub use repo::{ConnectionStatus, RefusalReport, Repo, RepoConfig};
+pub use repo::{RefusalReport, Repo, RepoConfig};
+pub use status::ConnectionStatus;
+pub use sync_all::{SyncProgress, SyncSummary};
 pub use workspace::{DocRef, Identity, Workspace};

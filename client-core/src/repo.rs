@@ -1,6 +1,7 @@
 //! The repo: one background task owns every loaded document's [`DocEngine`]
 //! (a client holds few documents, so one owner for all is enough), the local
-//! store and the current connection. Public methods talk to it by message.
+//! store and the current connection. Public methods talk to it by
+//! [`Command`]; the dialer reports on its own channel ([`DialerEvent`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,8 +15,10 @@ use konsens_store::{ChunkStore, GroupCommit, Record};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::dialer;
 use crate::ClientError;
+use crate::clock::now_millis;
+use crate::dialer::{self, DialerEvent};
+use crate::status::ConnectionStatus;
 
 /// How to open a repo.
 #[derive(Debug, Clone)]
@@ -51,17 +54,6 @@ impl RepoConfig {
     }
 }
 
-/// Whether the repo is talking to its server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectionStatus {
-    Offline,
-    Connecting,
-    Online { server: PeerId },
-    /// The server turned us away (e.g. a missing, wrong or revoked token);
-    /// the dialer keeps retrying in case that changes.
-    Refused(String),
-}
-
 type ChangeFn = Box<dyn FnOnce(&mut Automerge) + Send>;
 
 pub(crate) enum Command {
@@ -70,15 +62,6 @@ pub(crate) enum Command {
     Change(DocumentId, ChangeFn, oneshot::Sender<Result<(), ClientError>>),
     Subscribe(DocumentId, oneshot::Sender<Result<watch::Receiver<Vec<ChangeHash>>, ClientError>>),
     WaitSynced(DocumentId, oneshot::Sender<Result<(), ClientError>>),
-    Connected {
-        conn: ConnectionId,
-        server: PeerId,
-        /// The server's storage, from its `peer` message.
-        server_storage: Option<StorageId>,
-        outbound: mpsc::UnboundedSender<Vec<u8>>,
-    },
-    Incoming(ConnectionId, Message),
-    Disconnected(ConnectionId),
     /// A server is configured, so finds may wait for it.
     ServerConfigured,
     Durable {
@@ -132,7 +115,8 @@ pub struct Repo {
 struct Link {
     stop: CancellationToken,
     dialer: std::sync::Mutex<Option<CancellationToken>>,
-    commands: mpsc::WeakUnboundedSender<Command>,
+    /// Handed (weakly) to each dialer; the actor holds the receiver.
+    events: mpsc::UnboundedSender<DialerEvent>,
     status: watch::Sender<ConnectionStatus>,
     peer_id: PeerId,
     /// Our store's id, announced in `join`.
@@ -166,6 +150,7 @@ impl Repo {
             format!("konsens-client-{:016x}", rand::random::<u64>())
         }));
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (status_tx, status_rx) = watch::channel(ConnectionStatus::Offline);
         let stop = CancellationToken::new();
         let actor = Actor {
@@ -183,11 +168,11 @@ impl Repo {
             connection: None,
             has_server: config.server_url.is_some(),
         };
-        tokio::spawn(actor.run(commands_rx, stop.clone()));
+        tokio::spawn(actor.run(commands_rx, events_rx, stop.clone()));
         let link = std::sync::Arc::new(Link {
             stop,
             dialer: std::sync::Mutex::new(None),
-            commands: commands_tx.downgrade(),
+            events: events_tx,
             status: status_tx,
             peer_id: peer_id.clone(),
             storage_id,
@@ -219,7 +204,7 @@ impl Repo {
             peer_id: self.link.peer_id.clone(),
             storage_id: Some(self.link.storage_id.clone()),
             max_frame_bytes: self.link.max_frame_bytes,
-            commands: self.link.commands.clone(),
+            events: self.link.events.downgrade(),
             status: self.link.status.clone(),
             stop: dialer_stop,
         }));
@@ -331,14 +316,55 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut events: mpsc::UnboundedReceiver<DialerEvent>,
+        stop: CancellationToken,
+    ) {
         loop {
-            let command = tokio::select! {
-                command = commands.recv() => command,
-                () = stop.cancelled() => None,
-            };
-            let Some(command) = command else { break };
-            self.handle(command);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command),
+                    None => break,
+                },
+                // `None` only once the repo is gone; the commands branch ends the loop then.
+                Some(event) = events.recv() => self.dialer_event(event),
+                () = stop.cancelled() => break,
+            }
+        }
+    }
+
+    fn dialer_event(&mut self, event: DialerEvent) {
+        match event {
+            DialerEvent::Connected { conn, server, server_storage, outbound } => {
+                self.connection = Some(Connection { id: conn, server: server.clone(), server_storage, outbound });
+                // Announce every stored document: the server learns what we
+                // created or changed while offline.
+                let mut ids: Vec<DocumentId> = self.store.documents().filter_map(Result::ok).collect();
+                ids.extend(self.engines.keys().copied());
+                ids.sort();
+                ids.dedup();
+                for id in ids {
+                    let wanted = self.finds.contains_key(&id);
+                    if self.engine(id).is_ok_and(|e| wanted || !e.doc().is_empty()) {
+                        self.announce(id);
+                    }
+                }
+            }
+            DialerEvent::Incoming(conn, message) => self.incoming(conn, message),
+            DialerEvent::Disconnected(conn) => {
+                if self.connection.as_ref().is_some_and(|c| c.id == conn) {
+                    self.connection = None;
+                }
+                let ids: Vec<DocumentId> = self.engines.keys().copied().collect();
+                for id in ids {
+                    if let Some(engine) = self.engines.get_mut(&id) {
+                        let effects = engine.handle([DocInput::Disconnected { conn }]);
+                        self.execute(id, effects);
+                    }
+                }
+            }
         }
     }
 
@@ -417,38 +443,10 @@ impl Actor {
                 self.synced_waiters.entry(id).or_default().push(reply);
                 self.check_synced(id);
             }
-            Command::Connected { conn, server, server_storage, outbound } => {
-                self.connection = Some(Connection { id: conn, server: server.clone(), server_storage, outbound });
-                // Announce every stored document: the server learns what we
-                // created or changed while offline.
-                let mut ids: Vec<DocumentId> = self.store.documents().filter_map(Result::ok).collect();
-                ids.extend(self.engines.keys().copied());
-                ids.sort();
-                ids.dedup();
-                for id in ids {
-                    let wanted = self.finds.contains_key(&id);
-                    if self.engine(id).is_ok_and(|e| wanted || !e.doc().is_empty()) {
-                        self.announce(id);
-                    }
-                }
-            }
-            Command::Incoming(conn, message) => self.incoming(conn, message),
             Command::TakeRefusals(reply) => {
                 let _ = reply.send(std::mem::take(&mut self.refusals));
             }
             Command::ServerConfigured => self.has_server = true,
-            Command::Disconnected(conn) => {
-                if self.connection.as_ref().is_some_and(|c| c.id == conn) {
-                    self.connection = None;
-                }
-                let ids: Vec<DocumentId> = self.engines.keys().copied().collect();
-                for id in ids {
-                    if let Some(engine) = self.engines.get_mut(&id) {
-                        let effects = engine.handle([DocInput::Disconnected { conn }]);
-                        self.execute(id, effects);
-                    }
-                }
-            }
             Command::Durable { document, seq, result } => {
                 let input = match result {
                     Ok(()) => DocInput::Durable { seq },
@@ -550,10 +548,7 @@ impl Actor {
             document: id.to_string(),
             code: refusal.code.as_str().to_owned(),
             message,
-            at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            at: now_millis(),
             dropped: recovered.dropped.len(),
             reapplied: recovered.reapplied.clone(),
             skipped: recovered.skipped.clone(),

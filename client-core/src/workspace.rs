@@ -1,7 +1,12 @@
-//! Domain operations for facilitators: processes, workshops and
-//! recommendations in the local store, drafts, history, report export and
-//! dossier import. Every change is made as the store's identity (one Automerge
-//! actor per store), carries a one-line message and a time, and records
+//! The facilitator's [`Workspace`]: a repo on a local store, the store's
+//! identity and the server it joined. Processes, workshops and
+//! recommendations, drafts, local history, the report and dossier import
+//! live here; the sync-everything walk is in `sync_all.rs`, what goes through
+//! the server's JSON API (join, invite, members, revoke, verified history) in
+//! `membership.rs`.
+//!
+//! Every change is made as the store's identity (one Automerge actor per
+//! store), carries a one-line message and a time, and records
 //! `authors[actor] = {participant, name, organisation}` in the same change, so
 //! history can name who did what.
 
@@ -11,11 +16,14 @@ use std::str::FromStr;
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash, ObjType, ROOT, ReadDoc, Value};
+use konsens_model::access::AccessRole;
+use konsens_model::report::ReportFormat;
 use konsens_model::schema::{self, Endorsement, Member, MemberRole, Process, Recommendation, SchemaError, Stance, Status, Workshop};
 use konsens_sync::{AutomergeUrl, DocumentId};
 use konsens_store::ChunkStore;
 use serde::{Deserialize, Serialize};
 
+pub use crate::clock::now_millis;
 use crate::{ClientError, Repo, RepoConfig};
 
 /// Who the changes made from this store belong to.
@@ -122,6 +130,7 @@ pub struct Session {
     pub sync_url: String,
     pub token: String,
     pub participant: String,
+    /// `admin` or a member role, as the server named it.
     pub role: String,
     pub process: Option<String>,
 }
@@ -219,13 +228,13 @@ impl Workspace {
         let Some(role) = self.session.as_ref().map(|s| s.role.as_str()) else {
             return Ok(());
         };
-        let allowed = match role {
-            "admin" => true,
-            "facilitator" => action != Action::CreateProcess,
-            "participant" => action == Action::Write,
-            "observer" => false,
+        let allowed = match role.parse::<AccessRole>() {
+            Ok(AccessRole::Admin) => true,
+            Ok(AccessRole::Member(MemberRole::Facilitator)) => action != Action::CreateProcess,
+            Ok(AccessRole::Member(MemberRole::Participant)) => action == Action::Write,
+            Ok(AccessRole::Member(MemberRole::Observer)) => false,
             // A role this version does not know: the server decides.
-            _ => true,
+            Err(_) => true,
         };
         if allowed {
             Ok(())
@@ -251,8 +260,6 @@ impl Workspace {
         self.identity.as_ref().ok_or(ClientError::NoIdentity)
     }
 
-    /// Set who changes from this store belong to. The participant id and actor
-    /// stay the same when only the name or organisation changes.
     /// Take the identity the server verified at `join`. A store that joins as
     /// another member (re-invited with another role, say) gets a fresh actor:
     /// the server binds each actor to one member, so changes made with the
@@ -269,6 +276,8 @@ impl Workspace {
         Ok(identity)
     }
 
+    /// Set who changes from this store belong to. The participant id and actor
+    /// stay the same when only the name or organisation changes.
     pub fn set_identity(&mut self, name: &str, organisation: &str) -> Result<Identity, ClientError> {
         let (participant, actor) = match &self.identity {
             Some(existing) => (existing.participant.clone(), existing.actor.clone()),
@@ -395,6 +404,47 @@ impl Workspace {
         Ok((found, missing))
     }
 
+    // -- report and dossier ------------------------------------------------
+
+    /// The process's report in `format`, from the recommendations in the
+    /// local store; also the URLs of those that are not (left out).
+    pub async fn report(&self, process: DocumentId, format: ReportFormat) -> Result<(String, Vec<String>), ClientError> {
+        let (_, model) = self.process(process).await?;
+        let (recs, missing) = self.recommendations(process, None).await?;
+        let recs: Vec<(String, Recommendation)> = recs.into_iter().map(|(id, r)| (id.url(), r)).collect();
+        Ok((konsens_model::report::render(&model, &process.url(), &recs, format), missing))
+    }
+
+    /// Start a recommendation in `workshop` for each `##` section of a
+    /// Markdown dossier; returns the new documents with their titles. Nothing
+    /// is created when the dossier does not parse or the workshop is unknown.
+    pub async fn import_dossier(
+        &self,
+        process: DocumentId,
+        workshop: &str,
+        markdown: &str,
+    ) -> Result<Vec<(DocumentId, String)>, ClientError> {
+        let entries = konsens_model::dossier::parse(markdown)?;
+        let (_, model) = self.process(process).await?;
+        if model.workshop(workshop).is_none() {
+            return Err(SchemaError::UnknownWorkshop(workshop.to_owned()).into());
+        }
+        let mut created = Vec::new();
+        for entry in entries {
+            let id = self.new_recommendation(process, workshop, &entry.title).await?;
+            let r = DocRef::Doc { id, heads: None };
+            if let Some(problem) = &entry.problem {
+                self.set_field(&r, "problem", problem).await?;
+            }
+            self.set_field(&r, "recommendation", &entry.recommendation).await?;
+            if let Some(rationale) = &entry.rationale {
+                self.set_field(&r, "rationale", rationale).await?;
+            }
+            created.push((id, entry.title));
+        }
+        Ok(created)
+    }
+
     // -- recommendations ---------------------------------------------------
 
     /// The document behind a reference, at its heads if the reference has some.
@@ -409,6 +459,16 @@ impl Workspace {
             }
             DocRef::Draft(name) => self.load_draft(name).map(|(_, _, doc)| doc),
         }
+    }
+
+    /// A field as the member edits it: the title as text, a rich-text field
+    /// as Markdown.
+    pub async fn field_text(&self, r: &DocRef, field: &str) -> Result<String, ClientError> {
+        let (_, rec) = self.recommendation(r).await?;
+        Ok(match field {
+            "title" => rec.title.0,
+            f => konsens_model::markdown::from_spans(&rec.text(f).ok_or_else(|| SchemaError::UnknownField(f.to_owned()))?.0),
+        })
     }
 
     pub async fn recommendation(&self, r: &DocRef) -> Result<(Automerge, Recommendation), ClientError> {
@@ -794,13 +854,4 @@ fn slug(title: &str) -> String {
     }
     let trimmed = out.trim_end_matches('-').to_owned();
     if trimmed.is_empty() { "workshop".to_owned() } else { trimmed }
-}
-
-/// Milliseconds since the Unix epoch (the client is an IO crate; the
-/// protocol crate takes time as an argument).
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

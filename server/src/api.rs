@@ -11,12 +11,15 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use konsens_sync::DocumentId;
+use konsens_model::api::{
+    ApiErrorBody, InvitationRequest, Invited, Me, MemberEntry, Person, ProcessSummary, ProcessView, Revoked, VerifiedChange,
+    WorkshopView,
+};
 use konsens_model::report::{self, ReportFormat};
-use konsens_model::schema::{MemberRole, Process, Recommendation};
+use konsens_model::schema::{Process, Recommendation};
 use konsens_store::TokenRecord;
+use konsens_sync::DocumentId;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::auth::{self, Invitation, Principal};
 use crate::hub::Hub;
@@ -58,7 +61,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.message, "status": self.status.as_u16()}))).into_response()
+        let body = ApiErrorBody { error: self.message, status: self.status.as_u16() };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -95,19 +99,19 @@ fn readable(hub: &Hub, who: &Principal, id: &DocumentId) -> Result<(), ApiError>
     if hub.auth.can_read(who, id) { Ok(()) } else { Err(ApiError::not_found()) }
 }
 
-async fn me(State(hub): State<Arc<Hub>>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+async fn me(State(hub): State<Arc<Hub>>, headers: HeaderMap, uri: Uri) -> Result<Json<Me>, ApiError> {
     let who = caller(&hub, &headers, &uri)?;
-    Ok(Json(json!({
-        "participant": who.participant,
-        "name": who.name,
-        "organisation": who.organisation,
-        "role": who.role_name(),
-        "process": who.process.map(|p| p.url()),
-        "open": hub.auth.open,
-    })))
+    Ok(Json(Me {
+        role: who.role,
+        process: who.process.map(|p| p.url()),
+        participant: who.participant,
+        name: who.name,
+        organisation: who.organisation,
+        open: hub.auth.open,
+    }))
 }
 
-async fn processes(State(hub): State<Arc<Hub>>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+async fn processes(State(hub): State<Arc<Hub>>, headers: HeaderMap, uri: Uri) -> Result<Json<Vec<ProcessSummary>>, ApiError> {
     let who = caller(&hub, &headers, &uri)?;
     let ids = match who.process {
         Some(p) => vec![p],
@@ -117,10 +121,10 @@ async fn processes(State(hub): State<Arc<Hub>>, headers: HeaderMap, uri: Uri) ->
     for id in ids {
         let Ok(doc) = load(&hub, id).await else { continue };
         if let Ok(process) = Process::from_doc(&doc) {
-            out.push(json!({"url": id.url(), "id": id.to_string(), "title": process.title.0}));
+            out.push(ProcessSummary { url: id.url(), id: id.to_string(), title: process.title.0 });
         }
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
 /// participant → token record, for names and roles.
@@ -135,22 +139,26 @@ fn people(hub: &Hub) -> Result<BTreeMap<String, TokenRecord>, ApiError> {
         .collect())
 }
 
-async fn process(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+async fn process(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<ProcessView>, ApiError> {
     let who = caller(&hub, &headers, &uri)?;
     let id = document_id(&id)?;
     readable(&hub, &who, &id)?;
     let doc = load(&hub, id).await?;
     let process = Process::from_doc(&doc).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    Ok(Json(json!({
-        "url": id.url(),
-        "title": process.title.0,
-        "description": process.description.0,
-        "workshops": process.workshops.iter().map(|w| json!({"id": w.id, "title": w.title, "theme": w.theme, "sectors": w.sectors, "date": w.date})).collect::<Vec<_>>(),
-        "members": member_list(&hub, &who, &id)?,
-    })))
+    Ok(Json(ProcessView {
+        url: id.url(),
+        title: process.title.0,
+        description: process.description.0,
+        workshops: process
+            .workshops
+            .into_iter()
+            .map(|w| WorkshopView { id: w.id, title: w.title, theme: w.theme, sectors: w.sectors, date: w.date })
+            .collect(),
+        members: member_list(&hub, &who, &id)?,
+    }))
 }
 
-fn member_list(hub: &Hub, who: &Principal, process: &DocumentId) -> Result<Vec<Value>, ApiError> {
+fn member_list(hub: &Hub, who: &Principal, process: &DocumentId) -> Result<Vec<MemberEntry>, ApiError> {
     let facilitator = who.is_facilitator_of(process);
     let process_text = process.to_string();
     Ok(hub
@@ -160,31 +168,27 @@ fn member_list(hub: &Hub, who: &Principal, process: &DocumentId) -> Result<Vec<V
         .map_err(ApiError::internal)?
         .into_iter()
         .filter(|t| !t.revoked && t.process.as_deref() == Some(process_text.as_str()))
-        .map(|t| {
-            let mut entry = json!({"participant": t.participant, "name": t.name, "organisation": t.organisation, "role": t.role});
-            if facilitator {
-                entry["token_id"] = json!(t.id);
-                entry["invited_at"] = json!(t.created_at);
-            }
-            entry
+        .filter_map(|t| {
+            // A member token always names a member role; anything else is
+            // not a member of this process.
+            let role = t.role.parse().ok()?;
+            Some(MemberEntry {
+                participant: t.participant,
+                name: t.name,
+                organisation: t.organisation,
+                role,
+                token_id: facilitator.then_some(t.id),
+                invited_at: facilitator.then_some(t.created_at),
+            })
         })
         .collect())
 }
 
-async fn members(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+async fn members(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Vec<MemberEntry>>, ApiError> {
     let who = caller(&hub, &headers, &uri)?;
     let id = document_id(&id)?;
     readable(&hub, &who, &id)?;
-    Ok(Json(Value::Array(member_list(&hub, &who, &id)?)))
-}
-
-#[derive(Debug, Deserialize)]
-struct InvitationRequest {
-    role: String,
-    name: String,
-    organisation: String,
-    #[serde(default)]
-    expires_in_days: Option<u32>,
+    Ok(Json(member_list(&hub, &who, &id)?))
 }
 
 async fn invite(
@@ -193,15 +197,16 @@ async fn invite(
     headers: HeaderMap,
     uri: Uri,
     body: Result<Json<InvitationRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Invited>), ApiError> {
     let who = caller(&hub, &headers, &uri)?;
     let id = document_id(&id)?;
     readable(&hub, &who, &id)?;
     if !who.is_facilitator_of(&id) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "only facilitators invite members"));
     }
+    // An unknown role fails here, with the schema's message in the text.
     let Json(request) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let role: MemberRole = request.role.parse().map_err(|e: konsens_model::schema::SchemaError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let role = request.role;
     if request.name.trim().is_empty() || request.organisation.trim().is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "name and organisation must not be empty"));
     }
@@ -236,17 +241,11 @@ async fn invite(
     };
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "token": secret,
-            "link": format!("{base}/join/{secret}"),
-            "participant": record.participant,
-            "token_id": record.id,
-            "role": record.role,
-        })),
+        Json(Invited { link: format!("{base}/join/{secret}"), token: secret, participant: record.participant, token_id: record.id, role }),
     ))
 }
 
-async fn revoke(State(hub): State<Arc<Hub>>, Path(token_id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+async fn revoke(State(hub): State<Arc<Hub>>, Path(token_id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Revoked>, ApiError> {
     let who = caller(&hub, &headers, &uri)?;
     let tokens = hub.auth.store.tokens().map_err(ApiError::internal)?;
     let Some(target) = tokens.into_iter().find(|t| t.id == token_id) else {
@@ -268,35 +267,36 @@ async fn revoke(State(hub): State<Arc<Hub>>, Path(token_id): Path<String>, heade
         .map_err(ApiError::internal)?;
     let closed = hub.close_token_connections(&token_id);
     tracing::info!(token = %token_id, by = %who.participant, closed, "token revoked");
-    Ok(Json(json!({"revoked": token_id, "closed_connections": closed})))
+    Ok(Json(Revoked { revoked: token_id, closed_connections: closed }))
 }
 
-async fn history(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, ApiError> {
+async fn history(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Vec<VerifiedChange>>, ApiError> {
     let who = caller(&hub, &headers, &uri)?;
     let id = document_id(&id)?;
     readable(&hub, &who, &id)?;
     let doc = load(&hub, id).await?;
     let people = people(&hub)?;
-    let person = |participant: &str| match people.get(participant) {
-        Some(t) => json!({"participant": participant, "name": t.name, "organisation": t.organisation}),
-        None => json!({"participant": participant}),
+    let person = |participant: &str| Person {
+        participant: participant.to_owned(),
+        name: people.get(participant).map(|t| t.name.clone()),
+        organisation: people.get(participant).map(|t| t.organisation.clone()),
     };
     let mut out = Vec::new();
     for change in doc.get_changes(&[]) {
         let provenance = hub.auth.store.provenance(&id, &change.hash().0).map_err(ApiError::internal)?;
-        out.push(json!({
-            "hash": change.hash().to_string(),
-            "time": change.timestamp(),
-            "actor": change.actor_id().to_hex_string(),
-            "message": change.message(),
-            "author": provenance.as_ref().map(|p| person(&p.author)),
-            "delivered_by": provenance.as_ref().map(|p| person(&p.delivered_by)),
-            "merged_by": provenance.as_ref().and_then(|p| p.merged_by.as_deref()).map(person),
-            "accepted_at": provenance.as_ref().map(|p| p.at),
-            "verified": provenance.is_some(),
-        }));
+        out.push(VerifiedChange {
+            hash: change.hash().to_string(),
+            time: change.timestamp(),
+            actor: change.actor_id().to_hex_string(),
+            message: change.message().map(str::to_owned),
+            author: provenance.as_ref().map(|p| person(&p.author)),
+            delivered_by: provenance.as_ref().map(|p| person(&p.delivered_by)),
+            merged_by: provenance.as_ref().and_then(|p| p.merged_by.as_deref()).map(person),
+            accepted_at: provenance.as_ref().map(|p| p.at),
+            verified: provenance.is_some(),
+        });
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize)]

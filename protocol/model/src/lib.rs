@@ -1,5 +1,6 @@
 //! # konsens-model
 pub mod access;
+pub mod api;
 pub mod dossier;
 pub mod markdown;
 pub mod recovery;

@@ -1,0 +1,80 @@
+//! `konsens export` and `konsens import`: the report out, a dossier in.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use serde::Serialize;
+
+use crate::Context;
+use crate::output::{Render, Said, warn};
+use crate::values::{FormatArg, doc_id};
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    process: String,
+    #[arg(long, value_enum, default_value = "markdown")]
+    format: FormatArg,
+    /// Write the report here instead of to stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    process: String,
+    /// A Markdown dossier: one `##` section per recommendation.
+    file: PathBuf,
+    /// The workshop the recommendations belong to.
+    #[arg(long)]
+    workshop: String,
+}
+
+pub async fn export(args: ExportArgs, cx: &Context) -> Result<()> {
+    let (report, missing) = cx.ws.report(doc_id(&args.process)?, args.format.into()).await?;
+    if !missing.is_empty() {
+        warn(format_args!(
+            "warning: {} recommendation(s) are not in the local store and are left out; run `konsens sync`",
+            missing.len()
+        ));
+    }
+    match args.out {
+        Some(path) => {
+            std::fs::write(&path, report).with_context(|| format!("writing {}", path.display()))?;
+            cx.out.show(&Said(format!("wrote {}", path.display())))
+        }
+        None => cx.out.raw(report.as_bytes()),
+    }
+}
+
+pub async fn import(args: ImportArgs, cx: &Context) -> Result<()> {
+    let id = doc_id(&args.process)?;
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let created = cx
+        .ws
+        .import_dossier(id, &args.workshop, &text)
+        .await
+        .with_context(|| format!("importing {}", args.file.display()))?;
+    let created = created.into_iter().map(|(id, title)| Imported { url: id.url(), title }).collect();
+    cx.out.show(&Import { created })
+}
+
+#[derive(Debug, Serialize)]
+struct Import {
+    created: Vec<Imported>,
+}
+
+#[derive(Debug, Serialize)]
+struct Imported {
+    url: String,
+    title: String,
+}
+
+impl Render for Import {
+    fn text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for c in &self.created {
+            writeln!(out, "{}  {}", c.url, c.title)?;
+        }
+        Ok(())
+    }
+}
