@@ -173,7 +173,7 @@ fn markdown_edit_keeps_concurrent_upstream_edits() -> Result<()> {
 fn import_a_dossier_and_export_the_report() -> Result<()> {
     let store = tempfile::tempdir()?;
     let s = setup(store.path(), "Alice Martin", "Ministry of Labour")?;
-    let dossier = repo_root().join("protocol/tests/fixtures/dossier.md");
+    let dossier = repo_root().join("protocol/model/tests/fixtures/dossier.md");
     let imported = json(store.path(), &["import", &s.process, dossier.to_str().context("path")?, "--workshop", &s.workshop])?;
     let created = imported["created"].as_array().context("list")?;
     assert!(created.len() >= 3, "{imported}");
@@ -216,8 +216,10 @@ fn bad_input_is_explained_and_changes_nothing() -> Result<()> {
     assert!(err.contains("cannot go from draft to adopted"), "{err}");
     let err = fails(store.path(), &["sync", "ws://127.0.0.1:9/sync", "--connect-timeout", "2"], 3)?;
     assert!(err.contains("cannot reach"), "{err}");
-    let err = fails(store.path(), &["endorse", &s.rec, "--stance", "maybe"], 1)?;
-    assert!(err.contains("unknown stance"), "{err}");
+    // Stances are a closed set clap knows: an unknown one is a usage error
+    // (exit 2) that lists the possible values.
+    let err = fails(store.path(), &["endorse", &s.rec, "--stance", "maybe"], 2)?;
+    assert!(err.contains("invalid value 'maybe'") && err.contains("support, concerns, object"), "{err}");
 
     assert_eq!(show(store.path(), &s.rec)?, before, "the store is unchanged");
     let fresh = tempfile::tempdir()?;
