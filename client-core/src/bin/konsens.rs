@@ -767,7 +767,7 @@ async fn edit(ws: &Workspace, r: &DocRef, field: &str, json: bool) -> Result<()>
     let (_, rec) = ws.recommendation(r).await?;
     let current = match field {
         "title" => rec.title.0.clone(),
-        f => konsens_model::markdown::from_spans(&rec.text(f).ok_or_else(|| schema::SchemaError::UnknownField(f.to_owned()))?.0),
+        f => konsens_model::richtext::from_spans(&rec.text(f).ok_or_else(|| schema::SchemaError::UnknownField(f.to_owned()))?.0),
     };
     let path = std::env::temp_dir().join(format!("konsens-{}-{:08x}.md", field, rand::random::<u32>()));
     std::fs::write(&path, &current)?;
@@ -847,9 +847,9 @@ fn show_recommendation(doc: &automerge::Automerge, rec: &Recommendation, json: b
             "status": rec.status.as_str(),
             "sectors": rec.sectors,
             "addressees": rec.addressees,
-            "problem": konsens_model::markdown::from_spans(&rec.problem.0).trim_end(),
-            "recommendation": konsens_model::markdown::from_spans(&rec.recommendation.0).trim_end(),
-            "rationale": konsens_model::markdown::from_spans(&rec.rationale.0).trim_end(),
+            "problem": konsens_model::richtext::from_spans(&rec.problem.0).trim_end(),
+            "recommendation": konsens_model::richtext::from_spans(&rec.recommendation.0).trim_end(),
+            "rationale": konsens_model::richtext::from_spans(&rec.rationale.0).trim_end(),
             "comments": comments.iter().map(|(id, c, now)| json!({"id": id, "author": c.author, "at": c.at, "body": c.body, "resolved": c.resolved, "field": c.field, "quote": c.quote, "anchored_text": now})).collect::<Vec<_>>(),
             "endorsements": rec.endorsements.iter().map(|(org, e)| json!({"organisation": org, "stance": e.stance.as_str(), "note": e.note, "by": e.by, "at": e.at})).collect::<Vec<_>>(),
             "status_log": rec.status_log.iter().map(|s| json!({"by": s.by, "at": s.at, "from": s.from.as_str(), "to": s.to.as_str(), "note": s.note})).collect::<Vec<_>>(),
@@ -863,7 +863,7 @@ fn show_recommendation(doc: &automerge::Automerge, rec: &Recommendation, json: b
         println!("addressees: {}", rec.addressees.join(", "));
     }
     for (label, text) in [("Problem", &rec.problem), ("Recommendation", &rec.recommendation), ("Rationale", &rec.rationale)] {
-        println!("\n## {label}\n{}", konsens_model::markdown::from_spans(&text.0).trim_end());
+        println!("\n## {label}\n{}", konsens_model::richtext::from_spans(&text.0).trim_end());
     }
     if !comments.is_empty() {
         println!("\nComments:");

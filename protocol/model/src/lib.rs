@@ -1,7 +1,7 @@
 //! # konsens-model
 pub mod access;
 pub mod dossier;
-pub mod markdown;
+pub mod richtext;
 pub mod recovery;
 pub mod report;
 pub mod schema;
