@@ -7,6 +7,7 @@
 //! ([`engine::DocEffect`]), and the runtimes in `konsens-server` and
 //! `konsens-client` carry them out.
 
+pub mod close;
 pub mod document_id;
 pub mod engine;
 pub mod error;
@@ -17,7 +18,8 @@ pub mod message;
 pub mod fuzzing;
 
 pub use document_id::{AutomergeUrl, DocumentId};
-pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, Role, StorageWrite, StoredSizes};
+pub use close::{CloseReason, PersistError};
+pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, EngineConfig, Role, StorageWrite, StoredSizes};
 pub use error::ProtocolError;
 pub use handshake::{Handshake, Joined};
 pub use message::{DocMessage, EphemeralMessage, Message, PeerId, PeerMetadata, RefusalCode, StorageId, WireRefusal, PROTOCOL_VERSION};
