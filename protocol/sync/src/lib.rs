@@ -19,7 +19,7 @@ pub mod fuzzing;
 
 pub use document_id::{AutomergeUrl, DocumentId};
 pub use close::{CloseReason, PersistError};
-pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, EngineConfig, Role, StorageWrite, StoredSizes};
+pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, EngineConfig, FastPathCounts, Role, StorageWrite, StoredSizes};
 pub use error::ProtocolError;
 pub use handshake::{Handshake, Joined};
 pub use message::{DocMessage, EphemeralMessage, Message, PeerId, PeerMetadata, RefusalCode, StorageId, WireRefusal, PROTOCOL_VERSION};

@@ -36,7 +36,7 @@ impl DocEngine {
             // A client that has nothing yet asks for the document with `request`.
             let request = self.role == Role::Client && !has_content;
             let since = (fast_paths && !request).then_some(&mut cache);
-            let Some(message) = peer.sync.generate(&self.doc, &our_heads, since, sent_log) else {
+            let Some(message) = peer.sync.generate(&self.doc, &our_heads, since, sent_log, &mut self.fast_counts.generated) else {
                 continue;
             };
             tracing::trace!(

@@ -135,6 +135,16 @@ pub struct StoredSizes {
     pub incremental_bytes: usize,
 }
 
+/// How often each fast path was taken (tests check that the equivalence
+/// tests exercise them).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastPathCounts {
+    pub acks: u64,
+    pub received_changes: u64,
+    pub generated: u64,
+}
+
 /// Where the engine is between flushes. Nothing is sent unless `Idle`:
 /// acknowledged means durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +183,7 @@ pub struct DocEngine {
     compaction: Compaction,
     ephemeral: ephemeral::Dedup,
     kept: kept::KeptStates,
+    fast_counts: FastPathCounts,
 }
 
 impl DocEngine {
@@ -244,6 +255,7 @@ impl DocEngine {
             next_seq: 1,
             persisted_heads,
             kept: kept::KeptStates::default(),
+            fast_counts: FastPathCounts::default(),
         }
     }
 
@@ -261,6 +273,11 @@ impl DocEngine {
 
     pub fn document_id(&self) -> DocumentId {
         self.document_id
+    }
+
+    #[doc(hidden)]
+    pub fn fast_path_counts(&self) -> FastPathCounts {
+        self.fast_counts
     }
 
     pub fn config(&self) -> &EngineConfig {

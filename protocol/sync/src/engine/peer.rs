@@ -96,8 +96,8 @@ impl PeerSync {
     }
 
     /// See [`fast::fast_receive_changes`]; gives the message back when it does not apply.
-    pub(super) fn fast_receive_changes(&mut self, m: sync::Message) -> Result<(), sync::Message> {
-        self.received(|state, log| fast::fast_receive_changes(state, log, m))
+    pub(super) fn fast_receive_changes(&mut self, m: sync::Message, doc: &Automerge) -> Result<(), sync::Message> {
+        self.received(|state, log| fast::fast_receive_changes(state, log, doc, m))
     }
 
     /// Automerge's own receive path.
@@ -115,6 +115,7 @@ impl PeerSync {
         our_heads: &[ChangeHash],
         since: Option<&mut Vec<Since>>,
         sent_log_len: usize,
+        fast_generated: &mut u64,
     ) -> Option<sync::Message> {
         let fast = match (since, fast::fast_base(&self.state, &self.sent_log)) {
             (Some(since), Some(base)) => {
@@ -133,7 +134,10 @@ impl PeerSync {
             _ => None,
         };
         let (message, hashes) = match fast {
-            Some(done) => done,
+            Some(done) => {
+                *fast_generated += 1;
+                done
+            }
             None => {
                 // Note what Automerge had sent before, to log what it adds.
                 let before = self.state.sent_hashes.clone();

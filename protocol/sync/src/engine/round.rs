@@ -34,6 +34,7 @@ impl DocEngine {
                     if fast_paths && !request && !slow.contains(&conn) && peer.sync.is_pure_ack(&m, &heads_before) {
                         peer.sync.fast_ack(m, &heads_before);
                         peer.told_unavailable = false;
+                        self.fast_counts.acks += 1;
                         continue;
                     }
                     slow.insert(conn);
@@ -76,9 +77,10 @@ impl DocEngine {
             // Changes already applied by the batched load: when the message
             // confirms everything we last sent, update the sync state directly.
             let m = if fast_paths && batch_loaded && !request {
-                match peer.sync.fast_receive_changes(m) {
+                match peer.sync.fast_receive_changes(m, &self.doc) {
                     Ok(()) => {
                         peer.told_unavailable = false;
+                        self.fast_counts.received_changes += 1;
                         continue;
                     }
                     Err(m) => m,
