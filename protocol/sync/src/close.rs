@@ -38,12 +38,17 @@ pub enum CloseReason {
 impl CloseReason {
     /// RFC 6455 "protocol error".
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// RFC 6455 "message too big".
+    pub const TOO_BIG: u16 = 1009;
     /// RFC 6455 "internal error": the server hit a condition it cannot handle.
     pub const INTERNAL_ERROR: u16 = 1011;
 
-    /// The WebSocket close code for this reason.
+    /// The WebSocket close code for this reason: 1002 for the peer's
+    /// violations (1009, RFC 6455's more specific code, for a frame over the
+    /// size limit), 1011 for our own failures.
     pub fn close_code(&self) -> u16 {
         match self {
+            CloseReason::ProtocolViolation(ProtocolError::TooLarge { .. }) => Self::TOO_BIG,
             CloseReason::ProtocolViolation(_) => Self::PROTOCOL_ERROR,
             CloseReason::StorageFailure { .. } => Self::INTERNAL_ERROR,
         }

@@ -1,10 +1,11 @@
-//! # konsens-protocol
+//! # konsens-sync
 //!
 //! The sans-IO core of konsens: the automerge-repo wire protocol (version "1"),
-//! document ids and URLs, the connection handshake and the per-document sync
-//! engine. Nothing in this crate opens a socket, touches a disk, reads the clock
-//! or draws random numbers: inputs come in as values, effects go out as values
-//! ([`engine::DocEffect`]), and the runtimes in `konsens-server` and
+//! document ids and URLs, the connection handshake, the peer session after
+//! it, and the per-document sync engine. Nothing in this crate opens a
+//! socket, touches a disk, reads the clock or draws random numbers: inputs
+//! come in as values, effects go out as values ([`engine::DocEffect`],
+//! [`session::SessionAction`]), and the runtimes in `konsens-server` and
 //! `konsens-client` carry them out.
 
 pub mod close;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod handshake;
 pub mod limits;
 pub mod message;
+pub mod session;
 #[doc(hidden)]
 pub mod fuzzing;
 
@@ -22,6 +24,7 @@ pub use close::{CloseReason, PersistError};
 pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, EngineConfig, FastPathCounts, Role, StorageWrite, StoredSizes};
 pub use error::ProtocolError;
 pub use handshake::{Handshake, Joined};
+pub use session::{Ignored, PeerSession, SessionAction};
 pub use message::{DocMessage, EphemeralMessage, Message, PeerId, PeerMetadata, RefusalCode, StorageId, WireRefusal, PROTOCOL_VERSION};
 
 /// Default limit for one WebSocket frame: 16 MiB.
