@@ -15,7 +15,7 @@
 //!    the same content.
 //! 3. Every local edit any client made is present everywhere at the end.
 //!
-//! Replay one seed with `KONSENS_SIM_SEED=1234 cargo test -p konsens-protocol
+//! Replay one seed with `KONSENS_SIM_SEED=1234 cargo test -p konsens-sync
 //! --test simulation`; run a longer soak with `KONSENS_SIM_SEEDS=5000` and/or
 //! longer runs per seed with `KONSENS_SIM_STEPS=2000`.
 

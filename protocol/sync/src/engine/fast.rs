@@ -26,14 +26,23 @@
 //!
 //! Nothing here decides what we last sent: the receive functions never write
 //! `last_sent_heads`, and [`super::peer::PeerSync`] is the one place that
-//! hands a state to them.
+//! hands a state to them (it uses this module, never the other way round).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use automerge::sync;
 use automerge::{Automerge, ChangeHash, ReadDoc};
 
-use super::peer::SentLog;
+/// Heads and change hashes of one message we sent a peer.
+#[derive(Debug)]
+pub(super) struct Sent {
+    pub(super) heads: Vec<ChangeHash>,
+    pub(super) hashes: Vec<ChangeHash>,
+}
+
+/// Our recent messages to one peer, oldest first: an acknowledgement of any
+/// of them is taken without a walk of the change graph.
+pub(super) type SentLog = VecDeque<Sent>;
 
 /// Is this message only a confirmation of heads we know: our current ones, or
 /// those of a message we recently sent this peer?

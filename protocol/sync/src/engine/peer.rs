@@ -17,19 +17,8 @@ use std::collections::VecDeque;
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, AutomergeError, ChangeHash};
 
-use super::fast::{self, Fast, Since};
+use super::fast::{self, Fast, Sent, SentLog, Since};
 use crate::message::PeerId;
-
-/// Heads and change hashes of one message we sent a peer.
-#[derive(Debug)]
-pub(super) struct Sent {
-    pub(super) heads: Vec<ChangeHash>,
-    pub(super) hashes: Vec<ChangeHash>,
-}
-
-/// Our recent messages to one peer, oldest first: an acknowledgement of any
-/// of them is taken without a walk of the change graph (see `fast.rs`).
-pub(super) type SentLog = VecDeque<Sent>;
 
 #[derive(Debug)]
 pub(super) struct PeerState {
