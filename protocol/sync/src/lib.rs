@@ -2,7 +2,8 @@
 //!
 //! The sans-IO sync core of konsens: peer, storage, connection and document
 //! ids, the automerge-repo wire codec (protocol version "1"), the connection
-//! handshake, and the per-document sync engine [`DocEngine`]. A runtime feeds
+//! handshake, the peer session after it ([`session::PeerSession`]), and the
+//! per-document sync engine [`DocEngine`]. A runtime feeds
 //! the engine [`DocInput`]s (a peer's message, a connection opening or closing,
 //! "everything up to `seq` is on disk") and carries out the [`DocEffect`]s it
 //! returns (send this, persist that, close this connection).
@@ -66,19 +67,23 @@
 //! assert_eq!(server.doc().get_heads(), client.get_heads());
 //! ```
 
+pub mod close;
 pub mod document_id;
 pub mod engine;
 pub mod error;
 pub mod handshake;
 pub mod limits;
 pub mod message;
+pub mod session;
 #[doc(hidden)]
 pub mod fuzzing;
 
 pub use document_id::{AutomergeUrl, DocumentId};
-pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, Role, StorageWrite, StoredSizes};
+pub use close::{CloseReason, PersistError};
+pub use engine::{ConnectionId, DocEffect, DocEngine, DocInput, EngineConfig, FastPathCounts, Role, StorageWrite, StoredSizes};
 pub use error::ProtocolError;
 pub use handshake::{Handshake, Joined};
+pub use session::{Ignored, PeerSession, SessionAction};
 pub use message::{DocMessage, EphemeralMessage, Message, PeerId, PeerMetadata, RefusalCode, StorageId, WireRefusal, PROTOCOL_VERSION};
 
 /// Default limit for one WebSocket frame: 16 MiB.
