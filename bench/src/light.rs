@@ -331,7 +331,7 @@ mod engine_tests {
                                 inbox.push(send(i, m));
                             }
                         }
-                        DocEffect::Flush { seq, .. } => durable = Some(seq),
+                        DocEffect::Persist { seq, .. } => durable = Some(seq),
                         _ => {}
                     }
                 }

@@ -450,7 +450,7 @@ impl Actor {
             Command::Durable { document, seq, result } => {
                 let input = match result {
                     Ok(()) => DocInput::Durable { seq },
-                    Err(reason) => DocInput::PersistFailed { seq, reason },
+                    Err(reason) => DocInput::PersistFailed { seq, error: reason.into() },
                 };
                 if let Some(engine) = self.engines.get_mut(&document) {
                     let effects = engine.handle([input]);
@@ -621,7 +621,6 @@ impl Actor {
                         tracing::error!(document = %id, error = %e, "cannot persist");
                     }
                 }
-                DocEffect::Flush { .. } => {}
                 DocEffect::SaveSyncState { document_id, storage, heads } => {
                     let record = Record::SyncState { document: document_id, storage, heads };
                     if let Err(e) = self.commit.submit_records(vec![record]) {

@@ -467,7 +467,7 @@ impl Workspace {
         let (_, rec) = self.recommendation(r).await?;
         Ok(match field {
             "title" => rec.title.0,
-            f => konsens_model::markdown::from_spans(&rec.text(f).ok_or_else(|| SchemaError::UnknownField(f.to_owned()))?.0),
+            f => konsens_model::richtext::from_spans(&rec.text(f).ok_or_else(|| SchemaError::UnknownField(f.to_owned()))?.0),
         })
     }
 
@@ -510,7 +510,7 @@ impl Workspace {
         let message = format!("set {field}");
         self.modify(r, message, move |tx, _| match field.as_str() {
             "title" => schema::set_title(tx, value.trim()),
-            f if schema::TEXT_FIELDS.contains(&f) => schema::set_rich_text(tx, f, konsens_model::markdown::to_spans(&value)),
+            f if schema::TEXT_FIELDS.contains(&f) => schema::set_rich_text(tx, f, konsens_model::richtext::to_spans(&value)),
             "sectors" | "addressees" => {
                 let list: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
                 schema::set_list(tx, &field, &list)
@@ -808,8 +808,8 @@ fn field_diffs(before: &Recommendation, after: &Recommendation) -> Vec<FieldDiff
     scalar("sectors", before.sectors.join(", "), after.sectors.join(", "), false);
     scalar("addressees", before.addressees.join(", "), after.addressees.join(", "), false);
     for field in schema::TEXT_FIELDS {
-        let a = before.text(field).map(|t| konsens_model::markdown::from_spans(&t.0)).unwrap_or_default();
-        let b = after.text(field).map(|t| konsens_model::markdown::from_spans(&t.0)).unwrap_or_default();
+        let a = before.text(field).map(|t| konsens_model::richtext::from_spans(&t.0)).unwrap_or_default();
+        let b = after.text(field).map(|t| konsens_model::richtext::from_spans(&t.0)).unwrap_or_default();
         scalar(field, a, b, true);
     }
     scalar("comments", before.comments.len().to_string(), after.comments.len().to_string(), false);

@@ -6,7 +6,7 @@
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, ObjType, ROOT, ReadDoc, Value};
 use konsens_model::schema::{self, Endorsement, Member, MemberRole, SchemaError, Stance, Status, Workshop};
-use konsens_model::markdown;
+use konsens_model::richtext;
 use konsens_sync::{DocumentId, StorageWrite};
 use konsens_store::ChunkStore;
 
@@ -192,7 +192,7 @@ pub(crate) fn seed(store: &ChunkStore) -> Result<DocumentId, ServerError> {
         })?;
         for (field, text) in [("problem", rec.problem), ("recommendation", rec.recommendation), ("rationale", rec.rationale)] {
             if !text.is_empty() {
-                write(&mut doc, person(&people, 2)?, tick(), &format!("set {field}"), |tx| schema::set_rich_text(tx, field, markdown::to_spans(text)))?;
+                write(&mut doc, person(&people, 2)?, tick(), &format!("set {field}"), |tx| schema::set_rich_text(tx, field, richtext::to_spans(text)))?;
             }
         }
         let addressees: Vec<String> = rec.addressees.iter().map(|s| (*s).to_owned()).collect();

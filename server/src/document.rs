@@ -13,7 +13,7 @@ use konsens_model::access;
 use konsens_store::{Provenance, Record};
 use tokio::sync::mpsc;
 
-use crate::connection::{CloseReason, ConnectionHandle, close_code};
+use crate::connection::{CloseReason, ConnectionHandle};
 use crate::hub::Hub;
 
 /// Most commands taken into one batch, so one busy document cannot starve its
@@ -526,12 +526,9 @@ impl DocumentTask {
                         let _ = self.durable_tx.send((seq, Err(e.to_string())));
                     }
                 }
-                // Every group the writer commits ends in a flush, so a submitted
-                // write's callback already means "flushed".
-                DocEffect::Flush { .. } => {}
                 DocEffect::Close { conn, reason } => {
                     if let Some(handle) = self.connections.remove(&conn) {
-                        handle.close(CloseReason::BadInput { code: close_code::PROTOCOL_ERROR, error: reason });
+                        handle.close(CloseReason::BadInput { code: reason.close_code(), error: reason.to_string() });
                     }
                 }
                 DocEffect::SaveSyncState { document_id, storage, heads } => {
@@ -598,7 +595,7 @@ fn now_millis() -> i64 {
 fn durable_input(seq: u64, result: Result<(), String>) -> DocInput {
     match result {
         Ok(()) => DocInput::Durable { seq },
-        Err(reason) => DocInput::PersistFailed { seq, reason },
+        Err(reason) => DocInput::PersistFailed { seq, error: reason.into() },
     }
 }
 

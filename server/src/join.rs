@@ -299,7 +299,7 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
 
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    konsens_model::markdown::escape_html(text, &mut out);
+    konsens_model::richtext::escape_html(text, &mut out);
     out
 }
 

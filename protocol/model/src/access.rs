@@ -314,13 +314,17 @@ struct GuardedState {
     members: Option<String>,
 }
 
-const DECIDED: [&str; 2] = ["adopted", "rejected"];
+/// Whether a canonical value (as [`canonical_value`] writes it) is a decision
+/// status. The statuses are named once, in [`schema::Status`].
+fn is_decision_value(canonical: &str) -> bool {
+    schema::Status::ALL.iter().any(|s| s.is_decision() && canonical == quoted(s.as_str()))
+}
 
 impl GuardedState {
     fn read(doc: &Automerge) -> Self {
         let at_root = |key: &str| doc.get(ROOT, key).ok().flatten();
         let status = at_root("status").map(|(v, id)| canonical_value(doc, &v, &id, 0));
-        let decided = status.filter(|s| DECIDED.iter().any(|d| s == &quoted(d)));
+        let decided = status.filter(|s| is_decision_value(s));
         let mut decisions = Vec::new();
         if let Some((Value::Object(ObjType::List), log)) = at_root("statusLog") {
             for i in 0..doc.length(&log) {
@@ -329,7 +333,7 @@ impl GuardedState {
                 let is_decision = [field("from"), field("to")]
                     .into_iter()
                     .flatten()
-                    .any(|s| DECIDED.iter().any(|d| s == quoted(d)));
+                    .any(|s| is_decision_value(&s));
                 if is_decision {
                     decisions.push(canonical(doc, &entry, 0));
                 }

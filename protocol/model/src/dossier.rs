@@ -329,7 +329,7 @@ mod tests {
         for e in &dossier.entries {
             assert!(e.problem.is_some() && e.rationale.is_some(), "{} has all fields", e.title);
             // Every field is valid input for the rich-text fields.
-            assert!(!crate::markdown::to_spans(&e.recommendation).is_empty());
+            assert!(!crate::richtext::to_spans(&e.recommendation).is_empty());
         }
     }
 

@@ -220,7 +220,7 @@ fn replay(tx: &mut Transaction<'_>, target: &ObjId, key: &str, after: &Automerge
             if depth == 0 && (TEXT_FIELDS.contains(&key) || key == "title") {
                 // Blocks and marks as well as characters, as the editors write them.
                 let spans: Vec<_> = after.spans(&id)?.collect();
-                tx.update_spans(&text, crate::markdown::update_spans_config(), spans)?;
+                tx.update_spans(&text, crate::richtext::update_spans_config(), spans)?;
             } else {
                 tx.update_text(&text, &after.text(&id)?)?;
             }

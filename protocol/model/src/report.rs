@@ -20,7 +20,7 @@ use automerge::iter::Span;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::markdown::{self, escape_html, escape_markdown_inline};
+use crate::richtext::{self, escape_html, escape_markdown_inline};
 use crate::schema::{Process, Recommendation, Stance, Status};
 
 /// Schema tag of the JSON report.
@@ -279,7 +279,7 @@ impl<'a> Report<'a> {
         let mut out = String::new();
         let title = escape_markdown_inline(&self.process.title.0);
         out.push_str(&format!("# {title}\n\n"));
-        let description = markdown::from_spans(&markdown::plain_text_spans(&self.process.description.0));
+        let description = richtext::from_spans(&richtext::plain_text_spans(&self.process.description.0));
         if !description.is_empty() {
             out.push_str(&description);
             out.push('\n');
@@ -343,7 +343,7 @@ impl<'a> Report<'a> {
                 continue;
             }
             // Headings inside the text go below the report's own (#### here).
-            out.push_str(&format!("\n#### {heading}\n\n{}", markdown::from_spans_shifted(&text.0, 4)));
+            out.push_str(&format!("\n#### {heading}\n\n{}", richtext::from_spans_shifted(&text.0, 4)));
         }
         if !rec.endorsements.is_empty() {
             out.push_str("\n#### Endorsements\n\n");
@@ -380,7 +380,7 @@ impl<'a> Report<'a> {
         out.push_str(STYLE);
         out.push_str("</head>\n<body>\n<header>\n");
         out.push_str(&format!("<h1>{}</h1>\n", esc(&self.process.title.0)));
-        out.push_str(&markdown::to_html(&markdown::plain_text_spans(&self.process.description.0), 0));
+        out.push_str(&richtext::to_html(&richtext::plain_text_spans(&self.process.description.0), 0));
         out.push_str(&format!("<p class=\"lede\">{}</p>\n</header>\n<main>\n", esc(&self.lede())));
         for group in &self.groups {
             out.push_str(&format!("<section class=\"workshop\" id=\"workshop-{}\">\n", group.number));
@@ -453,7 +453,7 @@ impl<'a> Report<'a> {
                 continue;
             }
             out.push_str(&format!("<div class=\"{class}\">\n<h4>{heading}</h4>\n"));
-            out.push_str(&markdown::to_html(&text.0, 4));
+            out.push_str(&richtext::to_html(&text.0, 4));
             out.push_str("</div>\n");
         }
         if !rec.endorsements.is_empty() {
@@ -509,9 +509,9 @@ impl<'a> Report<'a> {
                             adopted_on: e.adopted_at.map(iso_date),
                             addressees: &e.rec.addressees,
                             sectors: &e.rec.sectors,
-                            problem: markdown::from_spans(&e.rec.problem.0),
-                            recommendation: markdown::from_spans(&e.rec.recommendation.0),
-                            rationale: markdown::from_spans(&e.rec.rationale.0),
+                            problem: richtext::from_spans(&e.rec.problem.0),
+                            recommendation: richtext::from_spans(&e.rec.recommendation.0),
+                            rationale: richtext::from_spans(&e.rec.rationale.0),
                             endorsements: e
                                 .rec
                                 .endorsements

@@ -598,7 +598,7 @@ pub fn set_rich_text(tx: &mut Transaction<'_>, field: &str, spans: Vec<Span>) ->
     }
     let obj = text_object(tx, field)?;
     // Links do not grow when typing after them, as in the browser editor.
-    tx.update_spans(&obj, crate::markdown::update_spans_config(), spans)?;
+    tx.update_spans(&obj, crate::richtext::update_spans_config(), spans)?;
     Ok(())
 }
 

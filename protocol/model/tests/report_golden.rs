@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge};
 use konsens_sync::DocumentId;
-use konsens_model::markdown::to_spans;
+use konsens_model::richtext::to_spans;
 use konsens_model::report::{ReportFormat, render};
 use konsens_model::schema::{
     self, Endorsement, Member, MemberRole, Process, Recommendation, SchemaError, Stance, Status, Workshop,

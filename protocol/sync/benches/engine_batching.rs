@@ -63,7 +63,7 @@ fn settle(engine: &mut DocEngine, mut effects: Vec<DocEffect>) -> usize {
         for effect in &effects {
             match effect {
                 DocEffect::Send { .. } => sends += 1,
-                DocEffect::Flush { seq, .. } => durable = Some(*seq),
+                DocEffect::Persist { seq, .. } => durable = Some(*seq),
                 _ => {}
             }
         }

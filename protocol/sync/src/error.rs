@@ -7,7 +7,7 @@ use thiserror::Error;
 /// Every variant describes bad *input*: the engine itself never fails on its own
 /// state. Callers answer these with an `error` message or a close reason and keep
 /// serving everybody else.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ProtocolError {
     /// The frame is larger than the configured limit.
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]

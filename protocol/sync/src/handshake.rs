@@ -24,12 +24,7 @@ impl Handshake {
     /// message (an `error`) is to be sent before closing.
     pub fn accept(&self, first: Message) -> Result<Joined, (ProtocolError, Message)> {
         let error_reply = |error: ProtocolError, target: Option<PeerId>| {
-            let message = Message::Error {
-                sender_id: Some(self.our_peer_id.clone()),
-                target_id: target,
-                message: error.to_string(),
-                refusal: None,
-            };
+            let message = Message::error(Some(self.our_peer_id.clone()), target, error.to_string());
             (error, message)
         };
         match first {

@@ -221,6 +221,17 @@ pub enum Message {
 }
 
 impl Message {
+    /// An `error` with words only: what automerge-repo clients show.
+    pub fn error(sender_id: Option<PeerId>, target_id: Option<PeerId>, message: impl Into<String>) -> Self {
+        Message::Error { sender_id, target_id, message: message.into(), refusal: None }
+    }
+
+    /// An `error` that refuses changes: the words for every client, and the
+    /// machine-readable [`WireRefusal`] for clients that recover from it.
+    pub fn refusal(sender_id: Option<PeerId>, target_id: Option<PeerId>, message: impl Into<String>, refusal: WireRefusal) -> Self {
+        Message::Error { sender_id, target_id, message: message.into(), refusal: Some(refusal) }
+    }
+
     /// The wire name of this message's type.
     pub fn type_name(&self) -> &'static str {
         match self {

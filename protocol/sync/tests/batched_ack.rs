@@ -22,7 +22,7 @@ fn message(heads: Vec<automerge::ChangeHash>, changes: Vec<Vec<u8>>) -> Vec<u8> 
 }
 
 fn flushes(effects: &[DocEffect]) -> Vec<u64> {
-    effects.iter().filter_map(|e| if let DocEffect::Flush { seq, .. } = e { Some(*seq) } else { None }).collect()
+    effects.iter().filter_map(|e| if let DocEffect::Persist { seq, .. } = e { Some(*seq) } else { None }).collect()
 }
 
 fn advertised_heads(effects: &[DocEffect]) -> Vec<Vec<automerge::ChangeHash>> {

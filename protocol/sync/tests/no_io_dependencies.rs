@@ -1,18 +1,37 @@
-//! Architecture invariant: `konsens-protocol` is sans-IO. Its normal
-//! dependencies must not include a runtime, a socket library or a database.
+//! Architecture invariants of `konsens-sync`: it is sans-IO (its normal
+//! dependencies include no runtime, socket library or database), and it does
+//! not know the domain (no `konsens-model`, no Markdown parser, no JSON).
 
-#[test]
-fn protocol_has_no_io_dependencies() {
-    let manifest = include_str!("../Cargo.toml");
-    let normal = manifest
+fn normal_dependencies(manifest: &str) -> Vec<String> {
+    manifest
         .split("[dependencies]")
         .nth(1)
         .and_then(|rest| rest.split("\n[").next())
-        .expect("protocol/Cargo.toml has a [dependencies] table");
-    for forbidden in ["tokio", "sled", "tungstenite", "axum", "mio", "hyper", "async-std"] {
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+#[test]
+fn sync_has_no_io_and_no_domain_dependencies() {
+    let normal = normal_dependencies(include_str!("../Cargo.toml"));
+    assert!(!normal.is_empty(), "protocol/sync/Cargo.toml has a [dependencies] table");
+    for forbidden in ["tokio", "sled", "tungstenite", "axum", "mio", "hyper", "async-std", "konsens-model", "pulldown-cmark", "serde_json", "autosurgeon"] {
         assert!(
-            !normal.lines().any(|l| l.trim_start().starts_with(forbidden)),
-            "konsens-protocol must stay sans-IO, but depends on {forbidden}"
+            !normal.iter().any(|l| l.starts_with(forbidden)),
+            "konsens-sync must stay sans-IO and domain-free, but depends on {forbidden}"
         );
     }
+}
+
+#[test]
+fn store_depends_on_sync_only() {
+    let store = normal_dependencies(include_str!("../../../store/Cargo.toml"));
+    assert!(store.iter().any(|l| l.starts_with("konsens-sync")), "store uses konsens-sync's ids and writes");
+    assert!(
+        !store.iter().any(|l| l.starts_with("konsens-model")),
+        "store must not build the domain (Markdown parser, schema): it depends on konsens-sync only"
+    );
 }

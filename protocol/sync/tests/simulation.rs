@@ -15,7 +15,7 @@
 //!    the same content.
 //! 3. Every local edit any client made is present everywhere at the end.
 //!
-//! Replay one seed with `KONSENS_SIM_SEED=1234 cargo test -p konsens-protocol
+//! Replay one seed with `KONSENS_SIM_SEED=1234 cargo test -p konsens-sync
 //! --test simulation`; run a longer soak with `KONSENS_SIM_SEEDS=5000` and/or
 //! longer runs per seed with `KONSENS_SIM_STEPS=2000`.
 
@@ -24,15 +24,18 @@ use std::panic::{self, AssertUnwindSafe};
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, ObjId, ObjType, ROOT, ReadDoc};
+use std::sync::Arc;
+
 use konsens_sync::{
     ConnectionId, DEFAULT_MAX_FRAME_BYTES, DocEffect, DocEngine, DocInput, DocMessage, DocumentId,
-    EphemeralMessage, Message, PeerId, Role, StorageId, StorageWrite,
+    EngineConfig, EphemeralMessage, Message, PeerId, PersistError, Role, StorageId, StorageWrite,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Seeds run by the ordinary test; each takes a few tens of milliseconds.
-const DEFAULT_SEEDS: u64 = 200;
+/// Seeds run by the ordinary test, each with fast paths on and off; a run
+/// takes a few tens of milliseconds.
+const DEFAULT_SEEDS: u64 = 100;
 /// Scheduler steps in the chaos phase of one seed (`KONSENS_SIM_STEPS` overrides).
 const DEFAULT_CHAOS_STEPS: u64 = 300;
 /// Upper bound on steps in the healing phase; reaching it means the system
@@ -80,11 +83,12 @@ fn client_storage(i: usize) -> StorageId {
     StorageId(format!("client-storage-{i}"))
 }
 
-fn load_engine(document_id: DocumentId, peer: &PeerId, role: Role, chunks: &[Chunk]) -> DocEngine {
-    DocEngine::load(
+fn load_engine(config: &Arc<EngineConfig>, document_id: DocumentId, peer: &PeerId, role: Role, chunks: &[Chunk]) -> DocEngine {
+    DocEngine::load_with_config(
         document_id,
         peer.clone(),
         role,
+        config.clone(),
         chunks.iter().map(|c| (c.is_snapshot, c.bytes.as_slice())),
     )
     .expect("chunks written by the engine itself must load")
@@ -210,6 +214,16 @@ enum Edit {
     },
 }
 
+/// What one seed's run ends with. Fast paths on and off must give the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    stats: Stats,
+    /// The converged heads.
+    heads: Vec<ChangeHash>,
+    /// Every head the server acknowledged (put into a sync message).
+    advertised: BTreeSet<ChangeHash>,
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Stats {
     steps: usize,
@@ -279,6 +293,8 @@ fn decode_frame(seed: u64, frame: &[u8]) -> Message {
 struct Sim {
     seed: u64,
     rng: StdRng,
+    /// Fast paths on or off: every seed runs both ways (see the tests below).
+    config: Arc<EngineConfig>,
     document_id: DocumentId,
     server_peer: PeerId,
     server: Server,
@@ -293,8 +309,11 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, fast_paths: bool) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
+        let mut config = EngineConfig::default();
+        config.fast_paths(fast_paths);
+        let config = Arc::new(config);
         let document_id = DocumentId::from_random(rng.random());
         let server_peer = PeerId::from("server");
         let client_count = rng.random_range(3..=4);
@@ -302,7 +321,7 @@ impl Sim {
             .map(|i| {
                 let peer = PeerId(format!("client-{i}"));
                 Client {
-                    engine: DocEngine::new(document_id, peer.clone(), Role::Client),
+                    engine: DocEngine::with_config(document_id, peer.clone(), Role::Client, config.clone()),
                     peer,
                     actor: ActorId::from(vec![0xc0, i as u8]),
                     link: None,
@@ -316,9 +335,10 @@ impl Sim {
         Self {
             seed,
             rng,
+            config: config.clone(),
             document_id,
             server: Server {
-                engine: DocEngine::new(document_id, server_peer.clone(), Role::Server),
+                engine: DocEngine::with_config(document_id, server_peer.clone(), Role::Server, config.clone()),
                 disk: Disk::default(),
                 pending_flushes: VecDeque::new(),
                 sync_states: BTreeMap::new(),
@@ -332,8 +352,9 @@ impl Sim {
         }
     }
 
-    /// Run one seed to the end; returns its counters and the final heads.
-    fn run(mut self) -> (Stats, Vec<ChangeHash>) {
+    /// Run one seed to the end; returns its counters, the final heads and
+    /// every head the server acknowledged.
+    fn run(mut self) -> Outcome {
         // Client 0 creates the document; the others start empty and have to
         // `request` it, possibly before the server has it (doc-unavailable).
         self.edit(0, Edit::CreateText);
@@ -348,7 +369,7 @@ impl Sim {
         self.heal();
         self.check_final_state();
         let heads = self.server.engine.doc().get_heads();
-        (self.stats, heads)
+        Outcome { stats: self.stats, heads, advertised: self.advertised }
     }
 
     // --- connections -----------------------------------------------------
@@ -454,8 +475,8 @@ impl Sim {
                         self.stats.server_snapshots += 1;
                     }
                     self.server.disk.write(seq, write);
+                    self.server.pending_flushes.push_back(seq);
                 }
-                DocEffect::Flush { seq, .. } => self.server.pending_flushes.push_back(seq),
                 DocEffect::Close { conn, reason } => {
                     assert!(
                         self.chaos,
@@ -524,8 +545,8 @@ impl Sim {
                     );
                     link.to_server.push_back(message.encode());
                 }
-                DocEffect::Persist { write, .. } => apply_write(&mut client.store, write),
-                DocEffect::Flush { seq, .. } => {
+                DocEffect::Persist { seq, write, .. } => {
+                    apply_write(&mut client.store, write);
                     let more = client.engine.handle(vec![DocInput::Durable { seq }]);
                     pending.extend(more);
                 }
@@ -769,7 +790,7 @@ impl Sim {
         self.server.pending_flushes.clear();
         let effects = self.server.engine.handle(vec![DocInput::PersistFailed {
             seq,
-            reason: "simulated disk failure".to_owned(),
+            error: PersistError::Storage("simulated disk failure".to_owned()),
         }]);
         assert!(
             effects.iter().all(|e| matches!(e, DocEffect::Close { .. })),
@@ -789,6 +810,7 @@ impl Sim {
         }
         self.check_disk_holds_advertised("after a failed flush");
         self.server.engine = load_engine(
+            &self.config,
             self.document_id,
             &self.server_peer,
             Role::Server,
@@ -813,6 +835,7 @@ impl Sim {
         self.server.pending_flushes.clear();
         self.check_disk_holds_advertised("at a server crash");
         self.server.engine = load_engine(
+            &self.config,
             self.document_id,
             &self.server_peer,
             Role::Server,
@@ -847,6 +870,7 @@ impl Sim {
         self.stats.evictions += 1;
         let before = self.server.engine.doc().get_heads();
         self.server.engine = load_engine(
+            &self.config,
             self.document_id,
             &self.server_peer,
             Role::Server,
@@ -867,7 +891,7 @@ impl Sim {
         self.disconnect(i);
         let before = self.clients[i].engine.doc().get_heads();
         let client = &mut self.clients[i];
-        client.engine = load_engine(self.document_id, &client.peer, Role::Client, &client.store);
+        client.engine = load_engine(&self.config, self.document_id, &client.peer, Role::Client, &client.store);
         if let Some(heads) = client.saved_sync.clone() {
             client.engine.restore_sync_states([(server_storage(), heads)]);
             if client.engine.shared_with(&server_storage()).is_some() {
@@ -1001,6 +1025,7 @@ impl Sim {
     /// Invariant 1: every head the server ever advertised is on its disk.
     fn check_disk_holds_advertised(&self, when: &str) {
         let on_disk = load_engine(
+            &self.config,
             self.document_id,
             &self.server_peer,
             Role::Server,
@@ -1032,6 +1057,7 @@ impl Sim {
 
         // Quiescent means every flush completed, so the disk holds exactly what the server serves.
         let on_disk = load_engine(
+            &self.config,
             self.document_id,
             &self.server_peer,
             Role::Server,
@@ -1056,7 +1082,7 @@ impl Sim {
                 server_content,
                 "seed {seed}: client {i} did not converge (content)"
             );
-            let reloaded = load_engine(self.document_id, &client.peer, Role::Client, &client.store);
+            let reloaded = load_engine(&self.config, self.document_id, &client.peer, Role::Client, &client.store);
             assert_eq!(
                 reloaded.doc().get_heads(),
                 server_heads,
@@ -1096,6 +1122,22 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
+/// Run one seed, turning a panic into its message so one run reports every failing seed.
+fn run_seed(seed: u64, fast_paths: bool) -> Result<Outcome, String> {
+    panic::catch_unwind(AssertUnwindSafe(|| Sim::new(seed, fast_paths).run())).map_err(|cause| {
+        cause
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| cause.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    })
+}
+
+/// Every seed runs twice, with the engine's fast paths on and off. Beyond
+/// the invariants, both runs must be the same run: the fast paths reproduce
+/// what Automerge's own sync would send and record, so every message, and
+/// therefore every scheduling decision, coincides; the converged heads and
+/// the set of acknowledged heads are compared explicitly.
 #[test]
 fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
     let seeds: Vec<u64> = match env_u64("KONSENS_SIM_SEED") {
@@ -1105,21 +1147,34 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
     let mut total = Stats::default();
     let mut failures = Vec::new();
     for &seed in &seeds {
-        // Keep going after a failure so one run reports every failing seed.
-        match panic::catch_unwind(AssertUnwindSafe(|| Sim::new(seed).run())) {
-            Ok((stats, _)) => total.add(&stats),
-            Err(cause) => {
-                let text = cause
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| cause.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                eprintln!("seed {seed} failed; replay with KONSENS_SIM_SEED={seed}: {text}");
-                failures.push((seed, text));
+        let fast = run_seed(seed, true);
+        let slow = run_seed(seed, false);
+        match (fast, slow) {
+            (Ok(fast), Ok(slow)) => {
+                total.add(&fast.stats);
+                if fast != slow {
+                    let text = format!(
+                        "fast paths on and off differ: heads equal {}, acknowledged equal {}, stats on {:?} off {:?}",
+                        fast.heads == slow.heads,
+                        fast.advertised == slow.advertised,
+                        fast.stats,
+                        slow.stats
+                    );
+                    eprintln!("seed {seed} failed; replay with KONSENS_SIM_SEED={seed}: {text}");
+                    failures.push((seed, text));
+                }
+            }
+            (fast, slow) => {
+                for (mode, result) in [("fast paths on", fast), ("fast paths off", slow)] {
+                    if let Err(text) = result {
+                        eprintln!("seed {seed} ({mode}) failed; replay with KONSENS_SIM_SEED={seed}: {text}");
+                        failures.push((seed, format!("{mode}: {text}")));
+                    }
+                }
             }
         }
     }
-    println!("{} seeds, totals: {total:#?}", seeds.len());
+    println!("{} seeds (each with fast paths on and off), totals with fast paths on: {total:#?}", seeds.len());
     if seeds.len() >= 20 {
         // Reconnects and reloads happen in most seeds; resuming must be exercised.
         assert!(total.sync_states_saved > 0 && total.sync_states_restored > 0, "no sync state was kept or restored: {total:#?}");
@@ -1136,8 +1191,8 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
 #[test]
 fn a_seed_replays_identically() {
     let seed = env_u64("KONSENS_SIM_SEED").unwrap_or(42);
-    let first = Sim::new(seed).run();
-    let second = Sim::new(seed).run();
+    let first = Sim::new(seed, true).run();
+    let second = Sim::new(seed, true).run();
     assert_eq!(first, second, "seed {seed} is not deterministic");
 }
 
@@ -1159,7 +1214,7 @@ fn server_acknowledges_only_after_durable() {
     });
     // The client persists and flushes its own change; its disk is durable at once.
     for effect in effects {
-        if let DocEffect::Flush { seq, .. } = effect {
+        if let DocEffect::Persist { seq, .. } = effect {
             let after = client.handle(vec![DocInput::Durable { seq }]);
             assert!(
                 after.is_empty(),
@@ -1214,9 +1269,9 @@ fn server_acknowledges_only_after_durable() {
             .iter()
             .any(|e| matches!(e, DocEffect::Persist { .. }));
         if persisted {
-            // The crux: Persist + Flush, and no message that advertises the change.
+            // The crux: Persist, and no message that advertises the change.
             flush_seq = server_effects.iter().find_map(|e| match e {
-                DocEffect::Flush { seq, .. } => Some(*seq),
+                DocEffect::Persist { seq, .. } => Some(*seq),
                 _ => None,
             });
             for effect in &server_effects {

@@ -9,7 +9,7 @@ use automerge::{Automerge, ChangeHash};
 use clap::{Args, Subcommand};
 use konsens_client::DocRef;
 use konsens_client::workspace::{self, ConflictView};
-use konsens_model::markdown::from_spans;
+use konsens_model::richtext::from_spans;
 use konsens_model::schema::{self, Recommendation, Stance, Status};
 use serde::Serialize;
 

@@ -1,0 +1,63 @@
+//! The engine's tunables in one place, with today's values as the default.
+
+/// How a [`super::DocEngine`] behaves where there is a choice. Like quinn's
+/// `TransportConfig`: build one (usually the default), share it behind an
+/// `Arc` among every document's engine, pass it to
+/// [`super::DocEngine::with_config`] or [`super::DocEngine::load_with_config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    pub(crate) fast_paths: bool,
+    pub(crate) sent_log: usize,
+    pub(crate) ephemeral_dedup_window: usize,
+    pub(crate) compaction_floor_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            fast_paths: true,
+            sent_log: 64,
+            ephemeral_dedup_window: 4096,
+            compaction_floor_bytes: 1024,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Take acknowledgements, change-carrying replies and bloom-filter
+    /// replies without Automerge's walks of the change graph (see
+    /// `engine/fast.rs`). Off, every message goes through Automerge's own
+    /// `receive_sync_message`/`generate_sync_message`: slower on busy
+    /// documents, and the reference the fast paths are tested against.
+    pub fn fast_paths(&mut self, on: bool) -> &mut Self {
+        self.fast_paths = on;
+        self
+    }
+
+    /// How many sent messages per peer are remembered, so that an
+    /// acknowledgement of any of them takes the fast path. A peer that lags
+    /// further behind falls back to Automerge's path; nothing is lost.
+    pub fn sent_log(&mut self, messages: usize) -> &mut Self {
+        self.sent_log = messages;
+        self
+    }
+
+    /// How many ephemeral message ids are remembered to drop duplicates
+    /// (a message relayed back to us through another path).
+    pub fn ephemeral_dedup_window(&mut self, ids: usize) -> &mut Self {
+        self.ephemeral_dedup_window = ids;
+        self
+    }
+
+    /// Incrementals are compacted into a snapshot once they outweigh the
+    /// snapshot, or this many bytes while the snapshot is smaller, so a
+    /// young document is not rewritten on every change.
+    pub fn compaction_floor_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.compaction_floor_bytes = bytes;
+        self
+    }
+
+    pub fn fast_paths_enabled(&self) -> bool {
+        self.fast_paths
+    }
+}

@@ -1,0 +1,62 @@
+//! Generating sync messages: at most one per dirty peer, only in the idle
+//! phase, and only ever advertising durable heads.
+
+use super::{DocEffect, DocEngine, Phase, Role};
+use crate::message::{DocMessage, Message};
+
+impl DocEngine {
+    /// One message per dirty peer, at most. Only [`DocEngine::advance`] calls this.
+    pub(super) fn generate(&mut self, out: &mut Vec<DocEffect>) {
+        let has_content = !self.doc.is_empty();
+        let our_heads = self.doc.get_heads();
+        // Acknowledged means durable: a message advertises our heads, so they
+        // must be what storage holds (in the idle phase every persisted write
+        // is flushed).
+        debug_assert!(
+            self.phase == Phase::Idle && our_heads == self.persisted_heads,
+            "generating while {:?} or with heads that are not persisted",
+            self.phase
+        );
+        // What peers in step with an earlier state of ours need, computed
+        // once per such state instead of once per peer.
+        let mut cache = Vec::new();
+        let fast_paths = self.config.fast_paths;
+        let sent_log = self.config.sent_log;
+        for (conn, peer) in self.peers.iter_mut() {
+            if !peer.dirty {
+                continue;
+            }
+            peer.dirty = false;
+            if peer.told_unavailable {
+                if !has_content {
+                    continue;
+                }
+                peer.told_unavailable = false;
+            }
+            // A client that has nothing yet asks for the document with `request`.
+            let request = self.role == Role::Client && !has_content;
+            let since = (fast_paths && !request).then_some(&mut cache);
+            let Some(message) = peer.sync.generate(&self.doc, &our_heads, since, sent_log, &mut self.fast_counts.generated) else {
+                continue;
+            };
+            tracing::trace!(
+                document = %self.document_id,
+                ?conn,
+                heads = message.heads.len(),
+                changes = message.changes.len(),
+                need = message.need.len(),
+                "sending sync message"
+            );
+            let doc_message = DocMessage {
+                sender_id: self.our_peer_id.clone(),
+                target_id: peer.peer_id.clone(),
+                document_id: self.document_id,
+                data: message.encode(),
+            };
+            out.push(DocEffect::Send {
+                conn: *conn,
+                message: if request { Message::Request(doc_message) } else { Message::Sync(doc_message) },
+            });
+        }
+    }
+}

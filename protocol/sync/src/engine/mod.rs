@@ -1,0 +1,445 @@
+//! The sync engine for one document: sans-IO, one instance per loaded document,
+//! driven by whoever owns that document (a task in the server, the repo in the
+//! client, a loop in the simulation tests).
+//!
+//! Inputs arrive as [`DocInput`]s, in batches; effects leave as [`DocEffect`]s.
+//! The engine never does IO, never reads the clock and never draws random numbers.
+//!
+//! # Acknowledge only what is durable
+//! A sync reply advertises our heads. Once a peer sees its change in our heads it
+//! may forget it, so every reply is held back until the changes it covers are on
+//! disk: applying new changes emits [`DocEffect::Persist`] with a sequence
+//! number, and no message is generated until the runtime reports
+//! [`DocInput::Durable`] for that number. Sync messages that arrive meanwhile wait
+//! in the engine and are applied together as the next batch, so the flush
+//! interval doubles as the batching window (group commit at the document level).
+//! The rule lives in one place: [`Phase`], and [`DocEngine::advance`], the
+//! only function that starts a round or generates.
+//!
+//! # Batch and coalesce
+//! Applying a remote change costs time proportional to the size of the object it
+//! touches, not to the change. So a round applies the changes of *all* waiting
+//! sync messages, from all peers, in one `load_incremental` call, then lets each
+//! peer's sync state see its message (whose changes are by then known and cheap),
+//! and finally generates at most one message per peer.
+//!
+//! # Code map
+//! - `round.rs`: applying the waiting messages as one batch.
+//! - `generate.rs`: one message per dirty peer.
+//! - `peer.rs`: a peer's sync state; the one place that changes what we last sent.
+//! - `fast.rs`: Automerge 0.12's sync logic for common shapes, without graph walks.
+//! - `compaction.rs`: incremental or snapshot.
+//! - `kept.rs`: what we share with remote storages across connections.
+//! - `ephemeral.rs`: relaying presence, with de-duplication.
+//! - `config.rs`: [`EngineConfig`].
+
+mod compaction;
+mod config;
+mod ephemeral;
+mod fast;
+mod generate;
+mod kept;
+mod peer;
+mod round;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use automerge::{Automerge, ChangeHash};
+
+pub use self::config::EngineConfig;
+use self::compaction::Compaction;
+use self::peer::PeerState;
+pub use crate::close::{CloseReason, PersistError};
+use crate::message::{DocMessage, EphemeralMessage, Message, PeerId, StorageId};
+use crate::{DocumentId, ProtocolError};
+
+/// Identifies one live connection (a peer may reconnect under a new one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+/// Which side of the protocol this engine plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A sync server: never initiates, answers a `request` for a document it
+    /// has no content for with `doc-unavailable` (and sends the document
+    /// once it has some), relays ephemeral messages. Which documents exist
+    /// and who may touch them is the runtime's business, not the engine's.
+    Server,
+    /// A client peer: announces its documents on connect and asks (`request`)
+    /// for documents it does not have yet.
+    Client,
+}
+
+/// One input to the engine.
+#[derive(Debug)]
+pub enum DocInput {
+    /// A `sync` or `request` message from a peer.
+    Sync {
+        conn: ConnectionId,
+        message: DocMessage,
+        /// True for `request` (the peer has no copy yet).
+        request: bool,
+    },
+    /// A presence or other transient message to relay.
+    Ephemeral { conn: ConnectionId, message: EphemeralMessage },
+    /// A connection was opened to a peer that should hear about this document
+    /// now (client role: the server we dialled).
+    Connected { conn: ConnectionId, peer: PeerId },
+    /// The peer on this connection keeps its data in `storage` (from its
+    /// `join`): what we last shared with that storage, from an earlier
+    /// connection or a restored record, seeds its sync state, so a reconnect
+    /// costs one round trip with a bloom filter of what changed since, not of
+    /// the whole history. Give it before the connection's first message.
+    PeerStorage { conn: ConnectionId, storage: StorageId },
+    /// The connection is gone; forget its sync state (keeping what we share
+    /// with its storage, see [`DocEffect::SaveSyncState`]).
+    Disconnected { conn: ConnectionId },
+    /// Everything persisted up to and including `seq` is flushed to disk.
+    Durable { seq: u64 },
+    /// Persisting `seq` failed; nothing after the last durable point may be acknowledged.
+    PersistFailed { seq: u64, error: PersistError },
+}
+
+/// What the runtime must do for the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocEffect {
+    /// Send this message on that connection.
+    Send { conn: ConnectionId, message: Message },
+    /// Write these bytes for the document and make them durable (together
+    /// with every earlier write), then report [`DocInput::Durable`] with
+    /// `seq`, or [`DocInput::PersistFailed`]. Runtimes batch the flushes of
+    /// many documents into one (group commit).
+    Persist { document_id: DocumentId, seq: u64, write: StorageWrite },
+    /// Close the connection (after sending what precedes it).
+    Close { conn: ConnectionId, reason: CloseReason },
+    /// Keep the heads we share with a remote storage, for its next connection
+    /// (see [`DocEngine::restore_sync_states`]). Losing it costs only a
+    /// longer first sync, so it needs no flush of its own.
+    SaveSyncState { document_id: DocumentId, storage: StorageId, heads: Vec<ChangeHash> },
+}
+
+/// A write of document bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageWrite {
+    /// Changes to add to the stored chunks (`save_after` output).
+    Incremental(Vec<u8>),
+    /// A full snapshot that replaces every chunk stored so far, atomically.
+    Snapshot(Vec<u8>),
+}
+
+/// Sizes of the stored chunks a document was loaded from, for compaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredSizes {
+    pub snapshot_bytes: usize,
+    pub incremental_bytes: usize,
+}
+
+/// How often each fast path was taken (tests check that the equivalence
+/// tests exercise them).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastPathCounts {
+    pub acks: u64,
+    pub received_changes: u64,
+    pub generated: u64,
+}
+
+/// Where the engine is between flushes. Nothing is sent unless `Idle`:
+/// acknowledged means durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Everything persisted is durable; rounds may run and messages go out.
+    Idle,
+    /// Waiting for [`DocInput::Durable`] of `seq` (or later); sync messages wait.
+    Flushing { seq: u64 },
+    /// Storage failed; memory may hold changes the disk lacks. The runtime
+    /// drops the engine and reloads from disk; nothing happens meanwhile.
+    Failed,
+}
+
+/// A sync message waiting for the next round.
+#[derive(Debug)]
+struct Waiting {
+    conn: ConnectionId,
+    message: DocMessage,
+    request: bool,
+}
+
+/// The sync engine of one document.
+#[derive(Debug)]
+pub struct DocEngine {
+    document_id: DocumentId,
+    our_peer_id: PeerId,
+    role: Role,
+    config: Arc<EngineConfig>,
+    doc: Automerge,
+    peers: BTreeMap<ConnectionId, PeerState>,
+    waiting: Vec<Waiting>,
+    phase: Phase,
+    next_seq: u64,
+    /// Heads of what has been handed to storage (durable unless flushing).
+    persisted_heads: Vec<ChangeHash>,
+    compaction: Compaction,
+    ephemeral: ephemeral::Dedup,
+    kept: kept::KeptStates,
+    fast_counts: FastPathCounts,
+}
+
+impl DocEngine {
+    /// An engine for a document with no stored content, default configuration.
+    pub fn new(document_id: DocumentId, our_peer_id: PeerId, role: Role) -> Self {
+        Self::with_config(document_id, our_peer_id, role, Arc::new(EngineConfig::default()))
+    }
+
+    /// An engine for a document with no stored content.
+    pub fn with_config(document_id: DocumentId, our_peer_id: PeerId, role: Role, config: Arc<EngineConfig>) -> Self {
+        Self::with_doc(document_id, our_peer_id, role, config, Automerge::new(), StoredSizes::default())
+    }
+
+    /// An engine for a document loaded from its stored chunks (snapshot first,
+    /// then incrementals, in the order they were written), default configuration.
+    pub fn load<'a>(
+        document_id: DocumentId,
+        our_peer_id: PeerId,
+        role: Role,
+        chunks: impl IntoIterator<Item = (bool, &'a [u8])>,
+    ) -> Result<Self, ProtocolError> {
+        Self::load_with_config(document_id, our_peer_id, role, Arc::new(EngineConfig::default()), chunks)
+    }
+
+    /// [`DocEngine::load`] with a configuration.
+    pub fn load_with_config<'a>(
+        document_id: DocumentId,
+        our_peer_id: PeerId,
+        role: Role,
+        config: Arc<EngineConfig>,
+        chunks: impl IntoIterator<Item = (bool, &'a [u8])>,
+    ) -> Result<Self, ProtocolError> {
+        let mut doc = Automerge::new();
+        let mut sizes = StoredSizes::default();
+        for (is_snapshot, bytes) in chunks {
+            if is_snapshot {
+                sizes.snapshot_bytes += bytes.len();
+            } else {
+                sizes.incremental_bytes += bytes.len();
+            }
+            doc.load_incremental(bytes).map_err(|e| ProtocolError::CorruptDocument {
+                document: document_id.to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(Self::with_doc(document_id, our_peer_id, role, config, doc, sizes))
+    }
+
+    fn with_doc(
+        document_id: DocumentId,
+        our_peer_id: PeerId,
+        role: Role,
+        config: Arc<EngineConfig>,
+        doc: Automerge,
+        sizes: StoredSizes,
+    ) -> Self {
+        let persisted_heads = doc.get_heads();
+        Self {
+            document_id,
+            our_peer_id,
+            role,
+            compaction: Compaction::new(sizes, config.compaction_floor_bytes),
+            ephemeral: ephemeral::Dedup::new(config.ephemeral_dedup_window),
+            config,
+            doc,
+            peers: BTreeMap::new(),
+            waiting: Vec::new(),
+            phase: Phase::Idle,
+            next_seq: 1,
+            persisted_heads,
+            kept: kept::KeptStates::default(),
+            fast_counts: FastPathCounts::default(),
+        }
+    }
+
+    /// Seed what we share with remote storages, from records kept by
+    /// [`DocEffect::SaveSyncState`]. Heads we do not hold (a record newer than
+    /// the document on disk) are dropped: that peer syncs from scratch.
+    pub fn restore_sync_states(&mut self, states: impl IntoIterator<Item = (StorageId, Vec<ChangeHash>)>) {
+        self.kept.restore(&self.doc, states);
+    }
+
+    /// The heads we last shared with a storage whose peer is not connected.
+    pub fn shared_with(&self, storage: &StorageId) -> Option<&[ChangeHash]> {
+        self.kept.shared_with(storage)
+    }
+
+    pub fn document_id(&self) -> DocumentId {
+        self.document_id
+    }
+
+    #[doc(hidden)]
+    pub fn fast_path_counts(&self) -> FastPathCounts {
+        self.fast_counts
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The document as it is in memory (may include changes not yet durable).
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// True when nothing is connected, waiting or being flushed: the runtime may evict us.
+    pub fn is_idle(&self) -> bool {
+        self.peers.is_empty() && self.waiting.is_empty() && !self.is_flushing()
+    }
+
+    /// Storage failed under us; drop the engine and reload from disk.
+    pub fn has_failed(&self) -> bool {
+        self.phase == Phase::Failed
+    }
+
+    /// Is a flush outstanding?
+    pub fn is_flushing(&self) -> bool {
+        matches!(self.phase, Phase::Flushing { .. })
+    }
+
+    pub fn connections(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The heads a connected peer last advertised to us, if any.
+    pub fn peer_heads(&self, conn: ConnectionId) -> Option<&[ChangeHash]> {
+        self.peers.get(&conn).and_then(|p| p.sync.their_heads())
+    }
+
+    /// Feed a batch of inputs; returns the effects to carry out, in order.
+    pub fn handle(&mut self, inputs: impl IntoIterator<Item = DocInput>) -> Vec<DocEffect> {
+        let mut out = Vec::new();
+        for input in inputs {
+            match input {
+                DocInput::Sync { conn, message, request } => self.waiting.push(Waiting { conn, message, request }),
+                DocInput::Ephemeral { conn, message } => self.relay_ephemeral(conn, message, &mut out),
+                DocInput::Connected { conn, peer } => {
+                    // Idempotent: announcing twice must not reset a sync in progress.
+                    self.peer_entry(conn, peer).dirty = true;
+                }
+                DocInput::PeerStorage { conn, storage } => self.kept.announce(conn, storage),
+                DocInput::Disconnected { conn } => {
+                    let peer = self.peers.remove(&conn);
+                    if let Some((storage, heads)) = self.kept.depart(conn, peer.as_ref().map(|p| p.sync.shared_heads())) {
+                        out.push(DocEffect::SaveSyncState { document_id: self.document_id, storage, heads });
+                    }
+                    self.waiting.retain(|w| w.conn != conn);
+                }
+                DocInput::Durable { seq } => {
+                    if let Phase::Flushing { seq: flushing } = self.phase
+                        && flushing <= seq
+                    {
+                        self.phase = Phase::Idle;
+                    }
+                }
+                DocInput::PersistFailed { seq, error } => {
+                    // Whatever seq failed, memory now holds changes the disk
+                    // lacks, and later incrementals build on them: stop here.
+                    if self.phase != Phase::Failed {
+                        tracing::error!(document = %self.document_id, seq, %error, "persist failed");
+                        self.fail(error, &mut out);
+                    }
+                }
+            }
+        }
+        self.advance(&mut out);
+        out
+    }
+
+    /// Change the document locally (client role). The closure may run
+    /// transactions, merge other documents, and so on; whatever it adds is
+    /// persisted and then offered to every connected peer.
+    pub fn change<R>(&mut self, mutate: impl FnOnce(&mut Automerge) -> R) -> (R, Vec<DocEffect>) {
+        let before = self.doc.get_heads();
+        let result = mutate(&mut self.doc);
+        let mut out = Vec::new();
+        if self.doc.get_heads() != before {
+            self.persist_new_changes(&mut out);
+            for peer in self.peers.values_mut() {
+                peer.dirty = true;
+            }
+        }
+        self.advance(&mut out);
+        (result, out)
+    }
+
+    /// Replace the document by `rebuilt`, which drops changes of ours the
+    /// peer refused (see `konsens_model::recovery`). One snapshot replaces every
+    /// stored chunk; until it is durable, nothing is sent. What each peer
+    /// told us stays (their heads, what they have); what we sent is
+    /// forgotten, so each peer hears our new heads and changes afresh.
+    pub fn replace_document(&mut self, rebuilt: Automerge) -> Vec<DocEffect> {
+        let mut out = Vec::new();
+        self.doc = rebuilt;
+        let write = self.compaction.snapshot(&self.doc);
+        self.persist(write, &mut out);
+        for peer in self.peers.values_mut() {
+            peer.sync.forget_sent();
+            peer.dirty = true;
+        }
+        out
+    }
+
+    /// The one function that moves the engine forward: only here does a
+    /// round start or a message get generated, and only in [`Phase::Idle`].
+    ///
+    /// Replies made possible by the flush that just completed go out
+    /// *before* the next round starts. Starting the round first would
+    /// persist its changes and hold those replies for one more flush; a peer
+    /// (or two) streaming changes at least as fast as we flush would then
+    /// never be acknowledged (tests/postponement.rs).
+    fn advance(&mut self, out: &mut Vec<DocEffect>) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        self.generate(out);
+        if !self.waiting.is_empty() {
+            self.run_round(out);
+            if self.phase == Phase::Idle {
+                self.generate(out);
+            }
+        }
+    }
+
+    /// The sync state of a connection, created on first use; a connection
+    /// whose peer announced its storage starts from what we last shared with it.
+    fn peer_entry(&mut self, conn: ConnectionId, peer_id: PeerId) -> &mut PeerState {
+        let seed = self.kept.seed_for(conn);
+        self.peers.entry(conn).or_insert_with(|| PeerState::new(peer_id, seed))
+    }
+
+    fn fail(&mut self, error: PersistError, out: &mut Vec<DocEffect>) {
+        self.phase = Phase::Failed;
+        self.waiting.clear();
+        for (conn, _) in std::mem::take(&mut self.peers) {
+            out.push(DocEffect::Close {
+                conn,
+                reason: CloseReason::StorageFailure { document: self.document_id, error: error.clone() },
+            });
+        }
+    }
+
+    /// Hand the changes since the last persist to storage, compacting into a
+    /// snapshot once the incrementals outweigh it.
+    fn persist_new_changes(&mut self, out: &mut Vec<DocEffect>) {
+        let write = self.compaction.write_after(&self.doc, &self.persisted_heads);
+        self.persist(write, out);
+    }
+
+    /// Every write goes through here: it enters [`Phase::Flushing`], so
+    /// nothing is sent until it is durable.
+    fn persist(&mut self, write: StorageWrite, out: &mut Vec<DocEffect>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.persisted_heads = self.doc.get_heads();
+        self.phase = Phase::Flushing { seq };
+        out.push(DocEffect::Persist { document_id: self.document_id, seq, write });
+    }
+}
