@@ -15,12 +15,14 @@
 //!   administrators create processes or documents outside any process).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
 
 use automerge::sync;
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use thiserror::Error;
 
-use crate::schema::{self, MemberRole, PROCESS_SCHEMA, RECOMMENDATION_SCHEMA};
+use crate::schema::{self, MemberRole, PROCESS_SCHEMA, RECOMMENDATION_SCHEMA, SchemaError};
 use konsens_sync::{DocumentId, RefusalCode, WireRefusal};
 
 /// What a connection may do.
@@ -34,6 +36,45 @@ pub enum AccessRole {
 impl AccessRole {
     fn is_facilitator(self) -> bool {
         matches!(self, AccessRole::Admin | AccessRole::Member(MemberRole::Facilitator))
+    }
+}
+
+impl AccessRole {
+    /// `admin`, or the member role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessRole::Admin => "admin",
+            AccessRole::Member(role) => role.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for AccessRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AccessRole {
+    type Err = SchemaError;
+    fn from_str(s: &str) -> Result<Self, SchemaError> {
+        match s {
+            "admin" => Ok(AccessRole::Admin),
+            member => member.parse().map(AccessRole::Member),
+        }
+    }
+}
+
+impl serde::Serialize for AccessRole {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AccessRole {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -10,12 +10,11 @@
 //! never on the English `error` text, which is for people.
 
 use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::access::AccessRole;
-use crate::schema::{MemberRole, SchemaError, Stance, Status};
+use crate::schema::MemberRole;
 
 /// `GET /api/me`: who the presented token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,55 +156,6 @@ pub struct ApiErrorBody {
     /// The HTTP status, repeated.
     pub status: u16,
 }
-
-// ---------------------------------------------------------------------------
-// Wire names. The schema's enums carry no serde (the documents store them
-// through autosurgeon); on the API they are their names.
-
-impl AccessRole {
-    /// `admin`, or the member role's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessRole::Admin => "admin",
-            AccessRole::Member(role) => role.as_str(),
-        }
-    }
-}
-
-impl fmt::Display for AccessRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AccessRole {
-    type Err = SchemaError;
-    fn from_str(s: &str) -> Result<Self, SchemaError> {
-        match s {
-            "admin" => Ok(AccessRole::Admin),
-            member => member.parse().map(AccessRole::Member),
-        }
-    }
-}
-
-macro_rules! serde_by_name {
-    ($($name:ty),+) => {$(
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-                name.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    )+};
-}
-
-serde_by_name!(AccessRole, MemberRole, Status, Stance);
 
 #[cfg(test)]
 mod tests {
