@@ -4,24 +4,29 @@
 //! speaks the automerge-repo protocol, one owner task per loaded document, and a
 //! sled store written through a group-commit thread. See ARCHITECTURE.md.
 
-mod auth;
 mod api;
+mod auth;
+mod awaiting;
 mod config;
 mod connection;
 mod demo;
 mod document;
 mod error;
 mod gate;
+mod handle;
 mod http;
 mod hub;
 mod join;
+mod miss_budget;
+mod reply;
 mod security;
 mod unknown;
+mod util;
 mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use konsens_sync::{Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
@@ -35,12 +40,6 @@ pub use config::{
 pub use error::ServerError;
 
 use hub::Hub;
-
-/// Lock a mutex, ignoring poisoning: our critical sections only move handles
-/// in and out of maps, so a panic elsewhere cannot leave them half-updated.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// `http://host:port` for links, with a wildcard address shown as loopback.
 pub(crate) fn public_base(addr: SocketAddr) -> String {
