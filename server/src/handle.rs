@@ -168,3 +168,26 @@ impl ConnectionHandle {
         lock(&self.close.reason).clone().unwrap_or(CloseReason::Normal)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_variant_decides_the_code() {
+        let error = || "anything".to_owned();
+        let table = [
+            (CloseReason::Normal, 1000),
+            (CloseReason::ShuttingDown, 1001),
+            (CloseReason::ProtocolViolation { error: error() }, 1002),
+            (CloseReason::UnsupportedData { error: error() }, 1003),
+            (CloseReason::TooManyUnknownDocuments, 1008),
+            (CloseReason::TooBig { limit: 1 }, 1009),
+            (CloseReason::MessageTooBig { error: error() }, 1009),
+            (CloseReason::StorageFailed { error: error() }, 1011),
+        ];
+        for (reason, code) in table {
+            assert_eq!(reason.code(), code, "{reason:?}");
+        }
+    }
+}

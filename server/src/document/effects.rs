@@ -33,12 +33,11 @@ impl Effects<'_> {
             }
             match self.persister.apply(effect) {
                 None => {}
-                Some(DocEffect::Send { conn, message }) => {
-                    if !self.send(conn, message) {
-                        self.peers.remove(conn);
-                        gone.push(conn);
-                    }
+                Some(DocEffect::Send { conn, message }) if !self.send(conn, &message) => {
+                    self.peers.remove(conn);
+                    gone.push(conn);
                 }
+                Some(DocEffect::Send { .. }) => {}
                 Some(DocEffect::Close { conn, reason }) => {
                     if let Some(handle) = self.peers.connections.remove(&conn) {
                         handle.close(close_reason(reason, self.engine_failed));
@@ -51,7 +50,7 @@ impl Effects<'_> {
     }
 
     /// False when the connection is gone.
-    fn send(&mut self, conn: ConnectionId, message: Message) -> bool {
+    fn send(&mut self, conn: ConnectionId, message: &Message) -> bool {
         if self.peers.awaiting_creation.contains(&conn) && !matches!(message, Message::DocUnavailable { .. }) {
             let may_read = self
                 .peers
@@ -78,5 +77,16 @@ fn close_reason(reason: String, engine_failed: bool) -> CloseReason {
         CloseReason::StorageFailed { error: reason }
     } else {
         CloseReason::ProtocolViolation { error: reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_close_is_ours_once_its_storage_failed() {
+        assert_eq!(close_reason("bad bloom filter".into(), false).code(), 1002);
+        assert_eq!(close_reason("storage failure for document x: disk full".into(), true).code(), 1011);
     }
 }
