@@ -35,3 +35,16 @@ impl CreationLimit {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_member_creates_up_to_the_limit() {
+        let limit = CreationLimit::new(2);
+        assert!(limit.allow("ana") && limit.allow("ana"));
+        assert!(!limit.allow("ana"), "the third within the hour is refused");
+        assert!(limit.allow("bo"), "others are counted apart");
+    }
+}
