@@ -11,7 +11,8 @@ use konsens_sync::DocumentId;
 use konsens_store::{AuthStore, TokenKind, TokenRecord};
 use sha2::{Digest, Sha256};
 
-use crate::ServerError;
+use crate::error::ServerError;
+use crate::util::now_millis;
 
 /// The cookie the browser keeps its session token in.
 pub const COOKIE: &str = "konsens_token";
@@ -93,13 +94,6 @@ pub fn hash(token: &str) -> String {
 /// A fresh secret: 256 bits, bs58 so it fits in a URL.
 fn fresh_secret() -> String {
     bs58::encode(rand::random::<[u8; 32]>()).into_string()
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Access control over the [`AuthStore`].

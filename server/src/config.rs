@@ -1,8 +1,39 @@
-//! Server settings.
+//! Server settings, and every default in one place: the binary's flags
+//! (`main.rs`) take their defaults from the constants here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Default of [`ServerConfig::data_dir`].
+pub const DEFAULT_DATA_DIR: &str = "./konsens-data";
+
+/// Default of [`ServerConfig::listen`].
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Default of [`ServerConfig::idle_evict_after`], in seconds.
+pub const DEFAULT_IDLE_EVICT_SECS: u64 = 60;
+
+/// Default of [`ServerConfig::outbound_queue`].
+pub const DEFAULT_OUTBOUND_QUEUE: usize = 4096;
+
+/// Default of [`ServerConfig::document_queue`].
+pub const DEFAULT_DOCUMENT_QUEUE: usize = 1024;
+
+/// Default of [`ServerConfig::group_commit_max`]: the store's upper bound.
+pub const DEFAULT_GROUP_COMMIT_MAX: usize = konsens_store::MAX_GROUP;
+
+/// Default of [`Limits::max_document_bytes`].
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default of [`Limits::messages_per_second`].
+pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 200;
+
+/// Default of [`Limits::connections_per_token`].
+pub const DEFAULT_CONNECTIONS_PER_TOKEN: usize = 16;
+
+/// Default of [`Limits::documents_per_hour`].
+pub const DEFAULT_DOCUMENTS_PER_HOUR: usize = 200;
 
 /// Default of [`ServerConfig::coalesce_window`], in milliseconds.
 pub const DEFAULT_COALESCE_MS: u64 = 50;
@@ -61,6 +92,9 @@ pub struct ServerConfig {
     pub outbound_queue: usize,
     /// Commands queued for one document before senders wait (backpressure).
     pub document_queue: usize,
+    /// Most writes the group-commit writer takes into one flush (at most
+    /// [`konsens_store::MAX_GROUP`]); 1 turns group commit off, to measure what it buys.
+    pub group_commit_max: usize,
     /// Shortest time between two sync rounds of one document that is shared
     /// by [`COALESCE_MIN_PEERS`] or more connections. Keystrokes that arrive
     /// within it are applied, flushed and fanned out together: one load and
@@ -206,10 +240,10 @@ pub const DEFAULT_THROTTLE_CLOSE_SECS: u64 = 30;
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_document_bytes: 64 * 1024 * 1024,
-            messages_per_second: 200,
-            connections_per_token: 16,
-            documents_per_hour: 200,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
+            connections_per_token: DEFAULT_CONNECTIONS_PER_TOKEN,
+            documents_per_hour: DEFAULT_DOCUMENTS_PER_HOUR,
             throttle_close_after: Duration::from_secs(DEFAULT_THROTTLE_CLOSE_SECS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connections_per_address: DEFAULT_CONNECTIONS_PER_ADDRESS,
@@ -227,9 +261,10 @@ impl ServerConfig {
             listen,
             open: false,
             max_frame_bytes: konsens_sync::DEFAULT_MAX_FRAME_BYTES,
-            idle_evict_after: Duration::from_secs(60),
-            outbound_queue: 4096,
-            document_queue: 1024,
+            idle_evict_after: Duration::from_secs(DEFAULT_IDLE_EVICT_SECS),
+            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            document_queue: DEFAULT_DOCUMENT_QUEUE,
+            group_commit_max: DEFAULT_GROUP_COMMIT_MAX,
             coalesce_window: Duration::from_millis(DEFAULT_COALESCE_MS),
             handshake_timeout: Duration::from_secs(DEFAULT_HANDSHAKE_TIMEOUT_SECS),
             header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),

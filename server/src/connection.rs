@@ -3,147 +3,26 @@
 //! bounded outbound queue.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use konsens_model::access;
-use konsens_sync::{ConnectionId, DocMessage, DocumentId, Message, PeerId, ProtocolError, StorageId, limits};
-use tokio::sync::{Notify, mpsc};
+use konsens_sync::{ConnectionId, DocMessage, DocumentId, Message, ProtocolError, limits};
+use tokio::sync::mpsc;
 
 use crate::auth::Principal;
+use crate::awaiting::MAX_AWAITED_PER_CONNECTION;
 use crate::document::DocCommand;
-use crate::hub::{Hub, MAX_AWAITED_PER_CONNECTION, MissPace};
-use crate::lock;
+use crate::handle::{CloseReason, ConnectionHandle};
+use crate::hub::Hub;
+use crate::miss_budget::MissPace;
+use crate::reply;
 use crate::unknown::{self, Route};
-
-/// WebSocket close codes we use (RFC 6455 §7.4.1).
-pub(crate) mod close_code {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    pub const UNSUPPORTED_DATA: u16 = 1003;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-}
-
-/// Why the server closes a connection. Each has its close code and words;
-/// nothing matches on the words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CloseReason {
-    /// The peer said `leave`, or the connection ended on its side.
-    Normal,
-    ShuttingDown,
-    /// No `join` within the handshake timeout.
-    NoJoin,
-    TokenRevoked,
-    TokenExpired,
-    /// Another token's connection uses this peer id.
-    PeerIdInUse,
-    /// A newer connection of the same peer and token took over.
-    Replaced,
-    TooManyForToken { limit: usize },
-    /// The outbound queue filled up: the peer does not read fast enough.
-    TooSlow,
-    RateLimited,
-    /// The token asked for too many documents it cannot read or that do not exist.
-    TooManyUnknownDocuments,
-    /// A frame over the size limit.
-    TooBig { limit: usize },
-    /// Input we cannot go on from (the error, as the peer was told it).
-    BadInput { code: u16, error: String },
-}
-
-impl CloseReason {
-    pub fn code(&self) -> u16 {
-        match self {
-            CloseReason::Normal => close_code::NORMAL,
-            CloseReason::ShuttingDown => close_code::GOING_AWAY,
-            CloseReason::TooBig { .. } => close_code::TOO_BIG,
-            CloseReason::BadInput { code, .. } => *code,
-            CloseReason::NoJoin
-            | CloseReason::TokenRevoked
-            | CloseReason::TokenExpired
-            | CloseReason::PeerIdInUse
-            | CloseReason::Replaced
-            | CloseReason::TooManyForToken { .. }
-            | CloseReason::TooSlow
-            | CloseReason::RateLimited
-            | CloseReason::TooManyUnknownDocuments => close_code::POLICY,
-        }
-    }
-
-    /// The words of the close frame (and of the `error` sent before it).
-    pub fn text(&self) -> String {
-        match self {
-            CloseReason::Normal => String::new(),
-            CloseReason::ShuttingDown => "server shutting down".into(),
-            CloseReason::NoJoin => "no join message received".into(),
-            CloseReason::TokenRevoked => "token revoked".into(),
-            CloseReason::TokenExpired => "token expired".into(),
-            CloseReason::PeerIdInUse => "peer id in use by another connection".into(),
-            CloseReason::Replaced => "replaced by a newer connection of the same peer".into(),
-            CloseReason::TooManyForToken { limit } => format!("too many connections for this token (limit {limit})"),
-            CloseReason::TooSlow => "outbound queue full: connection too slow".into(),
-            CloseReason::RateLimited => "rate limit exceeded".into(),
-            CloseReason::TooManyUnknownDocuments => "too many requests for unknown documents".into(),
-            CloseReason::TooBig { limit } => format!("message exceeds the limit of {limit} bytes"),
-            CloseReason::BadInput { error, .. } => error.clone(),
-        }
-    }
-}
+use crate::util::now_millis;
 
 /// How long a closing connection waits for the peer's close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Tells a connection's writer to close, with a reason.
-#[derive(Debug, Default)]
-struct CloseSignal {
-    reason: Mutex<Option<CloseReason>>,
-    notify: Notify,
-}
-
-/// What document owners hold of a connection: its id, its peer, and a way to
-/// queue frames or close it. Never blocks: a full queue closes the connection,
-/// since a peer that cannot keep up resyncs cheaply after reconnecting, while
-/// waiting for it would stall the document for everybody else.
-#[derive(Debug)]
-pub(crate) struct ConnectionHandle {
-    pub id: ConnectionId,
-    pub peer_id: PeerId,
-    /// Who authenticated this connection (bound for its whole life).
-    pub principal: Principal,
-    /// The peer's storage, if it keeps its documents (not an ephemeral peer):
-    /// what we share with it is kept across its reconnects.
-    pub storage: Option<StorageId>,
-    outbound: mpsc::Sender<Vec<u8>>,
-    close: CloseSignal,
-}
-
-impl ConnectionHandle {
-    /// Queue a frame. Returns false when the connection is gone.
-    pub fn send(&self, frame: Vec<u8>) -> bool {
-        match self.outbound.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(conn = ?self.id, peer = %self.peer_id, "outbound queue full; closing slow connection");
-                self.close(CloseReason::TooSlow);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Ask the writer to close the socket (first reason wins).
-    pub fn close(&self, reason: CloseReason) {
-        let mut slot = lock(&self.close.reason);
-        if slot.is_none() {
-            *slot = Some(reason);
-        }
-        drop(slot);
-        self.close.notify.notify_one();
-    }
-}
 
 /// Close reasons must fit in a control frame (123 bytes).
 fn truncate_reason(reason: &str) -> String {
@@ -156,14 +35,6 @@ fn truncate(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-/// Milliseconds since the epoch (token expiry is stored so).
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Resolves when the token expires (never, for one without an expiry).
@@ -230,24 +101,14 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
             match Message::decode(&bytes, hub.config.max_frame_bytes) {
                 Ok(message) => hub.handshake.accept(message),
                 Err(error) => {
-                    let reply = Message::Error {
-                        sender_id: Some(hub.handshake.our_peer_id.clone()),
-                        target_id: None,
-                        message: error.to_string(),
-                        refusal: None,
-                    };
+                    let reply = reply::error(&hub.handshake.our_peer_id, None, &error);
                     Err((error, reply))
                 }
             }
         }
         Ok(Some(Ok(WsMessage::Text(_)))) => {
             let error = ProtocolError::NotAMessage("text frame; the protocol uses binary CBOR frames");
-            let reply = Message::Error {
-                sender_id: Some(hub.handshake.our_peer_id.clone()),
-                target_id: None,
-                message: error.to_string(),
-                refusal: None,
-            };
+            let reply = reply::error(&hub.handshake.our_peer_id, None, &error);
             Err((error, reply))
         }
         Ok(Some(Ok(_))) => return,
@@ -257,37 +118,31 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
         Err((error, reply)) => {
             tracing::warn!(conn = ?conn_id, %error, "handshake refused");
             let _ = sink.send(WsMessage::Binary(reply.encode().into())).await;
-            let reason = CloseReason::BadInput { code: close_code::PROTOCOL_ERROR, error: error.to_string() };
+            let reason = CloseReason::ProtocolViolation { error: error.to_string() };
             let _ = sink.send(close_frame(&reason)).await;
             return;
         }
     };
 
     let (outbound_tx, mut outbound_rx) = mpsc::channel::<Vec<u8>>(hub.config.outbound_queue);
-    let handle = Arc::new(ConnectionHandle {
-        id: conn_id,
-        peer_id: joined.peer_id.clone(),
+    let handle = Arc::new(ConnectionHandle::new(
+        conn_id,
+        joined.peer_id.clone(),
         principal,
-        storage: joined.metadata.storage_id.clone().filter(|_| !joined.metadata.is_ephemeral),
-        outbound: outbound_tx,
-        close: CloseSignal::default(),
-    });
+        joined.metadata.storage_id.clone().filter(|_| !joined.metadata.is_ephemeral),
+        outbound_tx,
+    ));
     let registration = hub.register_connection(handle.clone());
     // A revocation between the check above and the registration cancelled
     // `unjoined`; after it, it reaches the registered connection.
     let refused = match &registration {
-        Err(reason) => Some(reason.clone()),
+        Err(refusal) => Some(CloseReason::from(*refusal)),
         Ok(_) if unjoined.cancel.is_cancelled() => Some(CloseReason::TokenRevoked),
         Ok(_) => None,
     };
     drop(unjoined);
     if let Some(reason) = refused {
-        let reply = Message::Error {
-            sender_id: Some(hub.handshake.our_peer_id.clone()),
-            target_id: Some(joined.peer_id.clone()),
-            message: reason.text(),
-            refusal: None,
-        };
+        let reply = reply::error(&hub.handshake.our_peer_id, Some(&joined.peer_id), reason.text());
         let _ = sink.send(WsMessage::Binary(reply.encode().into())).await;
         let _ = sink.send(close_frame(&reason)).await;
         tracing::info!(conn = ?conn_id, peer = %handle.peer_id, reason = %reason.text(), "join refused");
@@ -320,14 +175,14 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                     }
                     None => break,
                 },
-                () = writer_handle.close.notify.notified() => {
+                () = writer_handle.close_requested() => {
                     // Flush what is already queued (an `error` often precedes a close).
                     while let Ok(frame) = outbound_rx.try_recv() {
                         if sink.send(WsMessage::Binary(frame.into())).await.is_err() {
                             break;
                         }
                     }
-                    let reason = lock(&writer_handle.close.reason).clone().unwrap_or(CloseReason::Normal);
+                    let reason = writer_handle.close_reason();
                     let _ = sink.send(close_frame(&reason)).await;
                     break;
                 }
@@ -383,8 +238,8 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
             }
             Some(Ok(WsMessage::Binary(bytes))) => bytes,
             Some(Ok(WsMessage::Text(_))) => {
-                refuse(&hub, &handle, close_code::UNSUPPORTED_DATA,
-                    ProtocolError::NotAMessage("text frame; the protocol uses binary CBOR frames"));
+                let error = ProtocolError::NotAMessage("text frame; the protocol uses binary CBOR frames");
+                refuse(&hub, &handle, &error, CloseReason::UnsupportedData { error: error.to_string() });
                 break;
             }
             Some(Ok(WsMessage::Close(_))) => break,
@@ -399,12 +254,11 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                 continue;
             }
             Err(error) => {
-                let code = if matches!(error, ProtocolError::TooLarge { .. }) {
-                    close_code::TOO_BIG
-                } else {
-                    close_code::PROTOCOL_ERROR
+                let reason = match &error {
+                    ProtocolError::TooLarge { .. } => CloseReason::MessageTooBig { error: error.to_string() },
+                    _ => CloseReason::ProtocolViolation { error: error.to_string() },
                 };
-                refuse(&hub, &handle, code, error);
+                refuse(&hub, &handle, &error, reason);
                 break;
             }
         };
@@ -491,7 +345,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
     }
 
     // Tell every document this connection touched, so their sync states go.
-    hub.forget_awaiting(conn_id, &awaiting);
+    hub.awaiting.forget(conn_id, &awaiting);
     for id in documents {
         hub.notify_disconnected(id, conn_id).await;
     }
@@ -513,7 +367,7 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
         }
     })
     .await;
-    let reason = lock(&handle.close.reason).clone().unwrap_or(CloseReason::Normal);
+    let reason = handle.close_reason();
     tracing::info!(conn = ?conn_id, peer = %handle.peer_id, code = reason.code(), reason = %reason.text(), "connection closed");
 }
 
@@ -570,7 +424,7 @@ async fn route(
     if let Err(error) = limits::check_sync_message(&message.data, read_limits) {
         if matches!(error, ProtocolError::BadBloomFilter { .. }) {
             // Nothing a client builds: not a refusal of changes but bad input.
-            refuse(hub, handle, close_code::PROTOCOL_ERROR, error);
+            refuse(hub, handle, &error, CloseReason::ProtocolViolation { error: error.to_string() });
             return false;
         }
         // A typed refusal; nothing of it reaches Automerge.
@@ -581,13 +435,7 @@ async fn route(
             **logged_over_limit = true;
         }
         let refused = access::Refused { reason: access::Refusal::Unreadable(error.to_string()), changes: Vec::new() };
-        let reply = Message::Error {
-            sender_id: Some(hub.handshake.our_peer_id.clone()),
-            target_id: Some(handle.peer_id.clone()),
-            message: refused.message(id),
-            refusal: Some(refused.wire(id)),
-        };
-        handle.send(reply.encode());
+        handle.send(reply::refusal(&hub.handshake.our_peer_id, &handle.peer_id, &refused, id).encode());
         return true;
     }
     if routed.contains(&id) {
@@ -640,7 +488,7 @@ async fn route(
         (Route::Missing, false) if request => {
             if awaiting.len() < MAX_AWAITED_PER_CONNECTION || awaiting.contains(&id) {
                 awaiting.insert(id);
-                hub.await_creation(handle.clone(), message.clone());
+                hub.awaiting.add(handle.clone(), message.clone());
             }
             for reply in unknown::answer_as_empty(hub, handle.id, message, request) {
                 handle.send(reply.encode());
@@ -657,13 +505,7 @@ async fn route(
 }
 
 fn send_error(hub: &Hub, handle: &ConnectionHandle, error: &dyn std::fmt::Display) {
-    let reply = Message::Error {
-        sender_id: Some(hub.handshake.our_peer_id.clone()),
-        target_id: Some(handle.peer_id.clone()),
-        message: error.to_string(),
-        refusal: None,
-    };
-    handle.send(reply.encode());
+    handle.send(reply::error(&hub.handshake.our_peer_id, Some(&handle.peer_id), error).encode());
 }
 
 /// A token bucket: `per_second` messages a second, bursts up to twice that.
@@ -715,10 +557,11 @@ impl RateLimit {
     }
 }
 
-fn refuse(hub: &Hub, handle: &ConnectionHandle, code: u16, error: ProtocolError) {
+/// Tell the peer what was wrong with its input, then close.
+fn refuse(hub: &Hub, handle: &ConnectionHandle, error: &ProtocolError, reason: CloseReason) {
     tracing::warn!(conn = ?handle.id, peer = %handle.peer_id, %error, "closing connection on bad input");
-    send_error(hub, handle, &error);
-    handle.close(CloseReason::BadInput { code, error: error.to_string() });
+    send_error(hub, handle, error);
+    handle.close(reason);
 }
 
 fn close_frame(reason: &CloseReason) -> WsMessage {

@@ -10,7 +10,7 @@ use konsens_model::richtext;
 use konsens_sync::{DocumentId, StorageWrite};
 use konsens_store::ChunkStore;
 
-use crate::ServerError;
+use crate::error::ServerError;
 
 /// Meta key holding the demo process's id once seeded.
 const MARKER: &str = "demo/process";

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::lock;
+use crate::util::lock;
 
 /// How long the per-cap refusal count is gathered into one log line.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);

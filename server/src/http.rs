@@ -78,7 +78,7 @@ pub(crate) async fn serve(listener: TcpListener, hub: Arc<Hub>, shutdown: Cancel
 
 /// One HTTP/1.1 connection, with upgrades (the WebSocket takes the socket,
 /// and its place in the gate, with it).
-async fn serve_connection(io: TokioIo<Counted>, app: Router, config: crate::ServerConfig, shutdown: CancellationToken) {
+async fn serve_connection(io: TokioIo<Counted>, app: Router, config: crate::config::ServerConfig, shutdown: CancellationToken) {
     let request_timeout = config.request_timeout;
     let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let app = app.clone();

@@ -1,23 +1,27 @@
-//! Shared server state: the registry of loaded documents and joined peers, the
-//! store and its group-commit writer. The registry is touched when a document
-//! is first routed to and when it is evicted, never per sync message inside a
-//! document: each connection keeps the handles of the documents it talks to.
+//! Shared server state: the registry of loaded documents (one owner task
+//! each) and of joined connections, per token and per peer id, and the
+//! per-token budget of answers about unknown documents. Connections route
+//! every `sync` through [`Hub::dispatch`], a map lookup under a short lock;
+//! the owners themselves get a [`DocumentContext`], not the hub.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use konsens_sync::{ConnectionId, DocMessage, DocumentId, Handshake, PeerId};
+use konsens_sync::{ConnectionId, DocumentId, Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
+use crate::awaiting::AwaitingCreation;
 use crate::config::ServerConfig;
-use crate::connection::{CloseReason, ConnectionHandle};
-use crate::document::{DocCommand, DocumentTask};
-use crate::lock;
+use crate::document::{CreationLimit, DocCommand, DocumentContext, DocumentOwner, Exit};
+use crate::gate::Gate;
+use crate::handle::{CloseReason, ConnectionHandle};
+use crate::miss_budget::{MISS_BUDGETS_KEPT, MissBudget, MissPace};
+use crate::util::lock;
 
 #[derive(Debug, Clone)]
 struct DocumentHandle {
@@ -33,7 +37,11 @@ pub(crate) struct Hub {
     pub commit: GroupCommit,
     pub auth: Auth,
     /// Caps on open TCP connections (see `http::serve`).
-    pub gate: Arc<crate::gate::Gate>,
+    pub gate: Arc<Gate>,
+    /// What document owners are given.
+    documents_context: Arc<DocumentContext>,
+    /// Connections waiting for documents that do not exist yet.
+    pub awaiting: Arc<AwaitingCreation>,
     documents: Mutex<HashMap<DocumentId, DocumentHandle>>,
     peers: Mutex<HashMap<PeerId, Arc<ConnectionHandle>>>,
     /// Live connections per token id, to enforce the limit and to close them on revocation.
@@ -41,13 +49,8 @@ pub(crate) struct Hub {
     /// Sockets upgraded but not joined yet, per token id: a revocation must
     /// reach them too, or a socket upgraded just before it could still join.
     unjoined: Mutex<HashMap<String, Vec<(u64, CancellationToken)>>>,
-    /// When each member created documents recently (sliding hour).
-    creations: Mutex<HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
     /// Per token: answers about documents it cannot read or that do not exist.
     misses: Mutex<HashMap<String, MissBudget>>,
-    /// Connections that asked for a document before anybody had it: they
-    /// wait here, not in an owner (see `await_creation`).
-    awaiting: Mutex<HashMap<DocumentId, Vec<Waiter>>>,
     next_unjoined: AtomicU64,
     next_connection: AtomicU64,
     next_generation: AtomicU64,
@@ -81,14 +84,33 @@ impl Drop for Registration {
     }
 }
 
-/// Documents one connection may wait for before they exist.
-pub(crate) const MAX_AWAITED_PER_CONNECTION: usize = 256;
+/// Why a document could not be read from disk.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error(transparent)]
+    Store(#[from] konsens_store::StoreError),
+    #[error("stored chunks do not load: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    #[error("the read task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
-/// A connection waiting for a document to exist, with the `request` it sent.
-#[derive(Debug)]
-pub(crate) struct Waiter {
-    pub conn: Arc<ConnectionHandle>,
-    pub request: DocMessage,
+/// Why a joining connection is not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinRefusal {
+    /// Another token's connection uses this peer id.
+    PeerIdInUse,
+    /// The token has as many connections as it may.
+    TooManyForToken { limit: usize },
+}
+
+impl From<JoinRefusal> for CloseReason {
+    fn from(refusal: JoinRefusal) -> Self {
+        match refusal {
+            JoinRefusal::PeerIdInUse => CloseReason::PeerIdInUse,
+            JoinRefusal::TooManyForToken { limit } => CloseReason::TooManyForToken { limit },
+        }
+    }
 }
 
 /// A socket between its upgrade and its `join`; see [`Hub::track_unjoined`].
@@ -112,106 +134,27 @@ impl Drop for Unjoined {
     }
 }
 
-/// Budgets kept before full ones are forgotten (a bound on the map, not on tokens).
-const MISS_BUDGETS_KEPT: usize = 10_000;
-
-/// What to do with one more answer about an unreadable or unknown document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MissPace {
-    Now,
-    /// Answer after this long (the connection is not read meanwhile).
-    After(std::time::Duration),
-    /// The token has asked for far too many: close the connection.
-    Close,
-}
-
-/// A token bucket per token: `per_minute` answers a minute, bursts up to a
-/// minute's worth. Answers over it are reserved ahead, so the token's
-/// connections wait in turn (each is not read meanwhile). A token slowed down
-/// without a break for the close delay, or that would wait longer than it,
-/// has its connections closed as they ask again.
-#[derive(Debug)]
-pub(crate) struct MissBudget {
-    tokens: f64,
-    last: std::time::Instant,
-    /// When the current run of slowed-down answers began.
-    slowed_since: Option<std::time::Instant>,
-}
-
-impl MissBudget {
-    fn new(now: std::time::Instant, per_minute: u32) -> Self {
-        Self { tokens: f64::from(per_minute), last: now, slowed_since: None }
-    }
-
-    fn refill(&mut self, now: std::time::Instant, per_minute: u32) {
-        let per_second = f64::from(per_minute) / 60.0;
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * per_second).min(f64::from(per_minute));
-        self.last = now;
-    }
-
-    fn is_full(&mut self, now: std::time::Instant, per_minute: u32) -> bool {
-        self.refill(now, per_minute);
-        self.tokens >= f64::from(per_minute)
-    }
-
-    pub(crate) fn charge(&mut self, now: std::time::Instant, per_minute: u32, close_after: std::time::Duration) -> MissPace {
-        self.refill(now, per_minute);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.slowed_since = None;
-            return MissPace::Now;
-        }
-        let since = *self.slowed_since.get_or_insert(now);
-        let wait = std::time::Duration::from_secs_f64((1.0 - self.tokens) * 60.0 / f64::from(per_minute));
-        if now.saturating_duration_since(since) >= close_after || wait > close_after {
-            return MissPace::Close;
-        }
-        self.tokens -= 1.0;
-        MissPace::After(wait)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::{Duration, Instant};
-
-    #[test]
-    fn a_minute_of_misses_passes_at_once_then_they_are_slowed_then_closed() {
-        let start = Instant::now();
-        let close_after = Duration::from_secs(3);
-        let mut budget = MissBudget::new(start, 60);
-        for _ in 0..60 {
-            assert_eq!(budget.charge(start, 60, close_after), MissPace::Now);
-        }
-        // One a second after that, waited for in turn.
-        assert_eq!(budget.charge(start, 60, close_after), MissPace::After(Duration::from_secs(1)));
-        let mut at = start;
-        let mut closed = false;
-        for _ in 0..10 {
-            at += Duration::from_secs(1);
-            match budget.charge(at, 60, close_after) {
-                MissPace::Close => {
-                    closed = true;
-                    break;
-                }
-                MissPace::After(_) => {}
-                MissPace::Now => panic!("still over the budget"),
-            }
-        }
-        assert!(closed, "slowed down without a break for the close delay: closed");
-        // A quiet minute later the budget is whole again.
-        at += Duration::from_secs(60);
-        assert_eq!(budget.charge(at, 60, close_after), MissPace::Now);
-    }
-}
-
 impl Hub {
     pub fn new(config: ServerConfig, handshake: Handshake, store: ChunkStore, commit: GroupCommit, auth: Auth) -> Self {
-        let gate = Arc::new(crate::gate::Gate::new(config.limits.max_connections, config.limits.connections_per_address));
+        let gate = Arc::new(Gate::new(config.limits.max_connections, config.limits.connections_per_address));
+        let awaiting = Arc::new(AwaitingCreation::default());
+        let shutdown = CancellationToken::new();
+        let documents_context = Arc::new(DocumentContext {
+            store: store.clone(),
+            commit: commit.clone(),
+            auth: auth.clone(),
+            our_peer_id: handshake.our_peer_id.clone(),
+            idle_evict_after: config.idle_evict_after,
+            coalesce_window: config.coalesce_window,
+            max_document_bytes: config.limits.max_document_bytes,
+            creations: CreationLimit::new(config.limits.documents_per_hour),
+            awaiting: awaiting.clone(),
+            shutdown: shutdown.clone(),
+        });
         Self {
             gate,
+            documents_context,
+            awaiting,
             config,
             handshake,
             store,
@@ -221,14 +164,12 @@ impl Hub {
             peers: Mutex::default(),
             by_token: Mutex::default(),
             unjoined: Mutex::default(),
-            creations: Mutex::default(),
             misses: Mutex::default(),
-            awaiting: Mutex::default(),
             next_unjoined: AtomicU64::new(1),
             next_connection: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks: TaskTracker::new(),
         }
     }
@@ -263,7 +204,7 @@ impl Hub {
     /// would disagree, a known sync loop). A peer id in use by another token is
     /// refused: peer ids are chosen by clients, so anybody could otherwise
     /// take over someone's id and keep them offline.
-    pub fn register_connection(self: &Arc<Self>, handle: Arc<ConnectionHandle>) -> Result<Registration, CloseReason> {
+    pub fn register_connection(self: &Arc<Self>, handle: Arc<ConnectionHandle>) -> Result<Registration, JoinRefusal> {
         // Both maps change under the peers lock, so two connections racing for
         // one id cannot both win.
         let mut peers = lock(&self.peers);
@@ -272,7 +213,7 @@ impl Hub {
             && previous.principal.token_id != handle.principal.token_id
         {
             tracing::warn!(peer = %handle.peer_id, conn = ?handle.id, holder = ?previous.id, participant = %handle.principal.participant, "peer id in use by another token; refusing the new connection");
-            return Err(CloseReason::PeerIdInUse);
+            return Err(JoinRefusal::PeerIdInUse);
         }
         {
             let mut by_token = lock(&self.by_token);
@@ -282,7 +223,7 @@ impl Hub {
                 if list.is_empty() {
                     by_token.remove(&handle.principal.token_id);
                 }
-                return Err(CloseReason::TooManyForToken { limit: self.config.limits.connections_per_token });
+                return Err(JoinRefusal::TooManyForToken { limit: self.config.limits.connections_per_token });
             }
             list.push(handle.clone());
         }
@@ -338,54 +279,24 @@ impl Hub {
             .charge(now, limits.unknown_documents_per_minute, limits.throttle_close_after)
     }
 
-    /// Remember that `conn` asked for `request.document_id` before it
-    /// existed: the owner that creates it sends it the document, if it may
-    /// read it then. An entry here, not an owner; each connection keeps at
-    /// most `MAX_AWAITED_PER_CONNECTION` and forgets them when it goes.
-    pub fn await_creation(&self, conn: Arc<ConnectionHandle>, request: DocMessage) {
-        let mut awaiting = lock(&self.awaiting);
-        let waiters = awaiting.entry(request.document_id).or_default();
-        waiters.retain(|w| w.conn.id != conn.id);
-        waiters.push(Waiter { conn, request });
-    }
-
-    /// The connections waiting for a document, for its new owner.
-    pub fn take_awaiting(&self, id: &DocumentId) -> Vec<Waiter> {
-        lock(&self.awaiting).remove(id).unwrap_or_default()
-    }
-
-    /// A connection is gone: it waits for nothing any more.
-    pub fn forget_awaiting(&self, conn: ConnectionId, ids: &std::collections::HashSet<DocumentId>) {
-        let mut awaiting = lock(&self.awaiting);
-        for id in ids {
-            if let Some(waiters) = awaiting.get_mut(id) {
-                waiters.retain(|w| w.conn.id != conn);
-                if waiters.is_empty() {
-                    awaiting.remove(id);
-                }
+    /// The document as flushed to disk (what the server has acknowledged),
+    /// read outside its owner; `None` when nothing is stored.
+    pub async fn flushed_document(&self, id: DocumentId) -> Result<Option<automerge::Automerge>, ReadError> {
+        let store = self.store.clone();
+        let doc = tokio::task::spawn_blocking(move || -> Result<_, ReadError> {
+            let mut doc = automerge::Automerge::new();
+            for chunk in store.load(&id)? {
+                doc.load_incremental(&chunk.bytes)?;
             }
-        }
+            Ok(doc)
+        })
+        .await??;
+        Ok((!doc.is_empty()).then_some(doc))
     }
 
     /// Is an owner running for this document?
     pub fn is_loaded(&self, id: &DocumentId) -> bool {
         lock(&self.documents).contains_key(id)
-    }
-
-    /// Count a document creation by `participant`; false when over the hourly limit.
-    pub fn allow_creation(&self, participant: &str) -> bool {
-        let now = std::time::Instant::now();
-        let hour = std::time::Duration::from_secs(3600);
-        let mut creations = lock(&self.creations);
-        let recent = creations.entry(participant.to_owned()).or_default();
-        while recent.front().is_some_and(|t| now.duration_since(*t) > hour) {
-            recent.pop_front();
-        }
-        if recent.len() >= self.config.limits.documents_per_hour {
-            return false;
-        }
-        recent.push_back(now);
-        true
     }
 
     /// Send a command to a document's owner, starting one (and loading the
@@ -422,12 +333,30 @@ impl Hub {
         let handle = DocumentHandle { generation, commands: tx };
         documents.insert(id, handle.clone());
         drop(documents);
-        let task = DocumentTask::new(self.clone(), id, generation, rx);
-        self.tasks.spawn(task.run());
+        let owner = DocumentOwner::new(self.documents_context.clone(), id, rx);
+        self.tasks.spawn(self.clone().run_owner(owner, id, generation));
         handle
     }
 
-    pub fn unregister_document(&self, id: DocumentId, generation: u64) {
+    /// Run an owner; once it leaves, take it out of the registry and hand
+    /// anything that raced in to a fresh owner.
+    async fn run_owner(self: Arc<Self>, owner: DocumentOwner, id: DocumentId, generation: u64) {
+        let Exit::Evicted(mut commands) = owner.run().await else {
+            return;
+        };
+        self.unregister_document(id, generation);
+        commands.close();
+        let mut leftovers = Vec::new();
+        while let Ok(command) = commands.try_recv() {
+            leftovers.push(command);
+        }
+        tracing::debug!(document = %id, leftovers = leftovers.len(), "evicted");
+        for command in leftovers {
+            self.dispatch(id, command).await;
+        }
+    }
+
+    fn unregister_document(&self, id: DocumentId, generation: u64) {
         let mut documents = lock(&self.documents);
         if documents.get(&id).is_some_and(|h| h.generation == generation) {
             documents.remove(&id);

@@ -108,7 +108,7 @@ fn see_other(location: &str) -> Response {
 
 async fn process_title(hub: &Hub, who: &Principal) -> Option<String> {
     let id = who.process?;
-    let doc = crate::api::load(hub, id).await.ok()?;
+    let doc = hub.flushed_document(id).await.ok()??;
     Process::from_doc(&doc).ok().map(|p| p.title.0).filter(|t| !t.trim().is_empty())
 }
 

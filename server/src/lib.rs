@@ -1,46 +1,47 @@
 //! # konsens-server
 //!
-//! The runtime around `konsens-protocol`: a WebSocket endpoint (`/sync`) that
+//! The runtime around `konsens-sync`: a WebSocket endpoint (`/sync`) that
 //! speaks the automerge-repo protocol, one owner task per loaded document, and a
 //! sled store written through a group-commit thread. See ARCHITECTURE.md.
 
-mod auth;
 mod api;
+mod auth;
+mod awaiting;
 mod config;
 mod connection;
 mod demo;
 mod document;
 mod error;
 mod gate;
+mod handle;
 mod http;
 mod hub;
 mod join;
+mod miss_budget;
+mod reply;
 mod security;
 mod unknown;
+mod util;
 mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use konsens_sync::{Handshake, PeerId};
 use konsens_store::{ChunkStore, GroupCommit};
 
 pub use config::{
-    COALESCE_MIN_PEERS, DEFAULT_COALESCE_MS, DEFAULT_CONNECTIONS_PER_ADDRESS, DEFAULT_HANDSHAKE_TIMEOUT_SECS,
-    DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_OPERATIONS,
-    DEFAULT_REQUEST_TIMEOUT_SECS, DEFAULT_THROTTLE_CLOSE_SECS, DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE, Limits,
-    PublicUrl, PublicUrlError, ServerConfig,
+    COALESCE_MIN_PEERS, DEFAULT_COALESCE_MS, DEFAULT_CONNECTIONS_PER_ADDRESS, DEFAULT_CONNECTIONS_PER_TOKEN,
+    DEFAULT_DATA_DIR, DEFAULT_DOCUMENT_QUEUE, DEFAULT_DOCUMENTS_PER_HOUR, DEFAULT_GROUP_COMMIT_MAX,
+    DEFAULT_HANDSHAKE_TIMEOUT_SECS, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_EVICT_SECS, DEFAULT_LISTEN,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_OPERATIONS,
+    DEFAULT_MESSAGES_PER_SECOND, DEFAULT_OUTBOUND_QUEUE, DEFAULT_REQUEST_TIMEOUT_SECS, DEFAULT_THROTTLE_CLOSE_SECS,
+    DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE, Limits, PublicUrl, PublicUrlError, ServerConfig,
 };
 pub use error::ServerError;
 
 use hub::Hub;
-
-/// Lock a mutex, ignoring poisoning: our critical sections only move handles
-/// in and out of maps, so a panic elsewhere cannot leave them half-updated.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// `http://host:port` for links, with a wildcard address shown as loopback.
 pub(crate) fn public_base(addr: SocketAddr) -> String {
@@ -95,7 +96,7 @@ impl Server {
             .await
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
         let storage_id = store.storage_id(|| uuid::Uuid::new_v4().to_string())?;
-        let (commit, writer) = GroupCommit::spawn(store.clone())?;
+        let (commit, writer) = GroupCommit::spawn_with_max_group(store.clone(), config.group_commit_max)?;
         let handshake = Handshake {
             our_peer_id: PeerId(format!("konsens-server-{}", uuid::Uuid::new_v4())),
             storage_id,

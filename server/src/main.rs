@@ -15,10 +15,10 @@ struct Args {
     #[command(subcommand)]
     command: Option<Subcommand>,
     /// Directory of the embedded sled database.
-    #[arg(long, env = "KONSENS_DATA", default_value = "./konsens-data")]
+    #[arg(long, env = "KONSENS_DATA", default_value = konsens_server::DEFAULT_DATA_DIR)]
     data: PathBuf,
     /// Address to listen on.
-    #[arg(long, env = "KONSENS_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "KONSENS_LISTEN", default_value = konsens_server::DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// Let anyone who reaches the port read and write every document.
     #[arg(long)]
@@ -27,23 +27,23 @@ struct Args {
     #[arg(long, env = "KONSENS_MAX_FRAME_BYTES", default_value_t = konsens_sync::DEFAULT_MAX_FRAME_BYTES)]
     max_frame_bytes: usize,
     /// Seconds a document without peers stays in memory.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = konsens_server::DEFAULT_IDLE_EVICT_SECS)]
     idle_evict_secs: u64,
     /// Largest document (stored bytes) that still accepts changes.
-    #[arg(long, env = "KONSENS_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "KONSENS_MAX_DOCUMENT_BYTES", default_value_t = konsens_server::DEFAULT_MAX_DOCUMENT_BYTES)]
     max_document_bytes: usize,
     /// Sync messages per second per connection; faster senders are slowed down.
-    #[arg(long, env = "KONSENS_MESSAGES_PER_SECOND", default_value_t = 200)]
+    #[arg(long, env = "KONSENS_MESSAGES_PER_SECOND", default_value_t = konsens_server::DEFAULT_MESSAGES_PER_SECOND)]
     messages_per_second: u32,
     /// Seconds a connection may stay slowed down by the rate limit without a
     /// break before it is closed.
     #[arg(long, env = "KONSENS_THROTTLE_CLOSE_SECS", default_value_t = konsens_server::DEFAULT_THROTTLE_CLOSE_SECS)]
     throttle_close_secs: u64,
     /// Open connections per token.
-    #[arg(long, env = "KONSENS_CONNECTIONS_PER_TOKEN", default_value_t = 16)]
+    #[arg(long, env = "KONSENS_CONNECTIONS_PER_TOKEN", default_value_t = konsens_server::DEFAULT_CONNECTIONS_PER_TOKEN)]
     connections_per_token: usize,
     /// New documents per member per hour.
-    #[arg(long, env = "KONSENS_DOCUMENTS_PER_HOUR", default_value_t = 200)]
+    #[arg(long, env = "KONSENS_DOCUMENTS_PER_HOUR", default_value_t = konsens_server::DEFAULT_DOCUMENTS_PER_HOUR)]
     documents_per_hour: usize,
     /// Shortest time between two sync rounds of a document shared by three or
     /// more connections (coalesces keystrokes; 0 turns it off).
@@ -77,6 +77,10 @@ struct Args {
     /// Operations the changes of one sync message may hold.
     #[arg(long, env = "KONSENS_MAX_OPERATIONS", default_value_t = konsens_server::DEFAULT_MAX_OPERATIONS)]
     max_operations: usize,
+    /// Most writes flushed together by the group commit; 1 turns it off
+    /// (one flush per write), to measure what it buys. Clamped to 1..=4096.
+    #[arg(long, env = "KONSENS_GROUP_COMMIT_MAX", default_value_t = konsens_server::DEFAULT_GROUP_COMMIT_MAX)]
+    group_commit_max: usize,
     /// Seed an example process (once) before serving.
     #[arg(long)]
     demo: bool,
@@ -87,11 +91,42 @@ struct Args {
     public_url: Option<konsens_server::PublicUrl>,
 }
 
+impl Args {
+    /// The flags as the server's settings (their defaults are `config.rs`'s).
+    fn into_config(self) -> ServerConfig {
+        let secs = std::time::Duration::from_secs;
+        ServerConfig {
+            open: self.open,
+            max_frame_bytes: self.max_frame_bytes,
+            idle_evict_after: secs(self.idle_evict_secs),
+            coalesce_window: std::time::Duration::from_millis(self.coalesce_ms),
+            handshake_timeout: secs(self.handshake_timeout_secs),
+            header_timeout: secs(self.header_timeout_secs),
+            request_timeout: secs(self.request_timeout_secs),
+            group_commit_max: self.group_commit_max,
+            public_url: self.public_url,
+            limits: konsens_server::Limits {
+                max_document_bytes: self.max_document_bytes,
+                messages_per_second: self.messages_per_second,
+                connections_per_token: self.connections_per_token,
+                documents_per_hour: self.documents_per_hour,
+                throttle_close_after: secs(self.throttle_close_secs),
+                max_connections: self.max_connections,
+                connections_per_address: self.connections_per_address,
+                unknown_documents_per_minute: self.unknown_documents_per_minute,
+                max_inflated_bytes: self.max_inflated_bytes,
+                max_operations: self.max_operations,
+            },
+            ..ServerConfig::new(self.data, self.listen)
+        }
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum Subcommand {
     /// Print a fresh administrator link for a data directory (server stopped).
     AdminToken {
-        #[arg(long, env = "KONSENS_DATA", default_value = "./konsens-data")]
+        #[arg(long, env = "KONSENS_DATA", default_value = konsens_server::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// Base URL the link should start with.
         #[arg(long, env = "KONSENS_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
@@ -113,29 +148,9 @@ async fn main() -> anyhow::Result<()> {
         println!("open {}/join/{token}", base.trim_end_matches('/'));
         return Ok(());
     }
-    let mut config = ServerConfig::new(args.data, args.listen);
-    config.limits = konsens_server::Limits {
-        max_document_bytes: args.max_document_bytes,
-        messages_per_second: args.messages_per_second,
-        connections_per_token: args.connections_per_token,
-        documents_per_hour: args.documents_per_hour,
-        throttle_close_after: std::time::Duration::from_secs(args.throttle_close_secs),
-        max_connections: args.max_connections,
-        connections_per_address: args.connections_per_address,
-        unknown_documents_per_minute: args.unknown_documents_per_minute,
-        max_inflated_bytes: args.max_inflated_bytes,
-        max_operations: args.max_operations,
-    };
-    config.header_timeout = std::time::Duration::from_secs(args.header_timeout_secs);
-    config.handshake_timeout = std::time::Duration::from_secs(args.handshake_timeout_secs);
-    config.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
-    config.open = args.open;
-    config.max_frame_bytes = args.max_frame_bytes;
-    config.idle_evict_after = std::time::Duration::from_secs(args.idle_evict_secs);
-    config.coalesce_window = std::time::Duration::from_millis(args.coalesce_ms);
-    config.public_url = args.public_url;
-    let server = Server::bind(config).await.context("starting konsens-server")?;
-    if args.demo {
+    let demo = args.demo;
+    let server = Server::bind(args.into_config()).await.context("starting konsens-server")?;
+    if demo {
         let id = server.seed_demo().context("seeding the demo process")?;
         tracing::info!(url = %format!("/p/{id}"), "demo process ready");
     }

@@ -20,6 +20,7 @@ use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, Doc
 
 use crate::auth::Principal;
 use crate::hub::Hub;
+use crate::reply;
 
 /// Where a `sync` or `request` goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,12 +98,7 @@ pub(crate) fn answer_changes_as_missing(hub: &Hub, principal: &Principal, messag
         Some(refused) => {
             // The line an owner logs for a refused creation.
             tracing::warn!(document = %id, participant = %principal.participant, role = principal.role_name(), code = %refused.reason.code(), reason = %refused.reason, "refused changes");
-            Message::Error {
-                sender_id: Some(hub.handshake.our_peer_id.clone()),
-                target_id: Some(message.sender_id.clone()),
-                message: refused.message(id),
-                refusal: Some(refused.wire(id)),
-            }
+            reply::refusal(&hub.handshake.our_peer_id, &message.sender_id, &refused, id)
         }
         None => unavailable,
     }

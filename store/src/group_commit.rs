@@ -12,8 +12,12 @@ use konsens_sync::{DocumentId, StorageId, StorageWrite};
 
 use crate::{AuthStore, ChunkStore, Provenance, StoreError};
 
-/// Called once the write is durable (`Ok`) or failed (`Err`, with the reason).
-pub type OnDurable = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Called once the write is durable (`Ok`) or failed (`Err`).
+pub type OnDurable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// [`OnDurable`] with the error as text, for [`GroupCommit::submit`].
+// Kept until client-core runs its storage effects through `Persister`; remove then.
+pub type OnDurableText = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 enum Job {
     /// Document bytes; their submitter waits for the flush.
@@ -69,38 +73,32 @@ pub struct GroupCommit {
 
 /// Upper bound on writes in one group, so a flood cannot delay every
 /// acknowledgement behind one enormous batch.
-const MAX_GROUP: usize = 4096;
-
-/// `KONSENS_GROUP_COMMIT_MAX` lowers the bound; `1` turns group commit off
-/// (one flush per write), which `konsens-bench` uses to show what it buys.
-fn max_group() -> usize {
-    std::env::var("KONSENS_GROUP_COMMIT_MAX")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(MAX_GROUP, |n| n.clamp(1, MAX_GROUP))
-}
+pub const MAX_GROUP: usize = 4096;
 
 impl GroupCommit {
-    /// Start the writer thread for `store`.
+    /// Start the writer thread for `store`, grouping up to [`MAX_GROUP`] writes.
     pub fn spawn(store: ChunkStore) -> Result<(Self, thread::JoinHandle<()>), StoreError> {
+        Self::spawn_with_max_group(store, MAX_GROUP)
+    }
+
+    /// Start the writer thread, grouping at most `max_group` writes (clamped
+    /// to `1..=MAX_GROUP`). `1` turns group commit off (one flush per write),
+    /// which `konsens-bench` uses to show what it buys.
+    pub fn spawn_with_max_group(store: ChunkStore, max_group: usize) -> Result<(Self, thread::JoinHandle<()>), StoreError> {
+        let max_group = max_group.clamp(1, MAX_GROUP);
         let (jobs, queue) = mpsc::channel::<Job>();
         let stats = Arc::new(GroupCommitStats::default());
         let thread_stats = stats.clone();
         let auth = store.auth()?;
         let handle = thread::Builder::new()
             .name("konsens-group-commit".into())
-            .spawn(move || writer_loop(store, auth, queue, thread_stats))
+            .spawn(move || writer_loop(store, auth, queue, thread_stats, max_group))
             .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
         Ok((Self { jobs, stats }, handle))
     }
 
     /// Queue a write; `on_durable` runs on the writer thread once it is flushed.
-    pub fn submit(
-        &self,
-        document: DocumentId,
-        write: StorageWrite,
-        on_durable: OnDurable,
-    ) -> Result<(), StoreError> {
+    pub fn submit_write(&self, document: DocumentId, write: StorageWrite, on_durable: OnDurable) -> Result<(), StoreError> {
         self.jobs
             .send(Job::Document {
                 document,
@@ -108,6 +106,12 @@ impl GroupCommit {
                 on_durable,
             })
             .map_err(|_| StoreError::WriterStopped)
+    }
+
+    /// [`Self::submit_write`] with the error as text.
+    // Kept until client-core runs its storage effects through `Persister`; remove then.
+    pub fn submit(&self, document: DocumentId, write: StorageWrite, on_durable: OnDurableText) -> Result<(), StoreError> {
+        self.submit_write(document, write, Box::new(move |result| on_durable(result.map_err(|e| e.to_string()))))
     }
 
     /// Queue records to be written and flushed with the next group; nobody
@@ -124,8 +128,7 @@ impl GroupCommit {
     }
 }
 
-fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, stats: Arc<GroupCommitStats>) {
-    let max_group = max_group();
+fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, stats: Arc<GroupCommitStats>, max_group: usize) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < max_group {
@@ -139,7 +142,7 @@ fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, s
         for job in group {
             match job {
                 Job::Document { document, write, on_durable } => {
-                    let result = store.write(&document, &write).map_err(|e| e.to_string());
+                    let result = store.write(&document, &write);
                     documents.push((document, on_durable, result));
                 }
                 Job::Records(records) => {
@@ -151,7 +154,7 @@ fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, s
                 }
             }
         }
-        let flushed = store.flush().map_err(|e| e.to_string());
+        let flushed = store.flush();
         stats.writes.fetch_add(documents.len() as u64, Ordering::Relaxed);
         stats.flushes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = &flushed {
@@ -197,7 +200,7 @@ mod tests {
             for i in 0..10u8 {
                 let tx = tx.clone();
                 commit
-                    .submit(doc, StorageWrite::Incremental(vec![i]), Box::new(move |r| {
+                    .submit_write(doc, StorageWrite::Incremental(vec![i]), Box::new(move |r| {
                         tx.send(r).expect("test receiver alive");
                     }))
                     .expect("submit");
@@ -238,7 +241,7 @@ mod tests {
                 .expect("submit records");
             let (tx, rx) = mpsc::channel();
             commit
-                .submit(doc, StorageWrite::Incremental(vec![1]), Box::new(move |r| tx.send(r).expect("test receiver alive")))
+                .submit_write(doc, StorageWrite::Incremental(vec![1]), Box::new(move |r| tx.send(r).expect("test receiver alive")))
                 .expect("submit");
             rx.recv().expect("result").expect("durable");
             drop(commit);

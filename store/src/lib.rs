@@ -1,7 +1,8 @@
 //! # konsens-store
 //!
 //! The sled-backed chunk store shared by `konsens-server` and `konsens-client`,
-//! and the group-commit writer that makes writes durable in batches.
+//! the group-commit writer that makes writes durable in batches, and the
+//! [`Persister`] that carries out a `DocEngine`'s storage effects through it.
 //!
 //! Layout: tree `chunks`, key = document id (16 bytes) ++ sled-generated id
 //! (8 bytes, big endian, monotonic across restarts) ++ kind (1 byte: 0 snapshot,
@@ -14,6 +15,7 @@
 
 mod auth;
 mod group_commit;
+mod persister;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,10 +25,12 @@ use konsens_sync::{DocumentId, StorageId, StorageWrite};
 use thiserror::Error;
 
 pub use auth::{AuthStore, Provenance, TokenKind, TokenRecord};
-pub use group_commit::{GroupCommit, GroupCommitStats, Record};
+pub use group_commit::{GroupCommit, GroupCommitStats, MAX_GROUP, OnDurable, OnDurableText, Record};
+pub use persister::{Persister, durable_input};
 
-/// The one error type of `konsens-store`.
-#[derive(Debug, Error)]
+/// The one error type of `konsens-store`. `Clone`, because one failed
+/// flush is reported to every write of its group.
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     /// sled reported an error (IO, corruption, ...).
     #[error("storage error: {0}")]
