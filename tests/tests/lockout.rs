@@ -399,17 +399,7 @@ fn deflate_bomb() -> Result<Vec<u8>> {
 /// A change of a few dozen bytes whose run-length-encoded columns claim
 /// 2^40 operations.
 fn run_length_bomb() -> Vec<u8> {
-    fn leb(out: &mut Vec<u8>, mut v: u64) {
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
+    use konsens_sync::fuzzing::write_uleb128 as leb;
     let n = 1u64 << 40;
     let mut body = Vec::new();
     for v in [0u64, 16] {

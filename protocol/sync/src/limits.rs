@@ -409,17 +409,7 @@ mod tests {
 
     const GENEROUS: ReadLimits = ReadLimits { max_inflated_bytes: 64 << 20, max_operations: 10_000_000 };
 
-    fn leb(out: &mut Vec<u8>, mut v: u64) {
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
+    use crate::fuzzing::write_uleb128 as leb;
 
     /// A document whose text holds `n` characters typed in one change (one
     /// operation each).
