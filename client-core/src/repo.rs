@@ -11,7 +11,7 @@ use konsens_sync::{
     ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, RefusalCode, Role, StorageId,
     WireRefusal,
 };
-use konsens_store::{ChunkStore, GroupCommit, Record};
+use konsens_store::{ChunkStore, GroupCommit, Persister, Record};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -64,11 +64,8 @@ pub(crate) enum Command {
     WaitSynced(DocumentId, oneshot::Sender<Result<(), ClientError>>),
     /// A server is configured, so finds may wait for it.
     ServerConfigured,
-    Durable {
-        document: DocumentId,
-        seq: u64,
-        result: Result<(), String>,
-    },
+    /// The store's word on a `Persist` ([`Persister`]): durable or failed.
+    Durable { document: DocumentId, input: DocInput },
     /// Hand over the refusals recovered from since the last call.
     TakeRefusals(oneshot::Sender<Vec<RefusalReport>>),
 }
@@ -153,12 +150,18 @@ impl Repo {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (status_tx, status_rx) = watch::channel(ConnectionStatus::Offline);
         let stop = CancellationToken::new();
+        // Durability comes back as a command, so the actor alone feeds its engines.
+        let durable = commands_tx.downgrade();
+        let persister = Persister::new(commit, move |document, input| {
+            if let Some(commands) = durable.upgrade() {
+                let _ = commands.send(Command::Durable { document, input });
+            }
+        });
         let actor = Actor {
             store: store.clone(),
             local_actor: config.actor.clone(),
-            commit,
+            persister,
             peer_id: peer_id.clone(),
-            commands_tx: commands_tx.downgrade(),
             engines: HashMap::new(),
             heads: HashMap::new(),
             finds: HashMap::new(),
@@ -299,9 +302,9 @@ struct Connection {
 struct Actor {
     store: ChunkStore,
     local_actor: Option<automerge::ActorId>,
-    commit: GroupCommit,
+    /// Runs the engines' storage effects; durability returns as [`Command::Durable`].
+    persister: Persister,
     peer_id: PeerId,
-    commands_tx: mpsc::WeakUnboundedSender<Command>,
     engines: HashMap<DocumentId, DocEngine>,
     heads: HashMap<DocumentId, watch::Sender<Vec<ChangeHash>>>,
     finds: HashMap<DocumentId, Vec<oneshot::Sender<Result<Automerge, ClientError>>>>,
@@ -447,11 +450,7 @@ impl Actor {
                 let _ = reply.send(std::mem::take(&mut self.refusals));
             }
             Command::ServerConfigured => self.has_server = true,
-            Command::Durable { document, seq, result } => {
-                let input = match result {
-                    Ok(()) => DocInput::Durable { seq },
-                    Err(reason) => DocInput::PersistFailed { seq, error: reason.into() },
-                };
+            Command::Durable { document, input } => {
                 if let Some(engine) = self.engines.get_mut(&document) {
                     let effects = engine.handle([input]);
                     self.execute(document, effects);
@@ -562,7 +561,7 @@ impl Actor {
         });
         match record {
             Ok(record) => {
-                if let Err(e) = self.commit.submit_records(vec![record]) {
+                if let Err(e) = self.persister.commit().submit_records(vec![record]) {
                     tracing::warn!(document = %id, error = %e, "refusal report not kept");
                 }
             }
@@ -600,39 +599,19 @@ impl Actor {
 
     fn execute(&mut self, id: DocumentId, effects: Vec<DocEffect>) {
         for effect in effects {
-            match effect {
-                DocEffect::Send { message, .. } => {
+            match self.persister.apply(effect) {
+                None => {}
+                Some(DocEffect::Send { message, .. }) => {
                     if let Some(connection) = &self.connection {
                         let _ = connection.outbound.send(message.encode());
                     }
                 }
-                DocEffect::Persist { document_id, seq, write } => {
-                    let commands = self.commands_tx.clone();
-                    let submitted = self.commit.submit(
-                        document_id,
-                        write,
-                        Box::new(move |result| {
-                            if let Some(commands) = commands.upgrade() {
-                                let _ = commands.send(Command::Durable { document: document_id, seq, result });
-                            }
-                        }),
-                    );
-                    if let Err(e) = submitted {
-                        tracing::error!(document = %id, error = %e, "cannot persist");
-                    }
-                }
-                DocEffect::SaveSyncState { document_id, storage, heads } => {
-                    let record = Record::SyncState { document: document_id, storage, heads };
-                    if let Err(e) = self.commit.submit_records(vec![record]) {
-                        tracing::debug!(document = %id, error = %e, "sync state not kept");
-                    }
-                }
-                DocEffect::Close { reason, .. } => {
+                Some(DocEffect::Close { reason, .. }) => {
                     tracing::warn!(document = %id, %reason, "engine closed the connection");
-                    if let Some(connection) = self.connection.take() {
-                        drop(connection);
-                    }
+                    // Dropping the outbound sender ends the dialer's session.
+                    self.connection = None;
                 }
+                Some(other) => tracing::error!(document = %id, effect = ?other, "storage effect not carried out"),
             }
         }
     }
