@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use automerge::{Automerge, ChangeHash};
 use konsens_sync::{
-    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, RefusalCode, Role, StorageId,
+    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, PeerId, RefusalCode, Role, SessionAction, StorageId,
     WireRefusal,
 };
 use konsens_store::{ChunkStore, GroupCommit, Persister, Record};
@@ -482,11 +482,12 @@ impl Actor {
         }
     }
 
-    fn incoming(&mut self, conn: ConnectionId, message: Message) {
-        match message {
-            Message::Sync(m) | Message::Request(m) => {
-                let id = m.document_id;
-                let input = DocInput::Sync { conn, message: m, request: false };
+    /// Act on what the connection's [`PeerSession`](konsens_sync::PeerSession)
+    /// made of a frame; the post-handshake rules are the session's.
+    fn incoming(&mut self, conn: ConnectionId, action: SessionAction) {
+        match action {
+            SessionAction::Sync { document_id: id, message, request } => {
+                let input = DocInput::Sync { conn, message, request };
                 match self.engine(id) {
                     Ok(engine) => {
                         let effects = engine.handle([input]);
@@ -496,7 +497,7 @@ impl Actor {
                     Err(e) => tracing::warn!(document = %id, error = %e, "cannot load document for incoming sync"),
                 }
             }
-            Message::DocUnavailable { document_id, .. } => {
+            SessionAction::Unavailable { document_id } => {
                 let empty = self.engines.get(&document_id).is_none_or(|e| e.doc().is_empty());
                 if empty {
                     for waiter in self.finds.remove(&document_id).unwrap_or_default() {
@@ -504,13 +505,31 @@ impl Actor {
                     }
                 }
             }
-            Message::Error { message, refusal, .. } => {
+            SessionAction::PeerError { message, refusal } => {
                 tracing::warn!(%message, "server reported an error");
                 if let Some(refusal) = refusal {
                     self.recover(refusal, message);
                 }
             }
-            other => tracing::trace!(kind = other.type_name(), "ignored message"),
+            // A client session answers and closes nothing today; should it,
+            // the answer goes out on this connection and a close ends it.
+            SessionAction::Answer(reply) => {
+                if let Some(connection) = self.connection.as_ref().filter(|c| c.id == conn) {
+                    let _ = connection.outbound.send(reply.encode());
+                }
+            }
+            SessionAction::Close { reply, reason } => {
+                tracing::warn!(%reason, "closing the connection to the server");
+                if let Some(connection) = self.connection.take_if(|c| c.id == conn)
+                    && let Some(reply) = reply
+                {
+                    let _ = connection.outbound.send(reply.encode());
+                }
+            }
+            SessionAction::Leave => {
+                self.connection.take_if(|c| c.id == conn);
+            }
+            other @ (SessionAction::Ephemeral { .. } | SessionAction::Ignore(_)) => tracing::trace!(action = ?other, "ignored"),
         }
     }
 
