@@ -15,7 +15,7 @@ use konsens_store::{ChunkStore, GroupCommit, Persister, Record};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::ClientError;
+use crate::error::ClientError;
 use crate::clock::now_millis;
 use crate::dialer::{self, DialerEvent};
 use crate::status::ConnectionStatus;
