@@ -11,7 +11,7 @@ use konsens_model::schema::MemberRole;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ClientError;
+use crate::error::ClientError;
 
 /// The server's HTTP base (`http://host:port`) and our token.
 #[derive(Debug, Clone)]

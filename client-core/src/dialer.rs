@@ -2,6 +2,10 @@
 //! pump frames, and on any failure wait with exponential backoff and jitter
 //! before dialling again.
 //!
+//! After the handshake every frame goes through a [`PeerSession`] (the
+//! post-handshake rules, shared with the server): the dialer logs what the
+//! session skips and hands the rest on as the session's [`SessionAction`].
+//!
 //! The dialer knows nothing of the repo: it reports what happens as
 //! [`DialerEvent`]s on a channel it defines, and its state on a
 //! [`ConnectionStatus`] watch. The repo owns the receiving end.
@@ -9,7 +13,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use konsens_sync::{ConnectionId, Message, PeerId, PeerMetadata, StorageId};
+use konsens_sync::{ConnectionId, Ignored, Message, PeerId, PeerMetadata, PeerSession, Role, SessionAction, StorageId};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -28,8 +32,8 @@ pub(crate) enum DialerEvent {
         server_storage: Option<StorageId>,
         outbound: mpsc::UnboundedSender<Vec<u8>>,
     },
-    /// A decoded message from the server.
-    Incoming(ConnectionId, Message),
+    /// What the session made of a frame from the server (never `Ignore`).
+    Incoming(ConnectionId, SessionAction),
     /// The connection is gone (sent for every connection that was dialled).
     Disconnected(ConnectionId),
 }
@@ -177,6 +181,7 @@ async fn session(config: &DialerConfig, conn: ConnectionId, backoff: &mut Durati
     };
     *backoff = INITIAL_BACKOFF;
     tracing::info!(url = %config.url, %server, "connected");
+    let mut peer = PeerSession::new(Role::Client, config.peer_id.clone(), server.clone());
     let (outbound_tx, mut outbound_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let events = config.events.upgrade().ok_or(SessionEnd::Other("repo closed".into()))?;
     events
@@ -190,11 +195,12 @@ async fn session(config: &DialerConfig, conn: ConnectionId, backoff: &mut Durati
                 None => return Err(SessionEnd::Other("repo dropped the connection".into())),
             },
             incoming = stream.next() => match incoming {
-                Some(Ok(WsMessage::Binary(bytes))) => match Message::decode(&bytes, config.max_frame_bytes) {
-                    Ok(message) => {
-                        events.send(DialerEvent::Incoming(conn, message)).map_err(|_| SessionEnd::Other("repo closed".into()))?;
+                Some(Ok(WsMessage::Binary(bytes))) => match peer.receive(Message::decode(&bytes, config.max_frame_bytes)) {
+                    SessionAction::Ignore(Ignored::Undecodable(e)) => tracing::warn!(error = %e, "undecodable frame from server"),
+                    SessionAction::Ignore(why) => tracing::trace!(?why, "ignored message"),
+                    action => {
+                        events.send(DialerEvent::Incoming(conn, action)).map_err(|_| SessionEnd::Other("repo closed".into()))?;
                     }
-                    Err(e) => tracing::warn!(error = %e, "undecodable frame from server"),
                 },
                 Some(Ok(WsMessage::Close(frame))) => return Err(SessionEnd::Other(format!("server closed: {frame:?}"))),
                 Some(Ok(_)) => {}

@@ -46,7 +46,7 @@ pub enum ClientError {
     Refused(String),
     /// The member's role does not allow this; nothing was changed.
     #[error("as {role} you cannot {action}; nothing was changed")]
-    NotAllowed { role: String, action: &'static str },
+    NotAllowed { role: konsens_model::access::AccessRole, action: &'static str },
     /// This store has not joined a server.
     #[error("this store has not joined a server: run `konsens join <invitation link>` first")]
     NoSession,

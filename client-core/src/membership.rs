@@ -7,7 +7,7 @@ use konsens_model::api::{Invited, Me, MemberEntry, Revoked, VerifiedChange};
 use konsens_model::schema::MemberRole;
 use konsens_sync::DocumentId;
 
-use crate::ClientError;
+use crate::error::ClientError;
 use crate::api::{ApiClient, parse_join_link};
 use crate::workspace::{Action, Session, Workspace};
 
@@ -29,7 +29,7 @@ impl Workspace {
             sync_url,
             token,
             participant: me.participant.clone(),
-            role: me.role.to_string(),
+            role: me.role,
             process: me.process.clone(),
         })?;
         // An open server names nobody; the store keeps its own identity then.

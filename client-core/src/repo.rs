@@ -8,14 +8,14 @@ use std::path::PathBuf;
 
 use automerge::{Automerge, ChangeHash};
 use konsens_sync::{
-    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, RefusalCode, Role, StorageId,
+    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, PeerId, RefusalCode, Role, SessionAction, StorageId,
     WireRefusal,
 };
-use konsens_store::{ChunkStore, GroupCommit, Record};
+use konsens_store::{ChunkStore, GroupCommit, Persister, Record};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::ClientError;
+use crate::error::ClientError;
 use crate::clock::now_millis;
 use crate::dialer::{self, DialerEvent};
 use crate::status::ConnectionStatus;
@@ -64,11 +64,8 @@ pub(crate) enum Command {
     WaitSynced(DocumentId, oneshot::Sender<Result<(), ClientError>>),
     /// A server is configured, so finds may wait for it.
     ServerConfigured,
-    Durable {
-        document: DocumentId,
-        seq: u64,
-        result: Result<(), String>,
-    },
+    /// The store's word on a `Persist` ([`Persister`]): durable or failed.
+    Durable { document: DocumentId, input: DocInput },
     /// Hand over the refusals recovered from since the last call.
     TakeRefusals(oneshot::Sender<Vec<RefusalReport>>),
 }
@@ -153,12 +150,18 @@ impl Repo {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (status_tx, status_rx) = watch::channel(ConnectionStatus::Offline);
         let stop = CancellationToken::new();
+        // Durability comes back as a command, so the actor alone feeds its engines.
+        let durable = commands_tx.downgrade();
+        let persister = Persister::new(commit, move |document, input| {
+            if let Some(commands) = durable.upgrade() {
+                let _ = commands.send(Command::Durable { document, input });
+            }
+        });
         let actor = Actor {
             store: store.clone(),
             local_actor: config.actor.clone(),
-            commit,
+            persister,
             peer_id: peer_id.clone(),
-            commands_tx: commands_tx.downgrade(),
             engines: HashMap::new(),
             heads: HashMap::new(),
             finds: HashMap::new(),
@@ -299,9 +302,9 @@ struct Connection {
 struct Actor {
     store: ChunkStore,
     local_actor: Option<automerge::ActorId>,
-    commit: GroupCommit,
+    /// Runs the engines' storage effects; durability returns as [`Command::Durable`].
+    persister: Persister,
     peer_id: PeerId,
-    commands_tx: mpsc::WeakUnboundedSender<Command>,
     engines: HashMap<DocumentId, DocEngine>,
     heads: HashMap<DocumentId, watch::Sender<Vec<ChangeHash>>>,
     finds: HashMap<DocumentId, Vec<oneshot::Sender<Result<Automerge, ClientError>>>>,
@@ -447,11 +450,7 @@ impl Actor {
                 let _ = reply.send(std::mem::take(&mut self.refusals));
             }
             Command::ServerConfigured => self.has_server = true,
-            Command::Durable { document, seq, result } => {
-                let input = match result {
-                    Ok(()) => DocInput::Durable { seq },
-                    Err(reason) => DocInput::PersistFailed { seq, error: reason.into() },
-                };
+            Command::Durable { document, input } => {
                 if let Some(engine) = self.engines.get_mut(&document) {
                     let effects = engine.handle([input]);
                     self.execute(document, effects);
@@ -483,11 +482,12 @@ impl Actor {
         }
     }
 
-    fn incoming(&mut self, conn: ConnectionId, message: Message) {
-        match message {
-            Message::Sync(m) | Message::Request(m) => {
-                let id = m.document_id;
-                let input = DocInput::Sync { conn, message: m, request: false };
+    /// Act on what the connection's [`PeerSession`](konsens_sync::PeerSession)
+    /// made of a frame; the post-handshake rules are the session's.
+    fn incoming(&mut self, conn: ConnectionId, action: SessionAction) {
+        match action {
+            SessionAction::Sync { document_id: id, message, request } => {
+                let input = DocInput::Sync { conn, message, request };
                 match self.engine(id) {
                     Ok(engine) => {
                         let effects = engine.handle([input]);
@@ -497,7 +497,7 @@ impl Actor {
                     Err(e) => tracing::warn!(document = %id, error = %e, "cannot load document for incoming sync"),
                 }
             }
-            Message::DocUnavailable { document_id, .. } => {
+            SessionAction::Unavailable { document_id } => {
                 let empty = self.engines.get(&document_id).is_none_or(|e| e.doc().is_empty());
                 if empty {
                     for waiter in self.finds.remove(&document_id).unwrap_or_default() {
@@ -505,13 +505,31 @@ impl Actor {
                     }
                 }
             }
-            Message::Error { message, refusal, .. } => {
+            SessionAction::PeerError { message, refusal } => {
                 tracing::warn!(%message, "server reported an error");
                 if let Some(refusal) = refusal {
                     self.recover(refusal, message);
                 }
             }
-            other => tracing::trace!(kind = other.type_name(), "ignored message"),
+            // A client session answers and closes nothing today; should it,
+            // the answer goes out on this connection and a close ends it.
+            SessionAction::Answer(reply) => {
+                if let Some(connection) = self.connection.as_ref().filter(|c| c.id == conn) {
+                    let _ = connection.outbound.send(reply.encode());
+                }
+            }
+            SessionAction::Close { reply, reason } => {
+                tracing::warn!(%reason, "closing the connection to the server");
+                if let Some(connection) = self.connection.take_if(|c| c.id == conn)
+                    && let Some(reply) = reply
+                {
+                    let _ = connection.outbound.send(reply.encode());
+                }
+            }
+            SessionAction::Leave => {
+                self.connection.take_if(|c| c.id == conn);
+            }
+            other @ (SessionAction::Ephemeral { .. } | SessionAction::Ignore(_)) => tracing::trace!(action = ?other, "ignored"),
         }
     }
 
@@ -562,7 +580,7 @@ impl Actor {
         });
         match record {
             Ok(record) => {
-                if let Err(e) = self.commit.submit_records(vec![record]) {
+                if let Err(e) = self.persister.commit().submit_records(vec![record]) {
                     tracing::warn!(document = %id, error = %e, "refusal report not kept");
                 }
             }
@@ -600,39 +618,19 @@ impl Actor {
 
     fn execute(&mut self, id: DocumentId, effects: Vec<DocEffect>) {
         for effect in effects {
-            match effect {
-                DocEffect::Send { message, .. } => {
+            match self.persister.apply(effect) {
+                None => {}
+                Some(DocEffect::Send { message, .. }) => {
                     if let Some(connection) = &self.connection {
                         let _ = connection.outbound.send(message.encode());
                     }
                 }
-                DocEffect::Persist { document_id, seq, write } => {
-                    let commands = self.commands_tx.clone();
-                    let submitted = self.commit.submit(
-                        document_id,
-                        write,
-                        Box::new(move |result| {
-                            if let Some(commands) = commands.upgrade() {
-                                let _ = commands.send(Command::Durable { document: document_id, seq, result });
-                            }
-                        }),
-                    );
-                    if let Err(e) = submitted {
-                        tracing::error!(document = %id, error = %e, "cannot persist");
-                    }
-                }
-                DocEffect::SaveSyncState { document_id, storage, heads } => {
-                    let record = Record::SyncState { document: document_id, storage, heads };
-                    if let Err(e) = self.commit.submit_records(vec![record]) {
-                        tracing::debug!(document = %id, error = %e, "sync state not kept");
-                    }
-                }
-                DocEffect::Close { reason, .. } => {
+                Some(DocEffect::Close { reason, .. }) => {
                     tracing::warn!(document = %id, %reason, "engine closed the connection");
-                    if let Some(connection) = self.connection.take() {
-                        drop(connection);
-                    }
+                    // Dropping the outbound sender ends the dialer's session.
+                    self.connection = None;
                 }
+                Some(other) => tracing::error!(document = %id, effect = ?other, "storage effect not carried out"),
             }
         }
     }

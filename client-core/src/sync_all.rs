@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::status::ConnectionStatus;
 use crate::workspace::Workspace;
-use crate::{ClientError, RefusalReport};
+use crate::error::ClientError;
+use crate::repo::RefusalReport;
 
 /// How long one document may take to arrive, and to be acknowledged.
 const FIND_TIMEOUT: Duration = Duration::from_secs(60);

@@ -24,7 +24,8 @@ use konsens_store::ChunkStore;
 use serde::{Deserialize, Serialize};
 
 pub use crate::clock::now_millis;
-use crate::{ClientError, Repo, RepoConfig};
+use crate::error::ClientError;
+use crate::repo::{Repo, RepoConfig};
 
 /// Who the changes made from this store belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,8 +131,9 @@ pub struct Session {
     pub sync_url: String,
     pub token: String,
     pub participant: String,
-    /// `admin` or a member role, as the server named it.
-    pub role: String,
+    /// `admin` or a member role, as the server named it (`/api/me`); kept
+    /// in `meta` by that name, as the server's JSON has it.
+    pub role: AccessRole,
     pub process: Option<String>,
 }
 
@@ -225,26 +227,24 @@ impl Workspace {
     /// a refused change is work the member has to redo. A store that never
     /// joined a server works on its own and may do everything.
     pub fn allow(&self, action: Action) -> Result<(), ClientError> {
-        let Some(role) = self.session.as_ref().map(|s| s.role.as_str()) else {
+        let Some(role) = self.session.as_ref().map(|s| s.role) else {
             return Ok(());
         };
-        let allowed = match role.parse::<AccessRole>() {
-            Ok(AccessRole::Admin) => true,
-            Ok(AccessRole::Member(MemberRole::Facilitator)) => action != Action::CreateProcess,
-            Ok(AccessRole::Member(MemberRole::Participant)) => action == Action::Write,
-            Ok(AccessRole::Member(MemberRole::Observer)) => false,
-            // A role this version does not know: the server decides.
-            Err(_) => true,
+        let allowed = match role {
+            AccessRole::Admin => true,
+            AccessRole::Member(MemberRole::Facilitator) => action != Action::CreateProcess,
+            AccessRole::Member(MemberRole::Participant) => action == Action::Write,
+            AccessRole::Member(MemberRole::Observer) => false,
         };
         if allowed {
             Ok(())
         } else {
-            Err(ClientError::NotAllowed { role: role.to_owned(), action: action.describe() })
+            Err(ClientError::NotAllowed { role, action: action.describe() })
         }
     }
 
     /// Refusals kept in this store, oldest first.
-    pub fn refusals(&self) -> Result<Vec<crate::RefusalReport>, ClientError> {
+    pub fn refusals(&self) -> Result<Vec<crate::repo::RefusalReport>, ClientError> {
         let mut out = Vec::new();
         for (_, value) in self.repo.store().scan_meta(crate::repo::REFUSALS_META_PREFIX)? {
             out.push(serde_json::from_slice(&value).map_err(|e| ClientError::Corrupt(format!("refusal record: {e}")))?);
@@ -854,4 +854,34 @@ fn slug(title: &str) -> String {
     }
     let trimmed = out.trim_end_matches('-').to_owned();
     if trimmed.is_empty() { "workshop".to_owned() } else { trimmed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session as every version so far kept it in `meta`: the role by name.
+    const KEPT: &str = r#"{"base":"http://127.0.0.1:1","sync_url":"ws://127.0.0.1:1/sync","token":"t","participant":"p-1","role":"facilitator","process":null}"#;
+
+    #[tokio::test]
+    async fn a_kept_session_reads_with_its_role_typed_and_is_written_in_the_same_form() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = ChunkStore::open(dir.path()).expect("open");
+            store.put_meta(SESSION_KEY, KEPT.as_bytes()).expect("put");
+            store.flush().expect("flush");
+        }
+        let mut ws = Workspace::open(dir.path(), None).expect("workspace");
+        let session = ws.session().expect("session read").clone();
+        assert_eq!(session.role, AccessRole::Member(MemberRole::Facilitator));
+        assert!(ws.allow(Action::Decide).is_ok());
+        assert!(matches!(ws.allow(Action::CreateProcess), Err(ClientError::NotAllowed { role: AccessRole::Member(MemberRole::Facilitator), .. })));
+        // Written back byte for byte as it was read.
+        ws.set_session(session).expect("set");
+        let stored = ws.repo().store().get_meta(SESSION_KEY).expect("get").expect("kept");
+        assert_eq!(String::from_utf8(stored).expect("utf-8"), KEPT);
+        let admin: Session = serde_json::from_str(&KEPT.replace("facilitator", "admin")).expect("admin reads");
+        assert_eq!(admin.role, AccessRole::Admin);
+        assert!(serde_json::from_str::<Session>(&KEPT.replace("facilitator", "king")).is_err(), "an unknown role is not a session");
+    }
 }

@@ -15,10 +15,6 @@ use crate::{AuthStore, ChunkStore, Provenance, StoreError};
 /// Called once the write is durable (`Ok`) or failed (`Err`).
 pub type OnDurable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
-/// [`OnDurable`] with the error as text, for [`GroupCommit::submit`].
-// Kept until client-core runs its storage effects through `Persister`; remove then.
-pub type OnDurableText = Box<dyn FnOnce(Result<(), String>) + Send>;
-
 enum Job {
     /// Document bytes; their submitter waits for the flush.
     Document {
@@ -106,12 +102,6 @@ impl GroupCommit {
                 on_durable,
             })
             .map_err(|_| StoreError::WriterStopped)
-    }
-
-    /// [`Self::submit_write`] with the error as text.
-    // Kept until client-core runs its storage effects through `Persister`; remove then.
-    pub fn submit(&self, document: DocumentId, write: StorageWrite, on_durable: OnDurableText) -> Result<(), StoreError> {
-        self.submit_write(document, write, Box::new(move |result| on_durable(result.map_err(|e| e.to_string()))))
     }
 
     /// Queue records to be written and flushed with the next group; nobody

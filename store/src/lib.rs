@@ -25,7 +25,7 @@ use konsens_sync::{DocumentId, StorageId, StorageWrite};
 use thiserror::Error;
 
 pub use auth::{AuthStore, Provenance, TokenKind, TokenRecord};
-pub use group_commit::{GroupCommit, GroupCommitStats, MAX_GROUP, OnDurable, OnDurableText, Record};
+pub use group_commit::{GroupCommit, GroupCommitStats, MAX_GROUP, OnDurable, Record};
 pub use persister::{Persister, durable_input};
 
 /// The one error type of `konsens-store`. `Clone`, because one failed

@@ -451,7 +451,7 @@ pub fn admin_workspace(server: &ServerProcess, admin_token: &str, dir: &Path) ->
         sync_url: server.ws_url(),
         token: admin_token.to_owned(),
         participant: String::new(),
-        role: "admin".into(),
+        role: konsens_model::access::AccessRole::Admin,
         process: None,
     })?;
     ws.connect(&server.ws_url());
