@@ -487,7 +487,11 @@ impl Actor {
         match message {
             Message::Sync(m) | Message::Request(m) => {
                 let id = m.document_id;
-                let input = DocInput::Sync { conn, message: m, request: false };
+                let input = match DocInput::decode_sync(conn, &m, false) {
+                    Ok(input) => input,
+                    // As the peer session has it: a client logs what it cannot decode.
+                    Err(e) => return tracing::warn!(document = %id, error = %e, "undecodable sync message from the server"),
+                };
                 match self.engine(id) {
                     Ok(engine) => {
                         let effects = engine.handle([input]);
