@@ -1,6 +1,9 @@
 //! One WebSocket connection: the handshake, then a reader that routes each
 //! message to its document's owner and a writer that drains the connection's
-//! bounded outbound queue.
+//! bounded outbound queue. What a frame means after the handshake (route,
+//! answer, close, ignore) is konsens-sync's [`PeerSession`]; what stays here
+//! is the socket: text frames, the rate limit, read limits, access and
+//! unknown documents.
 
 use std::collections::HashSet;
 use std::sync::Arc;
