@@ -282,7 +282,7 @@ mod tests {
 mod engine_tests {
     use super::*;
     use automerge::transaction::Transactable;
-    use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message as Wire, PeerId, Role};
+    use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message as Wire, PeerId, Role};
 
     /// Two typists and two watchers, all light, through konsens' engine: every
     /// keystroke reaches everyone and nobody ever needs anything.
@@ -295,11 +295,7 @@ mod engine_tests {
         let mut authors: Vec<Automerge> =
             (0..2).map(|i| base.fork().with_actor(automerge::ActorId::from(vec![i + 1; 16]))).collect();
         let mut inbox: Vec<DocInput> = Vec::new();
-        let send = |i: usize, m: Message| DocInput::Sync {
-            conn: ConnectionId(i as u64),
-            message: DocMessage { sender_id: PeerId(format!("p{i}")), target_id: PeerId::from("server"), document_id: id, data: m.encode() },
-            request: false,
-        };
+        let send = |i: usize, m: Message| DocInput::Sync { conn: ConnectionId(i as u64), sender: PeerId(format!("p{i}")), message: m, request: false };
         for (i, p) in peers.iter_mut().enumerate() {
             inbox.push(send(i, p.generate().expect("first")));
         }

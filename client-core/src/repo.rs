@@ -487,7 +487,11 @@ impl Actor {
     fn incoming(&mut self, conn: ConnectionId, action: SessionAction) {
         match action {
             SessionAction::Sync { document_id: id, message, request } => {
-                let input = DocInput::Sync { conn, message, request };
+                let input = match DocInput::decode_sync(conn, &message, request) {
+                    Ok(input) => input,
+                    // As the peer session has it: a client logs what it cannot decode.
+                    Err(e) => return tracing::warn!(document = %id, error = %e, "undecodable sync message from the server"),
+                };
                 match self.engine(id) {
                     Ok(engine) => {
                         let effects = engine.handle([input]);

@@ -21,7 +21,7 @@ use konsens_store::TokenRecord;
 use konsens_sync::DocumentId;
 use serde::Deserialize;
 
-use crate::auth::{self, Invitation, Principal};
+use crate::auth::{self, Invitation, Principal, member_role};
 use crate::hub::Hub;
 
 pub(crate) fn routes() -> Router<Arc<Hub>> {
@@ -81,18 +81,7 @@ fn document_id(text: &str) -> Result<DocumentId, ApiError> {
 
 /// The document as flushed to disk (what the server has acknowledged).
 pub(crate) async fn load(hub: &Hub, id: DocumentId) -> Result<Automerge, ApiError> {
-    let store = hub.store.clone();
-    let doc = tokio::task::spawn_blocking(move || -> Result<Automerge, String> {
-        let mut doc = Automerge::new();
-        for chunk in store.load(&id).map_err(|e| e.to_string())? {
-            doc.load_incremental(&chunk.bytes).map_err(|e| e.to_string())?;
-        }
-        Ok(doc)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
-    if doc.is_empty() { Err(ApiError::not_found()) } else { Ok(doc) }
+    hub.flushed_document(id).await.map_err(ApiError::internal)?.ok_or_else(ApiError::not_found)
 }
 
 fn readable(hub: &Hub, who: &Principal, id: &DocumentId) -> Result<(), ApiError> {
@@ -160,18 +149,17 @@ async fn process(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: H
 
 fn member_list(hub: &Hub, who: &Principal, process: &DocumentId) -> Result<Vec<MemberEntry>, ApiError> {
     let facilitator = who.is_facilitator_of(process);
-    let process_text = process.to_string();
     Ok(hub
         .auth
         .store
         .tokens()
         .map_err(ApiError::internal)?
         .into_iter()
-        .filter(|t| !t.revoked && t.process.as_deref() == Some(process_text.as_str()))
+        .filter(|t| !t.revoked && t.process == Some(*process))
         .filter_map(|t| {
             // A member token always names a member role; anything else is
             // not a member of this process.
-            let role = t.role.parse().ok()?;
+            let role = member_role(t.role)?;
             Some(MemberEntry {
                 participant: t.participant,
                 name: t.name,
@@ -251,12 +239,7 @@ async fn revoke(State(hub): State<Arc<Hub>>, Path(token_id): Path<String>, heade
     let Some(target) = tokens.into_iter().find(|t| t.id == token_id) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such token"));
     };
-    let allowed = who.is_admin()
-        || target
-            .process
-            .as_deref()
-            .and_then(|p| p.parse::<DocumentId>().ok())
-            .is_some_and(|p| who.is_facilitator_of(&p));
+    let allowed = who.is_admin() || target.process.is_some_and(|p| who.is_facilitator_of(&p));
     if !allowed {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "only facilitators of its process revoke a token"));
     }
@@ -327,12 +310,11 @@ async fn report_route(
     // document says (its `members` map is written by a client). On an open
     // server there are no members; the document's list is all there is.
     if !hub.auth.open {
-        let process_id = id.to_string();
         process.members = people(&hub)?
             .into_values()
-            .filter(|t| t.process.as_deref() == Some(process_id.as_str()))
+            .filter(|t| t.process == Some(id))
             .filter_map(|t| {
-                let role = t.role.parse().ok()?;
+                let role = member_role(t.role)?;
                 Some((t.participant, konsens_model::schema::Member { name: t.name, organisation: t.organisation, role }))
             })
             .collect();

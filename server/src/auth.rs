@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use konsens_model::access::{AccessRole, Sender};
 use konsens_model::schema::MemberRole;
 use konsens_sync::DocumentId;
-use konsens_store::{AuthStore, TokenKind, TokenRecord};
+use konsens_store::{AuthStore, TokenKind, TokenRecord, TokenRole};
 use sha2::{Digest, Sha256};
 
 use crate::error::ServerError;
@@ -146,7 +146,7 @@ impl Auth {
             process: None,
             name: name.to_owned(),
             organisation: String::new(),
-            role: "admin".into(),
+            role: TokenRole::Admin,
             created_at: now_millis(),
             expires_at: None,
             revoked: false,
@@ -163,11 +163,11 @@ impl Auth {
         let record = TokenRecord {
             id,
             kind: TokenKind::Member,
-            process: Some(invitation.process.to_string()),
+            process: Some(invitation.process),
             participant: format!("p-{:016x}", rand::random::<u64>()),
             name: invitation.name.clone(),
             organisation: invitation.organisation.clone(),
-            role: invitation.role.as_str().to_owned(),
+            role: token_role(invitation.role),
             created_at: now_millis(),
             expires_at: invitation.expires_at,
             revoked: false,
@@ -201,14 +201,31 @@ impl Auth {
     }
 }
 
+/// The role a member token stores.
+pub fn token_role(role: MemberRole) -> TokenRole {
+    match role {
+        MemberRole::Facilitator => TokenRole::Facilitator,
+        MemberRole::Participant => TokenRole::Participant,
+        MemberRole::Observer => TokenRole::Observer,
+    }
+}
+
+/// A stored role as a member's role; `None` for an administrator's.
+pub fn member_role(role: TokenRole) -> Option<MemberRole> {
+    match role {
+        TokenRole::Admin => None,
+        TokenRole::Facilitator => Some(MemberRole::Facilitator),
+        TokenRole::Participant => Some(MemberRole::Participant),
+        TokenRole::Observer => Some(MemberRole::Observer),
+    }
+}
+
+/// What a token record grants. A member token that names no member role
+/// grants nothing.
 fn principal(record: &TokenRecord) -> Option<Principal> {
     let role = match record.kind {
         TokenKind::Admin => AccessRole::Admin,
-        TokenKind::Member => AccessRole::Member(record.role.parse().ok()?),
-    };
-    let process = match &record.process {
-        Some(p) => Some(p.parse().ok()?),
-        None => None,
+        TokenKind::Member => AccessRole::Member(member_role(record.role)?),
     };
     Some(Principal {
         token_id: record.id.clone(),
@@ -216,7 +233,7 @@ fn principal(record: &TokenRecord) -> Option<Principal> {
         name: record.name.clone(),
         organisation: record.organisation.clone(),
         role,
-        process,
+        process: record.process,
     })
 }
 

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use konsens_sync::{ConnectionId, DocMessage, DocumentId};
+use konsens_sync::{ConnectionId, DocumentId};
 
 use crate::handle::ConnectionHandle;
 use crate::util::lock;
@@ -17,7 +17,7 @@ pub(crate) const MAX_AWAITED_PER_CONNECTION: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Waiter {
     pub conn: Arc<ConnectionHandle>,
-    pub request: DocMessage,
+    pub request: automerge::sync::Message,
 }
 
 /// The waiters, per document.
@@ -27,13 +27,13 @@ pub(crate) struct AwaitingCreation {
 }
 
 impl AwaitingCreation {
-    /// Remember that `conn` asked for `request.document_id` before it
+    /// Remember that `conn` asked for document `id` before it
     /// existed: the owner that creates it sends it the document, if it may
     /// read it then. Each connection keeps at most
     /// [`MAX_AWAITED_PER_CONNECTION`] and forgets them when it goes.
-    pub fn add(&self, conn: Arc<ConnectionHandle>, request: DocMessage) {
+    pub fn add(&self, conn: Arc<ConnectionHandle>, id: DocumentId, request: automerge::sync::Message) {
         let mut waiters = lock(&self.waiters);
-        let list = waiters.entry(request.document_id).or_default();
+        let list = waiters.entry(id).or_default();
         list.retain(|w| w.conn.id != conn.id);
         list.push(Waiter { conn, request });
     }

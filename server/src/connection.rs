@@ -1,6 +1,9 @@
 //! One WebSocket connection: the handshake, then a reader that routes each
 //! message to its document's owner and a writer that drains the connection's
-//! bounded outbound queue.
+//! bounded outbound queue. What a frame means after the handshake (route,
+//! answer, close, ignore) is konsens-sync's [`PeerSession`]; what stays here
+//! is the socket: text frames, the rate limit, read limits, access and
+//! unknown documents.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,7 +11,8 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use konsens_model::access;
-use konsens_sync::{ConnectionId, DocMessage, DocumentId, Message, ProtocolError, limits};
+use konsens_sync::session::{Ignored, PeerSession, SessionAction};
+use konsens_sync::{CloseReason as SyncClose, ConnectionId, DocMessage, DocumentId, Message, ProtocolError, Role, limits};
 use tokio::sync::mpsc;
 
 use crate::auth::Principal;
@@ -152,6 +156,9 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
     if !handle.send(joined.reply.encode()) {
         return;
     }
+    // The connection protocol from here on: which frames route where, what
+    // is answered, what closes (konsens-sync's rules, shared with the client).
+    let mut session = PeerSession::new(Role::Server, hub.handshake.our_peer_id.clone(), joined.peer_id.clone());
     tracing::info!(
         conn = ?conn_id,
         peer = %joined.peer_id,
@@ -245,24 +252,9 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
             Some(Ok(WsMessage::Close(_))) => break,
             Some(Ok(_)) => continue, // ping/pong are answered by the WebSocket layer
         };
-        let message = match Message::decode(&bytes, hub.config.max_frame_bytes) {
-            Ok(m) => m,
-            Err(error @ ProtocolError::UnknownType(_)) => {
-                // A newer client may speak types we do not know: say so, keep serving.
-                tracing::warn!(conn = ?conn_id, peer = %handle.peer_id, %error, "ignoring message");
-                send_error(&hub, &handle, &error);
-                continue;
-            }
-            Err(error) => {
-                let reason = match &error {
-                    ProtocolError::TooLarge { .. } => CloseReason::MessageTooBig { error: error.to_string() },
-                    _ => CloseReason::ProtocolViolation { error: error.to_string() },
-                };
-                refuse(&hub, &handle, &error, reason);
-                break;
-            }
-        };
-        if matches!(message, Message::Sync(_) | Message::Request(_) | Message::Ephemeral(_)) && !hub.auth.open {
+        let frame = Message::decode(&bytes, hub.config.max_frame_bytes);
+        // Before the session sees it, so forged ephemerals are paced too.
+        if matches!(frame, Ok(Message::Sync(_) | Message::Request(_) | Message::Ephemeral(_))) && !hub.auth.open {
             // Over the rate, the socket is not read for a while (TCP pushes
             // back on the sender); only a sender that stays over it is closed.
             let now = tokio::time::Instant::now();
@@ -286,60 +278,51 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
                 }
             }
         }
-        match message {
-            Message::Sync(doc_message) => {
-                if !route(&hub, &handle, doc_message, false, &read_limits, &mut Seen { routed: &mut routed, documents: &mut documents, awaiting: &mut awaiting, logged_over_limit: &mut logged_over_limit }, &shutdown).await {
+        match session.receive(frame) {
+            SessionAction::Sync { message, request, .. } => {
+                if !route(&hub, &handle, message, request, &read_limits, &mut Seen { routed: &mut routed, documents: &mut documents, awaiting: &mut awaiting, logged_over_limit: &mut logged_over_limit }, &shutdown).await {
                     break;
                 }
             }
-            Message::Request(doc_message) => {
-                if !route(&hub, &handle, doc_message, true, &read_limits, &mut Seen { routed: &mut routed, documents: &mut documents, awaiting: &mut awaiting, logged_over_limit: &mut logged_over_limit }, &shutdown).await {
-                    break;
-                }
-            }
-            Message::Ephemeral(ephemeral) => {
-                // We are every client's only relay, so a client never needs
-                // to send a message under another peer's id. automerge-repo
-                // clients do pass back what we relayed to them (with the
-                // original sender, which our de-duplication would drop
-                // anyway); anything else under another id is a forgery.
-                // Neither is relayed.
-                if ephemeral.sender_id != handle.peer_id {
-                    if !logged_foreign_ephemeral {
-                        tracing::debug!(conn = ?conn_id, peer = %handle.peer_id, "not relaying ephemeral messages that name another sender (echoes or forgeries)");
-                        logged_foreign_ephemeral = true;
-                    }
-                    continue;
-                }
+            SessionAction::Ephemeral { document_id: id, message } => {
                 // Only a loaded document has other peers to relay to; nothing
                 // is started for one that is not.
-                let id = ephemeral.document_id;
                 if !hub.is_loaded(&id) {
                     continue;
                 }
                 documents.insert(id);
-                hub.dispatch(id, DocCommand::Ephemeral { conn: handle.clone(), message: ephemeral }).await;
+                hub.dispatch(id, DocCommand::Ephemeral { conn: handle.clone(), message }).await;
             }
-            Message::Leave { .. } => {
+            SessionAction::Answer(reply) => {
+                tracing::warn!(conn = ?conn_id, peer = %handle.peer_id, reply = ?reply, "ignoring message");
+                handle.send(reply.encode());
+            }
+            SessionAction::Close { reply, reason } => {
+                tracing::warn!(conn = ?conn_id, peer = %handle.peer_id, error = %reason, "closing connection on bad input");
+                if let Some(reply) = reply {
+                    handle.send(reply.encode());
+                }
+                handle.close(CloseReason::from(reason));
+                break;
+            }
+            SessionAction::Leave => {
                 handle.close(CloseReason::Normal);
                 break;
             }
-            Message::Error { message, .. } => {
+            SessionAction::PeerError { message, .. } => {
                 tracing::info!(conn = ?conn_id, peer = %handle.peer_id, message = truncate(&message, 200), "peer reported an error");
             }
-            Message::DocUnavailable { .. }
-            | Message::RemoteSubscriptionChange { .. }
-            | Message::RemoteHeadsChanged { .. } => {
-                // Gossip of other storages' heads is optional; we neither need nor relay it.
-                tracing::trace!(conn = ?conn_id, kind = message.type_name(), "ignored");
+            // automerge-repo clients pass back what we relayed to them (with
+            // the original sender, which our de-duplication would drop
+            // anyway); anything else under another id is a forgery.
+            SessionAction::Ignore(Ignored::ForeignEphemeral) => {
+                if !logged_foreign_ephemeral {
+                    tracing::debug!(conn = ?conn_id, peer = %handle.peer_id, "not relaying ephemeral messages that name another sender (echoes or forgeries)");
+                    logged_foreign_ephemeral = true;
+                }
             }
-            Message::Join { .. } | Message::Peer { .. } => {
-                let error = ProtocolError::UnexpectedMessage {
-                    message_type: message.type_name(),
-                    state: "after the handshake",
-                };
-                tracing::warn!(conn = ?conn_id, peer = %handle.peer_id, %error, "ignoring message");
-                send_error(&hub, &handle, &error);
+            ignored @ (SessionAction::Ignore(_) | SessionAction::Unavailable { .. }) => {
+                tracing::trace!(conn = ?conn_id, ?ignored, "ignored");
             }
         }
     }
@@ -411,20 +394,27 @@ struct Seen<'a> {
 async fn route(
     hub: &Arc<Hub>,
     handle: &Arc<ConnectionHandle>,
-    mut message: DocMessage,
+    message: DocMessage,
     request: bool,
     read_limits: &limits::ReadLimits,
     seen: &mut Seen<'_>,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> bool {
     let Seen { routed, documents, awaiting, logged_over_limit } = seen;
-    // The sender is who joined, whatever the message claims.
-    message.sender_id = handle.peer_id.clone();
     let id = message.document_id;
-    if let Err(error) = limits::check_sync_message(&message.data, read_limits) {
+    // The one decode of the payload: the read limits, admission, `--open`
+    // indexing and the engine all look at this.
+    let sync = match message.decode_sync() {
+        Ok(sync) => sync,
+        Err(error) => {
+            violation(hub, handle, error);
+            return false;
+        }
+    };
+    if let Err(error) = limits::check_decoded(&sync, read_limits) {
         if matches!(error, ProtocolError::BadBloomFilter { .. }) {
             // Nothing a client builds: not a refusal of changes but bad input.
-            refuse(hub, handle, &error, CloseReason::ProtocolViolation { error: error.to_string() });
+            violation(hub, handle, error);
             return false;
         }
         // A typed refusal; nothing of it reaches Automerge.
@@ -439,14 +429,14 @@ async fn route(
         return true;
     }
     if routed.contains(&id) {
-        hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message, request }).await;
+        hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message: sync, request }).await;
         return true;
     }
     let route = unknown::route(hub, &handle.principal, &id);
     if route == Route::Owner {
         routed.insert(id);
         documents.insert(id);
-        hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message, request }).await;
+        hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message: sync, request }).await;
         return true;
     }
     // Unreadable or missing: charged to the token, then answered alike.
@@ -472,15 +462,15 @@ async fn route(
             return false;
         }
     }
-    let changes = !request && unknown::carries_changes(&message.data);
+    let changes = !request && !sync.changes.is_empty();
     match (route, changes) {
         // They may create the document: the owner's admission decides.
         (Route::Missing, true) => {
             documents.insert(id);
-            hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message, request }).await;
+            hub.dispatch(id, DocCommand::Sync { conn: handle.clone(), message: sync, request }).await;
         }
         (Route::Unreadable, true) => {
-            handle.send(unknown::answer_changes_as_missing(hub, &handle.principal, &message).encode());
+            handle.send(unknown::answer_changes_as_missing(hub, &handle.principal, &handle.peer_id, id, &sync).encode());
         }
         // Asked for before anybody has it: `doc-unavailable` now, and the
         // document once it is created, if this connection may read it then
@@ -488,15 +478,15 @@ async fn route(
         (Route::Missing, false) if request => {
             if awaiting.len() < MAX_AWAITED_PER_CONNECTION || awaiting.contains(&id) {
                 awaiting.insert(id);
-                hub.awaiting.add(handle.clone(), message.clone());
+                hub.awaiting.add(handle.clone(), id, sync.clone());
             }
-            for reply in unknown::answer_as_empty(hub, handle.id, message, request) {
+            for reply in unknown::answer_as_empty(hub, handle.id, &handle.peer_id, id, sync, request) {
                 handle.send(reply.encode());
             }
         }
         _ => {
             tracing::debug!(conn = ?handle.id, document = %id, request, "answered for a document that is not there to read");
-            for reply in unknown::answer_as_empty(hub, handle.id, message, request) {
+            for reply in unknown::answer_as_empty(hub, handle.id, &handle.peer_id, id, sync, request) {
                 handle.send(reply.encode());
             }
         }
@@ -555,6 +545,13 @@ impl RateLimit {
         self.last = Some(now + wait);
         Pace::After(wait)
     }
+}
+
+/// Input we cannot go on from (a payload that is not a sync message, a
+/// Bloom filter nobody builds): say why, close as a protocol violation
+/// (1002), as the engine did when it decoded payloads itself.
+fn violation(hub: &Hub, handle: &ConnectionHandle, error: ProtocolError) {
+    refuse(hub, handle, &error, CloseReason::from(SyncClose::ProtocolViolation(error.clone())));
 }
 
 /// Tell the peer what was wrong with its input, then close.

@@ -100,6 +100,22 @@ impl CloseReason {
     }
 }
 
+/// The one place a konsens-sync close (an engine's, or a peer session's)
+/// becomes ours: decided by its typed reason, the peer's violation (1002, or
+/// 1009 for a message over the size limit) or our own storage failure (1011:
+/// not their fault; they may reconnect). The codes agree with
+/// [`konsens_sync::CloseReason::close_code`].
+impl From<konsens_sync::CloseReason> for CloseReason {
+    fn from(reason: konsens_sync::CloseReason) -> Self {
+        use konsens_sync::{CloseReason as Sync, ProtocolError};
+        match reason {
+            Sync::ProtocolViolation(error @ ProtocolError::TooLarge { .. }) => CloseReason::MessageTooBig { error: error.to_string() },
+            Sync::ProtocolViolation(error) => CloseReason::ProtocolViolation { error: error.to_string() },
+            failure @ Sync::StorageFailure { .. } => CloseReason::StorageFailed { error: failure.to_string() },
+        }
+    }
+}
+
 /// Tells a connection's writer to close, with a reason.
 #[derive(Debug, Default)]
 struct CloseSignal {
@@ -188,6 +204,20 @@ mod tests {
         ];
         for (reason, code) in table {
             assert_eq!(reason.code(), code, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn a_sync_close_keeps_its_code() {
+        use konsens_sync::{CloseReason as Sync, DocumentId, PersistError, ProtocolError};
+        let closes = [
+            Sync::ProtocolViolation(ProtocolError::BadBloomFilter { reason: "empty" }),
+            Sync::ProtocolViolation(ProtocolError::TooLarge { size: 10, limit: 5 }),
+            Sync::StorageFailure { document: DocumentId::from_random([1; 16]), error: PersistError::Storage("disk full".into()) },
+        ];
+        for close in closes {
+            let code = close.close_code();
+            assert_eq!(CloseReason::from(close.clone()).code(), code, "{close:?}");
         }
     }
 }

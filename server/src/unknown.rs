@@ -14,9 +14,9 @@
 //! those apart needs a valid creation under an id one already knows, which
 //! only leaks that the id is taken.
 
-use automerge::Automerge;
+use automerge::{Automerge, sync};
 use konsens_model::access;
-use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message, Role};
+use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, Role};
 
 use crate::auth::Principal;
 use crate::hub::Hub;
@@ -46,16 +46,12 @@ pub(crate) fn route(hub: &Hub, principal: &Principal, id: &DocumentId) -> Route 
     }
 }
 
-/// Does this sync payload carry changes (which may create a document)?
-pub(crate) fn carries_changes(data: &[u8]) -> bool {
-    automerge::sync::Message::decode(data).is_ok_and(|m| !m.changes.is_empty())
-}
-
-/// What the owner of an empty document would send back for `message`.
-pub(crate) fn answer_as_empty(hub: &Hub, conn: ConnectionId, message: DocMessage, request: bool) -> Vec<Message> {
-    let mut engine = DocEngine::new(message.document_id, hub.handshake.our_peer_id.clone(), Role::Server);
+/// What the owner of an empty document `id` would send back for `message`
+/// from `sender` on `conn`.
+pub(crate) fn answer_as_empty(hub: &Hub, conn: ConnectionId, sender: &PeerId, id: DocumentId, message: sync::Message, request: bool) -> Vec<Message> {
+    let mut engine = DocEngine::new(id, hub.handshake.our_peer_id.clone(), Role::Server);
     engine
-        .handle([DocInput::Sync { conn, message, request }])
+        .handle([DocInput::Sync { conn, sender: sender.clone(), message, request }])
         .into_iter()
         .filter_map(|effect| match effect {
             DocEffect::Send { message, .. } => Some(message),
@@ -67,18 +63,14 @@ pub(crate) fn answer_as_empty(hub: &Hub, conn: ConnectionId, message: DocMessage
 /// Changes for a document the sender may not read: the refusal they would
 /// get if the document did not exist, or `doc-unavailable` where they would
 /// have created it.
-pub(crate) fn answer_changes_as_missing(hub: &Hub, principal: &Principal, message: &DocMessage) -> Message {
-    let id = message.document_id;
+pub(crate) fn answer_changes_as_missing(hub: &Hub, principal: &Principal, sender: &PeerId, id: DocumentId, sync: &sync::Message) -> Message {
     let unavailable = Message::DocUnavailable {
         sender_id: hub.handshake.our_peer_id.clone(),
-        target_id: message.sender_id.clone(),
+        target_id: sender.clone(),
         document_id: id,
     };
-    let Ok(sync) = automerge::sync::Message::decode(&message.data) else {
-        return unavailable;
-    };
     let empty = Automerge::new();
-    let refused = match access::incoming_changes(&empty, &sync) {
+    let refused = match access::incoming_changes(&empty, sync) {
         Err(reason) => Some(access::Refused { reason, changes: Vec::new() }),
         Ok(changes) if changes.is_empty() => None,
         Ok(changes) => {
@@ -98,7 +90,7 @@ pub(crate) fn answer_changes_as_missing(hub: &Hub, principal: &Principal, messag
         Some(refused) => {
             // The line an owner logs for a refused creation.
             tracing::warn!(document = %id, participant = %principal.participant, role = principal.role_name(), code = %refused.reason.code(), reason = %refused.reason, "refused changes");
-            reply::refusal(&hub.handshake.our_peer_id, &message.sender_id, &refused, id)
+            reply::refusal(&hub.handshake.our_peer_id, sender, &refused, id)
         }
         None => unavailable,
     }

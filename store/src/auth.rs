@@ -22,24 +22,76 @@ pub enum TokenKind {
     Member,
 }
 
+/// The role a token grants, stored by its lowercase name (the names the
+/// server's access rules use; the store does not know those rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenRole {
+    /// A server administrator's token ([`TokenKind::Admin`]).
+    Admin,
+    Facilitator,
+    Participant,
+    Observer,
+}
+
+impl TokenRole {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Admin => "admin",
+            TokenRole::Facilitator => "facilitator",
+            TokenRole::Participant => "participant",
+            TokenRole::Observer => "observer",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A token, as stored (the token itself is never stored, only its hash).
+/// JSON, with the role by name and the process as its bs58check id, as
+/// records were written before these fields were typed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// Public id for listing and revoking (not a secret).
     pub id: String,
     pub kind: TokenKind,
-    /// The process a member token belongs to (bs58 document id).
-    pub process: Option<String>,
+    /// The process a member token belongs to (stored as its bs58check id).
+    #[serde(with = "process_id")]
+    pub process: Option<DocumentId>,
     pub participant: String,
     pub name: String,
     pub organisation: String,
-    /// `facilitator`, `participant` or `observer` (admins: `admin`).
-    pub role: String,
+    /// A member's role in its process (admins: [`TokenRole::Admin`]).
+    pub role: TokenRole,
     /// Milliseconds since the epoch.
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked: bool,
     pub created_by: Option<String>,
+}
+
+/// `Option<DocumentId>` as its bs58check text (or `null`).
+mod process_id {
+    use konsens_sync::DocumentId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(process: &Option<DocumentId>, serializer: S) -> Result<S::Ok, S::Error> {
+        match process {
+            Some(id) => serializer.collect_str(id),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DocumentId>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// Who delivered a change, as recorded when it was accepted.
@@ -216,5 +268,47 @@ impl AuthStore {
         key.extend_from_slice(document.as_bytes());
         key.extend_from_slice(change);
         self.provenance.get(key)?.map(|v| decode("auth-provenance", &v)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member token as written while role and process were strings.
+    fn old_member_json(process: &DocumentId) -> String {
+        format!(
+            r#"{{"id":"t-00000000002a","kind":"member","process":"{process}","participant":"p-1","name":"Ada","organisation":"BMBF","role":"facilitator","created_at":1700000000000,"expires_at":null,"revoked":false,"created_by":"admin:t-1"}}"#
+        )
+    }
+
+    const OLD_ADMIN_JSON: &str = r#"{"id":"t-000000000001","kind":"admin","process":null,"participant":"admin:t-000000000001","name":"root","organisation":"","role":"admin","created_at":1700000000000,"expires_at":null,"revoked":false,"created_by":null}"#;
+
+    #[test]
+    fn records_written_with_string_role_and_process_still_read_and_write_alike() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let store = AuthStore::open(&db, PendingActors::default()).expect("trees");
+        let process = DocumentId::from_bytes([7; 16]);
+        let member = old_member_json(&process);
+        store.tokens.insert("member-hash", member.as_bytes()).expect("insert");
+        store.tokens.insert("admin-hash", OLD_ADMIN_JSON.as_bytes()).expect("insert");
+
+        let record = store.token("member-hash").expect("reads").expect("there");
+        assert_eq!(record.role, TokenRole::Facilitator);
+        assert_eq!(record.process, Some(process));
+        assert_eq!(record.kind, TokenKind::Member);
+        let admin = store.token("admin-hash").expect("reads").expect("there");
+        assert_eq!((admin.kind, admin.role, admin.process), (TokenKind::Admin, TokenRole::Admin, None));
+
+        // Written back, byte for byte the old form.
+        assert_eq!(String::from_utf8(encode("auth-tokens", &record).expect("encodes")).expect("utf-8"), member);
+        assert_eq!(String::from_utf8(encode("auth-tokens", &admin).expect("encodes")).expect("utf-8"), OLD_ADMIN_JSON);
+    }
+
+    #[test]
+    fn every_role_keeps_its_stored_name() {
+        for role in [TokenRole::Admin, TokenRole::Facilitator, TokenRole::Participant, TokenRole::Observer] {
+            assert_eq!(serde_json::to_string(&role).expect("encodes"), format!("\"{}\"", role.as_str()));
+        }
     }
 }

@@ -24,7 +24,7 @@ use automerge::ChangeHash;
 use konsens_sync::{DocumentId, StorageId, StorageWrite};
 use thiserror::Error;
 
-pub use auth::{AuthStore, Provenance, TokenKind, TokenRecord};
+pub use auth::{AuthStore, Provenance, TokenKind, TokenRecord, TokenRole};
 pub use group_commit::{GroupCommit, GroupCommitStats, MAX_GROUP, OnDurable, Record};
 pub use persister::{Persister, durable_input};
 

@@ -102,17 +102,15 @@ fn main() {
                 let mut engine = fresh();
                 let start = Instant::now();
                 for (i, m) in messages.iter().enumerate() {
-                    let effects = engine.handle([DocInput::Sync { conn: ConnectionId(i as u64), message: m.clone(), request: false }]);
+                    let effects = engine.handle([DocInput::decode_sync(ConnectionId(i as u64), m, false).expect("decodes")]);
                     settle(&mut engine, effects);
                 }
                 one_by_one.push(start.elapsed());
 
                 let mut engine = fresh();
                 let start = Instant::now();
-                let effects = engine.handle(messages.iter().enumerate().map(|(i, m)| DocInput::Sync {
-                    conn: ConnectionId(i as u64),
-                    message: m.clone(),
-                    request: false,
+                let effects = engine.handle(messages.iter().enumerate().map(|(i, m)| {
+                    DocInput::decode_sync(ConnectionId(i as u64), m, false).expect("decodes")
                 }));
                 settle(&mut engine, effects);
                 batched.push(start.elapsed());

@@ -19,7 +19,7 @@
 //! ```
 //! use automerge::sync::{self, SyncDoc};
 //! use automerge::{transaction::Transactable, Automerge, ROOT};
-//! use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message, PeerId, Role};
+//! use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, Role};
 //!
 //! let id = DocumentId::from_random([7; 16]);
 //! let mut server = DocEngine::new(id, PeerId::from("server"), Role::Server);
@@ -32,12 +32,9 @@
 //! let mut state = sync::State::new();
 //! let first = client.generate_sync_message(&mut state).unwrap();
 //! let conn = ConnectionId(1);
-//! let from_client = |data: Vec<u8>| DocInput::Sync {
-//!     conn,
-//!     message: DocMessage { sender_id: PeerId::from("client"), target_id: PeerId::from("server"), document_id: id, data },
-//!     request: false,
-//! };
-//! let mut effects = server.handle([from_client(first.encode())]);
+//! // The runtime decodes the payload once (`DocInput::decode_sync` from a wire message).
+//! let from_client = |message: sync::Message| DocInput::Sync { conn, sender: PeerId::from("client"), message, request: false };
+//! let mut effects = server.handle([from_client(first)]);
 //! // Exchange until the server asks the runtime to store the change.
 //! let seq = loop {
 //!     if let Some(seq) = effects.iter().find_map(|e| match e {
@@ -52,7 +49,7 @@
 //!     });
 //!     client.receive_sync_message(&mut state, sync::Message::decode(&reply.unwrap()).unwrap()).unwrap();
 //!     let next = client.generate_sync_message(&mut state).unwrap();
-//!     effects = server.handle([from_client(next.encode())]);
+//!     effects = server.handle([from_client(next)]);
 //! };
 //! // Nothing that advertises the new heads goes out before the write is durable …
 //! let advertises = |effects: &[DocEffect]| effects.iter().any(|e| match e {

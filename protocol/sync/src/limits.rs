@@ -54,6 +54,12 @@ pub fn check_sync_message(data: &[u8], limits: &ReadLimits) -> Result<ReadCost, 
     let Ok(message) = sync::Message::decode(data) else {
         return Ok(ReadCost::default());
     };
+    check_decoded(&message, limits)
+}
+
+/// [`check_sync_message`] for a payload the runtime has decoded already
+/// (decoding allocates no more than the frame; applying it is what expands).
+pub fn check_decoded(message: &sync::Message, limits: &ReadLimits) -> Result<ReadCost, ProtocolError> {
     for have in &message.have {
         check_bloom(&have.bloom.to_bytes())?;
     }

@@ -63,6 +63,17 @@ pub struct DocMessage {
     pub data: Vec<u8>,
 }
 
+impl DocMessage {
+    /// Decode the payload. A runtime does this once per message, after its
+    /// read limits, and hands the result to the engine
+    /// ([`crate::DocInput::Sync`]) and whatever else looks at the changes.
+    /// A payload that does not decode is a protocol violation.
+    pub fn decode_sync(&self) -> Result<automerge::sync::Message, ProtocolError> {
+        automerge::sync::Message::decode(&self.data)
+            .map_err(|e| ProtocolError::InvalidSyncMessage { document: self.document_id.to_string(), reason: e.to_string() })
+    }
+}
+
 /// Transient data (presence, cursors) relayed to the document's other peers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EphemeralMessage {

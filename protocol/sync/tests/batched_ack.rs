@@ -9,11 +9,8 @@ use automerge::{ActorId, Automerge, ROOT};
 use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message, PeerId, Role};
 
 fn sync(document_id: DocumentId, data: Vec<u8>) -> DocInput {
-    DocInput::Sync {
-        conn: ConnectionId(1),
-        message: DocMessage { sender_id: PeerId::from("client"), target_id: PeerId::from("server"), document_id, data },
-        request: false,
-    }
+    let message = DocMessage { sender_id: PeerId::from("client"), target_id: PeerId::from("server"), document_id, data };
+    DocInput::decode_sync(ConnectionId(1), &message, false).expect("decodes")
 }
 
 /// A client's sync message with these heads and changes.

@@ -20,7 +20,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, ROOT};
 use konsens_sync::{
-    ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, EngineConfig, FastPathCounts, Message,
+    ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, EngineConfig, FastPathCounts, Message,
     PeerId, Role, StorageId,
 };
 
@@ -98,16 +98,7 @@ impl Peer {
 
     fn message(&mut self) -> Option<DocInput> {
         let m = self.doc.generate_sync_message(&mut self.state)?;
-        Some(DocInput::Sync {
-            conn: self.conn,
-            message: DocMessage {
-                sender_id: self.id.clone(),
-                target_id: PeerId::from("server"),
-                document_id: DocumentId::from_bytes(DOC),
-                data: m.encode(),
-            },
-            request: false,
-        })
+        Some(DocInput::Sync { conn: self.conn, sender: self.id.clone(), message: m, request: false })
     }
 }
 

@@ -17,7 +17,7 @@
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, ROOT};
-use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message, PeerId, Role};
+use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, PeerId, Role};
 
 const DOC: [u8; 16] = [5; 16];
 
@@ -52,16 +52,7 @@ impl Typist {
             .expect("a put makes a change");
         self.made.push((hash, step, None));
         let m = self.doc.generate_sync_message(&mut self.state)?;
-        Some(DocInput::Sync {
-            conn: self.conn,
-            message: DocMessage {
-                sender_id: PeerId(format!("typist-{}", self.conn.0)),
-                target_id: PeerId::from("server"),
-                document_id: DocumentId::from_bytes(DOC),
-                data: m.encode(),
-            },
-            request: false,
-        })
+        Some(DocInput::Sync { conn: self.conn, sender: PeerId(format!("typist-{}", self.conn.0)), message: m, request: false })
     }
 
     fn hear(&mut self, m: sync::Message, server: &Automerge, step: usize) {

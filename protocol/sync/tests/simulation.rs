@@ -590,16 +590,8 @@ impl Sim {
                     self.apply_server_effects(effects);
                 }
                 let input = match message {
-                    Message::Sync(message) => DocInput::Sync {
-                        conn: server_conn,
-                        message,
-                        request: false,
-                    },
-                    Message::Request(message) => DocInput::Sync {
-                        conn: server_conn,
-                        message,
-                        request: true,
-                    },
+                    Message::Sync(message) => sync_input(self.seed, server_conn, &message, false),
+                    Message::Request(message) => sync_input(self.seed, server_conn, &message, true),
                     Message::Ephemeral(message) => DocInput::Ephemeral {
                         conn: server_conn,
                         message,
@@ -614,11 +606,7 @@ impl Sim {
             }
             Direction::ToClient => {
                 let input = match message {
-                    Message::Sync(message) => DocInput::Sync {
-                        conn: client_conn,
-                        message,
-                        request: false,
-                    },
+                    Message::Sync(message) => sync_input(self.seed, client_conn, &message, false),
                     Message::Ephemeral(message) => {
                         self.stats.ephemeral_relayed += 1;
                         DocInput::Ephemeral {
@@ -1259,11 +1247,9 @@ fn server_acknowledges_only_after_durable() {
                 Message::Request(m) => (m, true),
                 other => panic!("unexpected client message {other:?}"),
             };
-            server_effects.extend(server.handle(vec![DocInput::Sync {
-                conn: server_conn,
-                message,
-                request,
-            }]));
+            server_effects.extend(server.handle(vec![
+                DocInput::decode_sync(server_conn, &message, request).expect("decodes"),
+            ]));
         }
         let persisted = server_effects
             .iter()
@@ -1291,11 +1277,9 @@ fn server_acknowledges_only_after_durable() {
                     Message::Sync(m) => m,
                     other => panic!("unexpected server message {other:?}"),
                 };
-                client_out.extend(client.handle(vec![DocInput::Sync {
-                    conn: client_conn,
-                    message,
-                    request: false,
-                }]));
+                client_out.extend(client.handle(vec![
+                    DocInput::decode_sync(client_conn, &message, false).expect("decodes"),
+                ]));
             }
         }
     }
@@ -1330,4 +1314,11 @@ fn server_acknowledges_only_after_durable() {
         "the reply advertises the now durable change"
     );
     assert!(!server.is_flushing());
+}
+
+/// The engine input for a delivered `sync`/`request`, its payload decoded as
+/// a runtime does (once). Every engine builds decodable messages.
+fn sync_input(seed: u64, conn: ConnectionId, message: &DocMessage, request: bool) -> DocInput {
+    DocInput::decode_sync(conn, message, request)
+        .unwrap_or_else(|e| panic!("seed {seed}: an engine sent an undecodable sync message: {e}"))
 }

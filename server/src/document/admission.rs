@@ -9,7 +9,7 @@ use std::sync::Arc;
 use automerge::ChangeHash;
 use konsens_model::access;
 use konsens_store::{Provenance, Record, StoreError};
-use konsens_sync::{ConnectionId, DocEngine, DocMessage, DocumentId, Message};
+use konsens_sync::{ConnectionId, DocEngine, DocumentId, Message};
 
 use crate::document::context::DocumentContext;
 use crate::handle::ConnectionHandle;
@@ -71,7 +71,7 @@ impl Admission {
     }
 
     /// Decide where a sync message goes; answers the sender itself when not to the engine.
-    pub fn screen(&mut self, engine: &DocEngine, stored_bytes: usize, conn: &ConnectionHandle, message: &DocMessage, request: bool) -> Pass {
+    pub fn screen(&mut self, engine: &DocEngine, stored_bytes: usize, conn: &ConnectionHandle, message: &automerge::sync::Message, request: bool) -> Pass {
         let verdict = match self.check(engine, stored_bytes, conn, message, request) {
             Ok(pass) => return pass,
             Err(verdict) => verdict,
@@ -100,7 +100,7 @@ impl Admission {
         Pass::Dropped
     }
 
-    fn check(&mut self, engine: &DocEngine, stored_bytes: usize, conn: &ConnectionHandle, message: &DocMessage, request: bool) -> Result<Pass, Verdict> {
+    fn check(&mut self, engine: &DocEngine, stored_bytes: usize, conn: &ConnectionHandle, message: &automerge::sync::Message, request: bool) -> Result<Pass, Verdict> {
         let auth = &self.ctx.auth;
         let readable = auth.can_read(&conn.principal, &self.id);
         let missing = engine.doc().is_empty() && !auth.is_registered(&self.id);
@@ -122,11 +122,7 @@ impl Admission {
 
     /// Check the changes a message brings against the access rules and limits,
     /// and record who delivered them.
-    fn admit(&mut self, engine: &DocEngine, stored_bytes: usize, conn: &ConnectionHandle, message: &DocMessage) -> Result<(), Verdict> {
-        // An undecodable message is the engine's to report.
-        let Ok(sync) = automerge::sync::Message::decode(&message.data) else {
-            return Ok(());
-        };
+    fn admit(&mut self, engine: &DocEngine, stored_bytes: usize, conn: &ConnectionHandle, sync: &automerge::sync::Message) -> Result<(), Verdict> {
         // A client that does not recover keeps advertising refused changes;
         // answering would make the engine ask for them again and again (a
         // loop of hundreds of frames a second). It hears nothing until it
@@ -140,7 +136,7 @@ impl Admission {
             return Ok(());
         }
         let doc = engine.doc();
-        let changes = access::incoming_changes(doc, &sync)
+        let changes = access::incoming_changes(doc, sync)
             .map_err(|reason| Verdict::Refused(access::Refused { reason, changes: Vec::new() }))?;
         if changes.is_empty() {
             return Ok(());

@@ -33,19 +33,13 @@ pub(super) fn coalesce(hold: bool, inputs: Vec<DocInput>, held: &mut Vec<DocInpu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use konsens_sync::{ConnectionId, DocMessage, DocumentId, PeerId};
+    use automerge::sync::{self, SyncDoc};
+    use konsens_sync::{ConnectionId, PeerId};
 
+    /// The `n`th sync message of connection `conn` (`n` travels in the sender's name).
     fn sync(conn: u64, n: u8) -> DocInput {
-        DocInput::Sync {
-            conn: ConnectionId(conn),
-            message: DocMessage {
-                sender_id: PeerId(format!("peer-{conn}")),
-                target_id: PeerId("server".into()),
-                document_id: DocumentId::from_bytes([0; 16]),
-                data: vec![n],
-            },
-            request: false,
-        }
+        let message = automerge::Automerge::new().generate_sync_message(&mut sync::State::new()).expect("a first message");
+        DocInput::Sync { conn: ConnectionId(conn), sender: PeerId(format!("{n}")), message, request: false }
     }
 
     /// (connection, payload) of each sync input, and the other inputs by name.
@@ -53,7 +47,7 @@ mod tests {
         inputs
             .iter()
             .map(|i| match i {
-                DocInput::Sync { conn, message, .. } => format!("sync {} {}", conn.0, message.data[0]),
+                DocInput::Sync { conn, sender, .. } => format!("sync {} {sender}", conn.0),
                 DocInput::Durable { seq } => format!("durable {seq}"),
                 DocInput::Disconnected { conn } => format!("gone {}", conn.0),
                 other => format!("{other:?}"),

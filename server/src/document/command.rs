@@ -2,15 +2,17 @@
 
 use std::sync::Arc;
 
-use konsens_sync::{ConnectionId, DocMessage, EphemeralMessage};
+use konsens_sync::{ConnectionId, EphemeralMessage};
 
 use crate::handle::ConnectionHandle;
 
 #[derive(Debug)]
 pub(crate) enum DocCommand {
+    /// A `sync` or `request` from `conn` (its sender), its payload decoded
+    /// once by the connection, after the read limits.
     Sync {
         conn: Arc<ConnectionHandle>,
-        message: DocMessage,
+        message: automerge::sync::Message,
         request: bool,
     },
     Ephemeral {

@@ -2,7 +2,7 @@
 //! connections, closes, and (through the store's [`Persister`]) writes.
 
 use konsens_store::Persister;
-use konsens_sync::{CloseReason as EngineClose, ConnectionId, DocEffect, DocumentId, Message, StorageWrite};
+use konsens_sync::{ConnectionId, DocEffect, DocumentId, Message, StorageWrite};
 
 use crate::auth::Auth;
 use crate::document::peers::Peers;
@@ -38,7 +38,7 @@ impl Effects<'_> {
                 Some(DocEffect::Send { .. }) => {}
                 Some(DocEffect::Close { conn, reason }) => {
                     if let Some(handle) = self.peers.connections.remove(&conn) {
-                        handle.close(close_reason(reason));
+                        handle.close(CloseReason::from(reason));
                     }
                 }
                 Some(other) => tracing::error!(document = %self.id, effect = ?other, "storage effect not carried out"),
@@ -62,32 +62,5 @@ impl Effects<'_> {
             self.peers.awaiting_creation.remove(&conn);
         }
         self.peers.connections.get(&conn).is_some_and(|handle| handle.send(message.encode()))
-    }
-}
-
-/// The one place an engine's `Close` becomes a close frame: decided by the
-/// engine's typed reason, a peer's protocol violation (1002) or our own
-/// storage failure (1011: not their fault; they may reconnect).
-fn close_reason(reason: EngineClose) -> CloseReason {
-    match reason {
-        EngineClose::ProtocolViolation(error) => CloseReason::ProtocolViolation { error: error.to_string() },
-        failure @ EngineClose::StorageFailure { .. } => CloseReason::StorageFailed { error: failure.to_string() },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use konsens_sync::{PersistError, ProtocolError};
-
-    #[test]
-    fn an_engine_close_is_ours_once_its_storage_failed() {
-        let violation = EngineClose::ProtocolViolation(ProtocolError::BadBloomFilter { reason: "empty" });
-        assert_eq!(close_reason(violation).code(), 1002);
-        let failure = EngineClose::StorageFailure {
-            document: DocumentId::from_random([1; 16]),
-            error: PersistError::Storage("disk full".into()),
-        };
-        assert_eq!(close_reason(failure).code(), 1011);
     }
 }

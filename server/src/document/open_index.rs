@@ -2,17 +2,16 @@
 //! (which process each new document belongs to), so the start page can list them.
 
 use konsens_model::access;
-use konsens_sync::{DocEngine, DocMessage, DocumentId};
+use konsens_sync::{DocEngine, DocumentId};
 
 use crate::auth::{Auth, Principal};
 
 /// Remember which process a newly created document belongs to.
-pub(super) fn index_new_document(auth: &Auth, id: DocumentId, engine: &DocEngine, message: &DocMessage) {
+pub(super) fn index_new_document(auth: &Auth, id: DocumentId, engine: &DocEngine, sync: &automerge::sync::Message) {
     if !engine.doc().is_empty() || auth.is_registered(&id) {
         return;
     }
-    let Ok(sync) = automerge::sync::Message::decode(&message.data) else { return };
-    let Ok(changes) = access::incoming_changes(engine.doc(), &sync) else { return };
+    let Ok(changes) = access::incoming_changes(engine.doc(), sync) else { return };
     if changes.is_empty() {
         return;
     }

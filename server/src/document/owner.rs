@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use konsens_store::Persister;
-use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message, Role};
+use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message, Role};
 use tokio::sync::mpsc;
 
 use crate::awaiting::Waiter;
@@ -54,7 +54,7 @@ pub(crate) struct DocumentOwner {
     /// The requests of connections taken over from the hub (see
     /// `AwaitingCreation`): they were answered `doc-unavailable` already, and
     /// go back to wait there if this owner leaves without the document being created.
-    replayed: Vec<(Arc<ConnectionHandle>, DocMessage)>,
+    replayed: Vec<(Arc<ConnectionHandle>, automerge::sync::Message)>,
     /// Bytes the document takes on disk, for the size limit.
     stored_bytes: usize,
 }
@@ -142,7 +142,7 @@ impl DocumentOwner {
                 // Whoever still waits for it waits in the hub again.
                 for (conn, request) in std::mem::take(&mut self.replayed) {
                     if self.peers.awaiting_creation.contains(&conn.id) {
-                        self.ctx.awaiting.add(conn, request);
+                        self.ctx.awaiting.add(conn, self.id, request);
                     }
                 }
                 return self.evicted();
@@ -245,9 +245,9 @@ impl DocumentOwner {
         for Waiter { conn, request } in waiters {
             self.peers.awaiting_creation.insert(conn.id);
             self.replayed.push((conn.clone(), request.clone()));
-            let id = conn.id;
+            let (id, sender) = (conn.id, conn.peer_id.clone());
             self.peers.introduce(conn, &mut inputs);
-            inputs.push(DocInput::Sync { conn: id, message: request, request: true });
+            inputs.push(DocInput::Sync { conn: id, sender, message: request, request: true });
         }
         let effects = engine
             .handle(inputs)
@@ -276,9 +276,9 @@ impl DocumentOwner {
                         Pass::Dropped => return,
                     },
                 }
-                let id = conn.id;
+                let (id, sender) = (conn.id, conn.peer_id.clone());
                 self.peers.introduce(conn, inputs);
-                inputs.push(DocInput::Sync { conn: id, message, request });
+                inputs.push(DocInput::Sync { conn: id, sender, message, request });
             }
             DocCommand::Ephemeral { conn, message } => {
                 if !self.ctx.auth.can_read(&conn.principal, &self.id) {

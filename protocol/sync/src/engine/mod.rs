@@ -45,7 +45,7 @@ mod round;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use automerge::{Automerge, ChangeHash};
+use automerge::{Automerge, ChangeHash, sync};
 
 pub use self::config::EngineConfig;
 use self::compaction::Compaction;
@@ -74,10 +74,14 @@ pub enum Role {
 /// One input to the engine.
 #[derive(Debug)]
 pub enum DocInput {
-    /// A `sync` or `request` message from a peer.
+    /// A `sync` or `request` message from a peer, its payload decoded by
+    /// the runtime (once: admission and read limits look at the same
+    /// message; see [`DocInput::decode_sync`]).
     Sync {
         conn: ConnectionId,
-        message: DocMessage,
+        /// Who sent it (the peer that joined on `conn`).
+        sender: PeerId,
+        message: sync::Message,
         /// True for `request` (the peer has no copy yet).
         request: bool,
     },
@@ -99,6 +103,15 @@ pub enum DocInput {
     Durable { seq: u64 },
     /// Persisting `seq` failed; nothing after the last durable point may be acknowledged.
     PersistFailed { seq: u64, error: PersistError },
+}
+
+impl DocInput {
+    /// The input for a `sync` or `request` as it came off the wire. A
+    /// payload that does not decode is the runtime's to answer: an `error`,
+    /// then a close as a protocol violation (what a server does).
+    pub fn decode_sync(conn: ConnectionId, message: &DocMessage, request: bool) -> Result<Self, ProtocolError> {
+        Ok(DocInput::Sync { conn, sender: message.sender_id.clone(), message: message.decode_sync()?, request })
+    }
 }
 
 /// What the runtime must do for the engine.
@@ -162,7 +175,8 @@ enum Phase {
 #[derive(Debug)]
 struct Waiting {
     conn: ConnectionId,
-    message: DocMessage,
+    sender: PeerId,
+    message: sync::Message,
     request: bool,
 }
 
@@ -318,7 +332,7 @@ impl DocEngine {
         let mut out = Vec::new();
         for input in inputs {
             match input {
-                DocInput::Sync { conn, message, request } => self.waiting.push(Waiting { conn, message, request }),
+                DocInput::Sync { conn, sender, message, request } => self.waiting.push(Waiting { conn, sender, message, request }),
                 DocInput::Ephemeral { conn, message } => self.relay_ephemeral(conn, message, &mut out),
                 DocInput::Connected { conn, peer } => {
                     // Idempotent: announcing twice must not reset a sync in progress.

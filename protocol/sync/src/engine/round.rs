@@ -3,8 +3,6 @@
 
 use std::collections::HashSet;
 
-use automerge::sync;
-
 use super::peer::PeerState;
 use super::{ConnectionId, DocEffect, DocEngine, Waiting};
 use crate::close::CloseReason;
@@ -18,33 +16,25 @@ impl DocEngine {
         let fast_paths = self.config.fast_paths;
         let mut decoded = Vec::with_capacity(self.waiting.len());
         let mut slow: HashSet<ConnectionId> = HashSet::new();
-        for Waiting { conn, message, request } in std::mem::take(&mut self.waiting) {
-            match sync::Message::decode(&message.data) {
-                Ok(m) => {
-                    let seed = self.kept.seed_for(conn);
-                    let peer = self.peers.entry(conn).or_insert_with(|| PeerState::new(message.sender_id.clone(), seed));
-                    peer.dirty = true;
-                    // A pure acknowledgement of our current heads is most of the
-                    // traffic of a busy document (every peer confirms every
-                    // round). It only updates the sync state, so do that here,
-                    // without Automerge's walk of the change graph. Taken before
-                    // this round's load, as if it had arrived a round earlier;
-                    // only while no earlier message of the same peer waits, so
-                    // each peer's messages keep their order.
-                    if fast_paths && !request && !slow.contains(&conn) && peer.sync.is_pure_ack(&m, &heads_before) {
-                        peer.sync.fast_ack(m, &heads_before);
-                        peer.told_unavailable = false;
-                        self.fast_counts.acks += 1;
-                        continue;
-                    }
-                    slow.insert(conn);
-                    decoded.push((conn, m, request));
-                }
-                Err(e) => {
-                    let error = ProtocolError::InvalidSyncMessage { document: self.document_id.to_string(), reason: e.to_string() };
-                    self.reject(conn, error, out);
-                }
+        for Waiting { conn, sender, message: m, request } in std::mem::take(&mut self.waiting) {
+            let seed = self.kept.seed_for(conn);
+            let peer = self.peers.entry(conn).or_insert_with(|| PeerState::new(sender, seed));
+            peer.dirty = true;
+            // A pure acknowledgement of our current heads is most of the
+            // traffic of a busy document (every peer confirms every
+            // round). It only updates the sync state, so do that here,
+            // without Automerge's walk of the change graph. Taken before
+            // this round's load, as if it had arrived a round earlier;
+            // only while no earlier message of the same peer waits, so
+            // each peer's messages keep their order.
+            if fast_paths && !request && !slow.contains(&conn) && peer.sync.is_pure_ack(&m, &heads_before) {
+                peer.sync.fast_ack(m, &heads_before);
+                peer.told_unavailable = false;
+                self.fast_counts.acks += 1;
+                continue;
             }
+            slow.insert(conn);
+            decoded.push((conn, m, request));
         }
 
         // One load for the changes of all messages: the expensive part, done once.
