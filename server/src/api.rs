@@ -201,7 +201,7 @@ async fn invite(
     // The process must exist and be a process.
     let doc = load(&hub, id).await?;
     Process::from_doc(&doc).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let expires_at = request.expires_in_days.map(|days| now_millis() + i64::from(days) * 86_400_000);
+    let expires_at = request.expires_in_days.map(|days| crate::util::now_millis() + i64::from(days) * 86_400_000);
     let invitation = Invitation {
         process: id,
         role,
@@ -341,11 +341,4 @@ async fn report_route(
         body,
     )
         .into_response())
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -133,10 +133,7 @@ pub(crate) fn seed(store: &ChunkStore) -> Result<DocumentId, ServerError> {
         return Ok(id);
     }
     let people = people();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = crate::util::now_millis();
     // Back-date the story a little so the history reads like one.
     let mut clock = now - 14 * 24 * 3600 * 1000;
     let mut tick = || {
