@@ -158,12 +158,26 @@ fn events(v: &Value, key: &str) -> Result<Vec<Event>> {
 }
 
 impl Clients {
-    /// `processes` Node processes hosting `participants` clients of `doc_url` on `url`.
-    pub fn connect(processes: usize, participants: usize, url: &str, doc_url: &str) -> Result<Self> {
+    /// `processes` Node processes hosting `participants` clients of `doc_url`
+    /// on `url`. With one process, typists and watchers share its event loop,
+    /// so a saturated process slows the typing down to what its watchers keep
+    /// up with. With more, process 0 hosts the typists (the first `typists`
+    /// participants) alone, so they keep their rate, and the watchers are
+    /// dealt out over the others.
+    pub fn connect(processes: usize, participants: usize, typists: usize, url: &str, doc_url: &str) -> Result<Self> {
         let mut procs = (0..processes.max(1)).map(NodeClients::spawn).collect::<Result<Vec<_>>>()?;
         let n = procs.len();
+        let home = |i: usize| {
+            if n == 1 {
+                0
+            } else if i < typists {
+                0
+            } else {
+                1 + (i - typists) % (n - 1)
+            }
+        };
         for (p, proc_) in procs.iter_mut().enumerate() {
-            let mine: Vec<usize> = (0..participants).filter(|i| i % n == p).collect();
+            let mine: Vec<usize> = (0..participants).filter(|&i| home(i) == p).collect();
             proc_.send(&json!({"cmd": "connect", "url": url, "doc": doc_url, "participants": mine}))?;
         }
         for proc_ in &mut procs {

@@ -68,11 +68,10 @@ class TappedAdapter extends WebSocketClientAdapter {
     this.index = index
   }
   send(message) {
-    if (recording) {
-      // What goes on the wire is the CBOR of the message (the adapter encodes it).
-      const size = cbor.encode(message).byteLength
-      frames.push(describe(this.index, "out", message, size))
-    }
+    // The frame's own size is only known for what arrives (the adapter
+    // encodes outgoing ones; encoding twice would add to the load); `data`
+    // is the sync message's size either way.
+    if (recording) frames.push(describe(this.index, "out", message, undefined))
     super.send(message)
   }
   receiveMessage(bytes) {

@@ -69,7 +69,8 @@ pub fn build_keystrokes(n: usize) -> Result<Automerge> {
     Ok(doc)
 }
 
-pub fn run_server(kind: Kind, base: &Automerge, config: &Config, data_dir: &std::path::Path) -> Result<Vec<Row>> {
+/// Per k: the row and the frame pattern the official clients produced.
+pub fn run_server(kind: Kind, base: &Automerge, config: &Config, data_dir: &std::path::Path) -> Result<Vec<(Row, Pattern)>> {
     let server = Server::start(kind, data_dir, "127.0.0.1:0")?;
     let rows = drive(&server, base, config).with_context(|| format!("official workshop against {}:\n{}", kind.label(), server.log_tail()))?;
     server.stop()?;
@@ -80,12 +81,13 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f))
 }
 
-fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec<Row>> {
+fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec<(Row, Pattern)>> {
     let doc_id = document_id();
     block_on(crate::peer::seed(&server.url, "official-seed", doc_id, base))??;
     let base_len = base.length(crate::trace::text_obj(base)?);
     let t = Instant::now();
-    let mut clients = Clients::connect(config.processes, config.participants, &server.url, &doc_id.url())?;
+    let max_k = config.ks.iter().copied().max().unwrap_or(1);
+    let mut clients = Clients::connect(config.processes, config.participants, max_k, &server.url, &doc_id.url())?;
     eprintln!("  {:<28} {} official clients connected in {:.1} s", server.kind.label(), config.participants, t.elapsed().as_secs_f64());
     // Warm-up, not measured: every client's first keystroke exchange.
     let typed = clients.type_for(1, Duration::from_secs(1), base_len, false)?;
@@ -100,11 +102,14 @@ fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec<Row>>
         let cpu0 = server.cpu_seconds()?;
         let node0 = clients.cpu_seconds()?;
         let t0 = Instant::now();
-        let typed = clients.type_for(k, config.typing, base_len, false)?;
+        let typed = clients.type_for(k, config.typing, base_len, true)?;
         let typing_wall = t0.elapsed().as_secs_f64();
         let node_load = (clients.cpu_seconds()? - node0) / typing_wall;
         let (seen, _complete) = clients.wait(&typed, config.drain)?;
         let cpu = server.cpu_seconds()? - cpu0;
+        // The frames of this step, as the recorder sees them at this scale.
+        let frames = clients.frames()?.iter().map(frame_from_json).collect::<Result<Vec<_>>>()?;
+        let pattern = Pattern::from_frames(&frames, k, typed.len(), config.participants - k);
 
         let by_hash: HashMap<&str, (f64, usize)> = typed.iter().map(|e| (e.hash.as_str(), (e.t_ms, e.participant))).collect();
         let mut samples: Vec<f64> = seen
@@ -135,7 +140,7 @@ fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec<Row>>
             row.server_cpu_per_1000,
             node_load * 100.0
         );
-        rows.push(row);
+        rows.push((row, pattern));
     }
     clients.quit();
     Ok(rows)
@@ -204,10 +209,12 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    fn from_frames(frames: &[Frame], typist: usize, keystrokes: usize, watchers: usize) -> Self {
+    /// Participants below `typists` are typists (their counts are per
+    /// keystroke), the others watchers (per keystroke and watcher).
+    fn from_frames(frames: &[Frame], typists: usize, keystrokes: usize, watchers: usize) -> Self {
         let mut acc: BTreeMap<(String, String, String), (usize, usize, usize)> = BTreeMap::new();
         for f in frames {
-            let role = if f.participant == typist { "typist" } else { "watcher" };
+            let role = if f.participant < typists { "typist" } else { "watcher" };
             let dir = if f.out { "sends" } else { "receives" };
             let shape = match &f.sync {
                 Some(s) => format!("{} ({})", f.kind, s.key()),
@@ -235,13 +242,18 @@ impl Pattern {
         let mut keys: Vec<_> = self.rows.keys().chain(other.rows.keys()).cloned().collect();
         keys.sort();
         keys.dedup();
-        keys.into_iter()
-            .filter_map(|k| {
-                let a = self.rows.get(&k).map_or(0.0, |r| r.0);
-                let b = other.rows.get(&k).map_or(0.0, |r| r.0);
-                ((a - b).abs() > tolerance).then(|| format!("{} {} {}: {a:.2} vs {b:.2} per keystroke", k.0, k.1, k.2))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for k in keys {
+            let a = self.rows.get(&k).copied().unwrap_or_default();
+            let b = other.rows.get(&k).copied().unwrap_or_default();
+            if (a.0 - b.0).abs() > tolerance {
+                out.push(format!("{} {} {}: {:.2} vs {:.2} per keystroke", k.0, k.1, k.2, a.0, b.0));
+            } else if (a.2 - b.2).abs() > (0.5 * a.2.max(b.2)).max(4.0) {
+                // Same messages, but a bloom filter of another size: the server probes another filter.
+                out.push(format!("{} {} {}: bloom filters of {:.0} vs {:.0} bytes", k.0, k.1, k.2, a.2, b.2));
+            }
+        }
+        out
     }
 
     pub fn markdown(&self) -> String {
@@ -305,7 +317,7 @@ pub fn record_official(server: &Server, base: &Automerge) -> Result<Pattern> {
     let doc_id = document_id();
     block_on(crate::peer::seed(&server.url, "frames-seed", doc_id, base))??;
     let base_len = base.length(crate::trace::text_obj(base)?);
-    let mut clients = Clients::connect(1, RECORD_WATCHERS + 1, &server.url, &doc_id.url())?;
+    let mut clients = Clients::connect(1, RECORD_WATCHERS + 1, 1, &server.url, &doc_id.url())?;
     // The first keystroke after opening is not typical (sync states start
     // from the whole-document exchange): one round before recording.
     let typed = clients.type_for(1, Duration::from_millis(400), base_len, false)?;
@@ -322,7 +334,7 @@ pub fn record_official(server: &Server, base: &Automerge) -> Result<Pattern> {
     block_on(settle(server))??;
     let frames = clients.frames()?.iter().map(frame_from_json).collect::<Result<Vec<_>>>()?;
     clients.quit();
-    Ok(Pattern::from_frames(&frames, 0, typed.len(), RECORD_WATCHERS))
+    Ok(Pattern::from_frames(&frames, 1, typed.len(), RECORD_WATCHERS))
 }
 
 /// The bench's light peers doing the same: participant 0 types, the others watch.
@@ -391,7 +403,7 @@ async fn record_light_async(server: &Server, base: &Automerge) -> Result<Pattern
         t.abort();
     }
     let frames = frames.borrow();
-    Ok(Pattern::from_frames(&frames, 0, RECORD_KEYSTROKES, RECORD_WATCHERS))
+    Ok(Pattern::from_frames(&frames, 1, RECORD_KEYSTROKES, RECORD_WATCHERS))
 }
 
 /// A light participant of the recorder.
