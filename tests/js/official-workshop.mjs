@@ -103,7 +103,7 @@ async function connectOne(url, docUrl, index) {
     for (const meta of A.getChangesMetaSince(patchInfo.after, before)) {
       if (meta.actor !== p.actor && !p.seen.has(meta.hash)) p.seen.set(meta.hash, t)
     }
-    onAnyChange()
+    onAnyChange(p)
   })
   participants.set(index, p)
 }
@@ -161,7 +161,9 @@ async function type({ typists, ms, record, base }) {
 }
 
 function wait({ hashes, ms }) {
-  const complete = () => [...participants.values()].every(p => A.hasHeads(p.handle.doc(), hashes))
+  // Each participant is checked when its own document changes, not all of
+  // them on every change: 40 watchers would otherwise cost 40 checks each.
+  const pending = new Set([...participants.values()].filter(p => !A.hasHeads(p.handle.doc(), hashes)))
   return new Promise(resolve => {
     const finish = done => {
       onAnyChange = () => {}
@@ -172,10 +174,13 @@ function wait({ hashes, ms }) {
       resolve()
     }
     const timer = setTimeout(() => finish(false), ms)
-    onAnyChange = () => {
-      if (complete()) finish(true)
+    onAnyChange = p => {
+      if (pending.has(p) && A.hasHeads(p.handle.doc(), hashes)) {
+        pending.delete(p)
+        if (pending.size === 0) finish(true)
+      }
     }
-    if (complete()) finish(true)
+    if (pending.size === 0) finish(true)
   })
 }
 
