@@ -45,6 +45,10 @@ struct Args {
     /// their rate while the watchers are dealt over the rest.
     #[arg(long, default_value_t = 2)]
     node_processes: usize,
+    /// Participants of the official-client workshop instead of the mode's
+    /// count (40, quick 6), to see where the driver's core stops keeping up.
+    #[arg(long)]
+    participants: Option<usize>,
     /// Keep the driver where it is instead of pinning it to core 0.
     #[arg(long)]
     no_pin: bool,
@@ -168,6 +172,7 @@ fn main() -> Result<()> {
             Some(ks) => scenarios::official::Config { ks: ks.clone(), ..config },
             None => config,
         };
+        let config = scenarios::official::Config { participants: args.participants.unwrap_or(config.participants), ..config };
         eprintln!("building the {}-keystroke document", config.changes);
         let base = scenarios::official::build_keystrokes(config.changes)?;
         // The light peers on the same document, same participants and rates.
