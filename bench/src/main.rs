@@ -483,10 +483,11 @@ mod report {
         s
     }
 
-    pub fn official(
-        config: &scenarios::official::Config,
-        results: &[(&str, Vec<workshop::Row>, Vec<(workshop::Row, scenarios::official::Pattern)>)],
-    ) -> String {
+    /// One server's official-workshop results: its label, the light peers'
+    /// rows, the official clients' rows with their frame patterns.
+    pub type OfficialResult<'a> = (&'a str, Vec<workshop::Row>, Vec<(workshop::Row, scenarios::official::Pattern)>);
+
+    pub fn official(config: &scenarios::official::Config, results: &[OfficialResult<'_>]) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "## Workshop with official clients\n");
         let _ = writeln!(

@@ -167,15 +167,7 @@ impl Clients {
     pub fn connect(processes: usize, participants: usize, typists: usize, url: &str, doc_url: &str) -> Result<Self> {
         let mut procs = (0..processes.max(1)).map(NodeClients::spawn).collect::<Result<Vec<_>>>()?;
         let n = procs.len();
-        let home = |i: usize| {
-            if n == 1 {
-                0
-            } else if i < typists {
-                0
-            } else {
-                1 + (i - typists) % (n - 1)
-            }
-        };
+        let home = |i: usize| if n == 1 || i < typists { 0 } else { 1 + (i - typists) % (n - 1) };
         for (p, proc_) in procs.iter_mut().enumerate() {
             let mine: Vec<usize> = (0..participants).filter(|&i| home(i) == p).collect();
             proc_.send(&json!({"cmd": "connect", "url": url, "doc": doc_url, "participants": mine}))?;
