@@ -6,14 +6,10 @@
 //! sees exactly what it would see from real peers: the same heads, needs,
 //! bloom filters and changes.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::sync::{BloomFilter, ChunkList, Have, Message, MessageFlags, MessageVersion};
 use automerge::{Automerge, Change, ChangeHash};
-
-/// How many of our own recent changes we always put into the bloom filter, so
-/// the server never echoes a change back to its author.
-const OWN_RECENT: usize = 256;
 
 #[derive(Debug, Default)]
 pub struct LightSync {
@@ -25,7 +21,6 @@ pub struct LightSync {
     /// Automerge asks for the missing dependencies of its queued changes.
     missing: BTreeSet<ChangeHash>,
     own: HashMap<ChangeHash, Vec<u8>>,
-    own_recent: VecDeque<ChangeHash>,
     pending: Vec<Vec<u8>>,
     // Mirrors `automerge::sync::State`.
     shared_heads: Vec<ChangeHash>,
@@ -81,10 +76,6 @@ impl LightSync {
         self.add(hash, change.deps());
         let bytes = change.raw_bytes().to_vec();
         self.own.insert(hash, bytes.clone());
-        self.own_recent.push_back(hash);
-        if self.own_recent.len() > OWN_RECENT {
-            self.own_recent.pop_front();
-        }
         self.pending.push(bytes);
     }
 
@@ -140,8 +131,11 @@ impl LightSync {
     }
 
     /// Hashes we hold that are (probably) not ancestors of the shared heads:
-    /// everything that arrived after the oldest shared head, plus our own
-    /// recent changes. A superset is harmless in a bloom filter.
+    /// everything that arrived after the oldest shared head. A superset is
+    /// harmless in a bloom filter. Like Automerge's `have`, and nothing more:
+    /// an earlier version always added our 256 most recent own changes, which
+    /// made a typist's filter three times the official client's (recorded by
+    /// `--scenarios frames`), and the server probe a filter no client sends.
     fn since_shared(&self) -> Vec<ChangeHash> {
         let start = self
             .shared_heads
@@ -149,13 +143,10 @@ impl LightSync {
             .filter_map(|h| self.index.get(h))
             .min()
             .map(|i| i + 1);
-        let mut out: Vec<ChangeHash> = match start {
+        match start {
             Some(i) if !self.shared_heads.is_empty() => self.order[i.min(self.order.len())..].to_vec(),
             _ => self.order.clone(),
-        };
-        let set: HashSet<ChangeHash> = out.iter().copied().collect();
-        out.extend(self.own_recent.iter().filter(|h| !set.contains(h)));
-        out
+        }
     }
 
     /// The next message to send, following `generate_sync_message`'s rules.
@@ -340,6 +331,107 @@ mod engine_tests {
         let heads = engine.doc().get_heads();
         for (i, p) in peers.iter().enumerate() {
             assert_eq!(p.heads(), heads, "peer {i}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message as Wire, PeerId, Role};
+
+    /// One typist, eight watchers, through konsens' engine; watchers read
+    /// what the server sent them only every `lag + 1` keystrokes (answering
+    /// each message in turn, as automerge-repo does), like official clients
+    /// on a saturated machine. Returns the engine's fast-path counts, the
+    /// messages it sent, and its time per keystroke.
+    fn run(lag: usize) -> (konsens_sync::FastPathCounts, usize, std::time::Duration) {
+        let (mut base, text) = crate::trace::empty_text_doc().expect("doc");
+        // A text of a few thousand keystrokes, so a slow path shows.
+        for i in 0..3000 {
+            let mut t = base.transaction();
+            t.splice_text(&text, i, 0, "a").expect("splice");
+            t.commit();
+        }
+        let id = DocumentId::from_bytes([5; 16]);
+        let mut engine = DocEngine::load(id, PeerId::from("server"), Role::Server, [(true, base.save().as_slice())]).expect("load");
+        let watchers = 8;
+        let mut peers: Vec<LightSync> = (0..=watchers).map(|_| LightSync::holding(&base)).collect();
+        let mut inboxes: Vec<Vec<Message>> = vec![Vec::new(); watchers + 1];
+        let mut author = base.fork().with_actor(automerge::ActorId::from(vec![9; 16]));
+        let send = |i: usize, m: Message| DocInput::Sync {
+            conn: ConnectionId(i as u64),
+            message: DocMessage { sender_id: PeerId(format!("p{i}")), target_id: PeerId::from("server"), document_id: id, data: m.encode() },
+            request: false,
+        };
+        let mut inbox: Vec<DocInput> = peers.iter_mut().enumerate().filter_map(|(i, p)| p.generate().map(|m| send(i, m))).collect();
+        let mut sent = 0;
+        let mut busy = std::time::Duration::ZERO;
+        let keystrokes = 200;
+        for step in 0..keystrokes + 2 * (lag + 1) + 20 {
+            if step < keystrokes {
+                let mut t = author.transaction();
+                t.splice_text(&text, 1500 + step, 0, "x").expect("splice");
+                t.commit();
+                let c = author.get_last_local_change().expect("change");
+                peers[0].local_change(&c);
+                if let Some(m) = peers[0].generate() {
+                    inbox.push(send(0, m));
+                }
+            }
+            // The engine works until it has nothing more to say this step.
+            loop {
+                let started = std::time::Instant::now();
+                let mut effects = engine.handle(std::mem::take(&mut inbox));
+                loop {
+                    let mut durable = None;
+                    for e in effects.drain(..) {
+                        match e {
+                            DocEffect::Send { conn, message: Wire::Sync(d) } => {
+                                sent += 1;
+                                inboxes[conn.0 as usize].push(Message::decode(&d.data).expect("decode"));
+                            }
+                            DocEffect::Persist { seq, .. } => durable = Some(seq),
+                            _ => {}
+                        }
+                    }
+                    match durable {
+                        Some(seq) => effects = engine.handle([DocInput::Durable { seq }]),
+                        None => break,
+                    }
+                }
+                busy += started.elapsed();
+                // The typist always keeps up; watchers read every lag + 1 steps.
+                for (i, p) in peers.iter_mut().enumerate() {
+                    if i == 0 || step % (lag + 1) == lag || step >= keystrokes {
+                        for m in std::mem::take(&mut inboxes[i]) {
+                            p.receive(m);
+                            if let Some(m) = p.generate() {
+                                inbox.push(send(i, m));
+                            }
+                        }
+                    }
+                }
+                if inbox.is_empty() {
+                    break;
+                }
+            }
+        }
+        let heads = engine.doc().get_heads();
+        for (i, p) in peers.iter().enumerate() {
+            assert_eq!(p.heads(), heads, "peer {i} with lag {lag}");
+        }
+        (engine.fast_path_counts(), sent, busy / keystrokes as u32)
+    }
+
+    /// Prints what lagging watchers cost the engine (`--nocapture`); the
+    /// assertion is only that everybody converges.
+    #[test]
+    fn lagging_watchers_through_the_engine() {
+        for lag in [0, 4, 16] {
+            let (counts, sent, per_keystroke) = run(lag);
+            eprintln!("lag {lag:>2}: {counts:?}, {sent} messages sent, engine {per_keystroke:?} per keystroke");
         }
     }
 }

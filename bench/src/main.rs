@@ -3,6 +3,7 @@
 //! writes it to `docs/benchmarks.md` (see `--help`).
 
 mod light;
+mod official;
 mod peer;
 mod scenarios;
 mod servers;
@@ -26,7 +27,7 @@ struct Args {
     /// Short runs with reduced sizes, for CI (well under 5 minutes).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (comma-separated): workshop, trace, reconnect, many-docs, durable, cold-start, idle.
+    /// Scenarios to run (comma-separated): workshop, official, frames, trace, reconnect, many-docs, durable, cold-start, idle.
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<String>>,
     /// Servers to run (comma-separated): konsens, stock, samod, limit.
@@ -38,6 +39,16 @@ struct Args {
     /// Where to write the report; `-` for nowhere.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Node processes hosting the official clients (scenario `official`):
+    /// with 1, typists share the watchers' event loop and slow down with it;
+    /// with 2 or more, the typists have process 0 to themselves and keep
+    /// their rate while the watchers are dealt over the rest.
+    #[arg(long, default_value_t = 2)]
+    node_processes: usize,
+    /// Participants of the official-client workshop instead of the mode's
+    /// count (40, quick 6), to see where the driver's core stops keeping up.
+    #[arg(long)]
+    participants: Option<usize>,
     /// Keep the driver where it is instead of pinning it to core 0.
     #[arg(long)]
     no_pin: bool,
@@ -134,6 +145,61 @@ fn main() -> Result<()> {
         report.push_str(&report::workshop(&config, &results));
     }
 
+    if wants(&args.scenarios, "official") {
+        eprintln!("workshop with official clients");
+        let config = if args.quick {
+            scenarios::official::Config {
+                participants: 6,
+                ks: vec![1, 4],
+                typing: Duration::from_secs(2),
+                drain: Duration::from_secs(10),
+                processes: args.node_processes,
+                changes: 20_000,
+            }
+        } else {
+            scenarios::official::Config {
+                participants: 40,
+                ks: vec![1, 4],
+                typing: Duration::from_secs(10),
+                // One driver core cannot keep 39 official watchers current
+                // at these rates: they lag, and catch up after the typing.
+                drain: Duration::from_secs(90),
+                processes: args.node_processes,
+                changes: 20_000,
+            }
+        };
+        let config = match &args.ks {
+            Some(ks) => scenarios::official::Config { ks: ks.clone(), ..config },
+            None => config,
+        };
+        let config = scenarios::official::Config { participants: args.participants.unwrap_or(config.participants), ..config };
+        eprintln!("building the {}-keystroke document", config.changes);
+        let base = scenarios::official::build_keystrokes(config.changes)?;
+        // The light peers on the same document, same participants and rates.
+        let light_config = scenarios::workshop::Config {
+            participants: config.participants,
+            ks: config.ks.clone(),
+            typing: config.typing,
+            drain: config.drain,
+        };
+        let mut results = Vec::new();
+        for &kind in &kinds {
+            let dir = scratch.path().join(format!("official-light-{kind:?}"));
+            let light = attempt(&mut failures, "official (light peers)", kind, scenarios::workshop::run_server(kind, &base, &light_config, &dir));
+            let dir = scratch.path().join(format!("official-{kind:?}"));
+            let official = attempt(&mut failures, "official", kind, scenarios::official::run_server(kind, &base, &config, &dir));
+            results.push((kind.label(), light.unwrap_or_default(), official.unwrap_or_default()));
+        }
+        report.push_str(&report::official(&config, &results));
+    }
+    if wants(&args.scenarios, "frames") && kinds.contains(&Kind::Konsens) {
+        eprintln!("frames: official client against light peers, through konsens");
+        let base = scenarios::official::build_keystrokes(20_000)?;
+        let dir = scratch.path().join("frames");
+        if let Some((official, light)) = attempt(&mut failures, "frames", Kind::Konsens, scenarios::official::record_both(&base, &dir)) {
+            report.push_str(&report::frames(&official, &light));
+        }
+    }
     if wants(&args.scenarios, "trace") {
         eprintln!("trace replay: automerge-paper");
         let trace = scenarios::replay::load(args.quick)?;
@@ -296,7 +362,7 @@ mod report {
         let _ = writeln!(s, "- **Notes:** what the figures mean, what stands between konsens and each target, and what failed: [benchmarks-notes.md](benchmarks-notes.md)");
         let _ = writeln!(s, "- **Pinning:** each server on core {}, the load driver on core {} (`taskset`); server CPU is utime+stime from `/proc/<pid>/stat`, memory is VmRSS from `/proc/<pid>/status`.", servers::SERVER_CORE, servers::DRIVER_CORE);
         let _ = writeln!(s, "- **Servers:** konsens-server (release, sled, flush before acknowledge, group commit); the stock sync server of `@automerge/automerge-repo` 2.5.6 with `NodeFSStorageAdapter` (`tests/js`, pinned by its lockfile); samod 0.16 with its filesystem storage (`bench/src/bin/samod-server.rs`); the limit is the same work on bare Automerge 0.12 in the driver's process, no network, no disk.");
-        let _ = writeln!(s, "- **Driver:** one Rust process, one thread, speaking the automerge-repo protocol. Watchers are light peers (change graph only, same sync messages as Automerge would send); one participant per run is a real Automerge replica whose CPU is reported as the participants' cost.\n");
+        let _ = writeln!(s, "- **Driver:** one Rust process, one thread, speaking the automerge-repo protocol. Watchers are light peers (change graph only, same sync messages as Automerge would send); one participant per run is a real Automerge replica whose CPU is reported as the participants' cost. The *official* scenario's participants are official automerge-repo 2.5.6 clients in Node processes on the driver's core, commanded by the driver (`tests/js/official-workshop.mjs`).\n");
         s
     }
 
@@ -414,6 +480,100 @@ mod report {
             let _ = writeln!(s, "| {label} | {:.0} MiB | {:.0} MiB | {:.1} KiB |", r.rss_before_mib, r.rss_after_mib, r.kib_per_connection);
         }
         s.push('\n');
+        s
+    }
+
+    /// One server's official-workshop results: its label, the light peers'
+    /// rows, the official clients' rows with their frame patterns.
+    pub type OfficialResult<'a> = (&'a str, Vec<workshop::Row>, Vec<(workshop::Row, scenarios::official::Pattern)>);
+
+    pub fn official(config: &scenarios::official::Config, results: &[OfficialResult<'_>]) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "## Workshop with official clients\n");
+        let _ = writeln!(
+            s,
+            "One recommendation whose text holds {} single-keystroke changes, {} participants connected, k typing {} keystrokes/s each for {:.0} s. \
+*Official* participants are `@automerge/automerge-repo` 2.5.6 clients in Node (`tests/js/official-workshop.mjs`: one `Repo` per participant, its own WebSocket and peer id, no storage; {} Node process(es) on the driver's core); a keystroke is `handle.change` + `splice`, and its latency ends at a watcher's `change` event holding its hash. \
+*Light* participants are the bench's light peers on the same document, same k and rate (the workshop scenario's driver). Server CPU per keystroke is the server's CPU from the first keystroke until every participant held every keystroke, divided by the keystrokes. Driver load is the Node processes' (official) or the Rust driver's (light) CPU while typing, as a share of one core.\n",
+            config.changes,
+            config.participants,
+            workshop::RATE_PER_TYPIST,
+            config.typing.as_secs_f64(),
+            config.processes,
+        );
+        let _ = writeln!(s, "| server | k | light: server CPU / keystroke | light: p50 / p99 | light: delivered | official: server CPU / keystroke | official: p50 / p99 | official: delivered | official ÷ light | official vs konsens | driver load light / official |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let konsens = results.iter().find(|r| r.0 == Kind::Konsens.label());
+        for (label, light, official) in results {
+            for &k in &config.ks {
+                let l = light.iter().find(|r| r.k == k && !r.skipped);
+                let o = official.iter().map(|r| &r.0).find(|r| r.k == k && !r.skipped);
+                let ko = konsens.and_then(|r| r.2.iter().map(|r| &r.0).find(|r| r.k == k && !r.skipped));
+                let cpu = |r: Option<&workshop::Row>| r.map(|r| format!("{:.1} ms", r.server_cpu_per_1000)).unwrap_or_else(|| "—".into());
+                let lat = |r: Option<&workshop::Row>| r.map(|r| format!("{} / {}", ms(r.p50_ms), ms(r.p99_ms))).unwrap_or_else(|| "—".into());
+                let del = |r: Option<&workshop::Row>| r.map(|r| format!("{:.1} %", r.delivered * 100.0)).unwrap_or_else(|| "—".into());
+                let load = |r: Option<&workshop::Row>| r.map(|r| format!("{:.0} %", r.driver_load * 100.0)).unwrap_or_else(|| "—".into());
+                let _ = writeln!(
+                    s,
+                    "| {label} | {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+                    cpu(l),
+                    lat(l),
+                    del(l),
+                    cpu(o),
+                    lat(o),
+                    del(o),
+                    match (o, l) {
+                        (Some(o), Some(l)) => ratio(o.server_cpu_per_1000, l.server_cpu_per_1000),
+                        _ => "—".into(),
+                    },
+                    match (o, ko) {
+                        (Some(o), Some(k)) => ratio(o.server_cpu_per_1000, k.server_cpu_per_1000),
+                        _ => "—".into(),
+                    },
+                    load(l),
+                    load(o),
+                );
+            }
+        }
+        s.push('\n');
+        let _ = writeln!(
+            s,
+            "What the official clients sent and received during each step (frames taken at their WebSocket adapter; typists' counts per keystroke for all typists together, watchers' per keystroke and watcher; \"mean sync bytes\" is the sync message, without the envelope):\n"
+        );
+        for (label, _, official) in results {
+            for (row, pattern) in official {
+                let _ = writeln!(s, "<details><summary>{label}, k = {}: official clients' frames per keystroke</summary>\n", row.k);
+                s.push_str(&pattern.markdown());
+                let _ = writeln!(s, "\n</details>\n");
+            }
+        }
+        s
+    }
+
+    pub fn frames(official: &scenarios::official::Pattern, light: &scenarios::official::Pattern) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "## Frames per keystroke: official client and light peers\n");
+        let _ = writeln!(
+            s,
+            "Recorded through konsens on the 20,000-keystroke text: one typist types {} keystrokes at {} per second, {} participants watch; every frame from the first recorded keystroke until the server is idle again, per keystroke (a watcher's counts per watcher). The official client's frames are taken at its WebSocket adapter (`send`/`receiveMessage`), the light peers' at the bench's socket. `tests/tests/bench_frames.rs` checks that the patterns agree.\n",
+            official.keystrokes,
+            workshop::RATE_PER_TYPIST,
+            official.watchers
+        );
+        let _ = writeln!(s, "**Official automerge-repo 2.5.6 client:**\n");
+        s.push_str(&official.markdown());
+        let _ = writeln!(s, "\n**Light peers:**\n");
+        s.push_str(&light.markdown());
+        let diff = official.differences(light, scenarios::official::PATTERN_TOLERANCE);
+        if diff.is_empty() {
+            let _ = writeln!(s, "\nPatterns match: yes (message types, counts, heads, `have`/`need` content within {} messages per keystroke, bloom filter sizes within half).\n", scenarios::official::PATTERN_TOLERANCE);
+        } else {
+            let _ = writeln!(s, "\nPatterns match: no. Differences (official vs light):\n");
+            for d in diff {
+                let _ = writeln!(s, "- {d}");
+            }
+            s.push('\n');
+        }
         s
     }
 

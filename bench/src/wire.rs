@@ -48,7 +48,8 @@ impl Drop for Receiver {
 pub enum Incoming {
     Sync { document_id: DocumentId, data: Vec<u8> },
     Unavailable { document_id: DocumentId },
-    Other,
+    /// Anything else, by its wire type name (the frame recorder counts them).
+    Other(&'static str),
 }
 
 /// Join as an ephemeral peer (no storage): what a load driver's peer is.
@@ -164,6 +165,6 @@ fn classify(m: Message) -> Incoming {
     match m {
         Message::Sync(d) | Message::Request(d) => Incoming::Sync { document_id: d.document_id, data: d.data },
         Message::DocUnavailable { document_id, .. } => Incoming::Unavailable { document_id },
-        _ => Incoming::Other,
+        other => Incoming::Other(other.type_name()),
     }
 }

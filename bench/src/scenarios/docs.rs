@@ -580,7 +580,7 @@ async fn first_sync(url: &str, id: DocumentId) -> Result<f64> {
                 }
             }
             Some(Incoming::Unavailable { .. }) => bail!("the server lost the document"),
-            Some(Incoming::Other) => {}
+            Some(Incoming::Other(_)) => {}
         }
     }
 }

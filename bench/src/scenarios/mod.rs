@@ -1,4 +1,5 @@
 pub mod docs;
+pub mod official;
 pub mod reconnect;
 pub mod replay;
 pub mod workshop;

@@ -154,7 +154,7 @@ async fn read(
                     }
                 }
                 Some(Incoming::Unavailable { .. }) => bail!("server says the document is unavailable"),
-                Some(Incoming::Other) => {}
+                Some(Incoming::Other(_)) => {}
             },
         }
     }
