@@ -88,6 +88,13 @@ impl Server {
                     // Every simulated participant connects from loopback.
                     .arg("--connections-per-address")
                     .arg("0")
+                    // Under --open every anonymous connection shares one budget of
+                    // answers about unknown documents; a thousand readers asking
+                    // for documents their writers are about to create would
+                    // spend it and be throttled. The bench measures throughput,
+                    // not the abuse limit.
+                    .arg("--unknown-documents-per-minute")
+                    .arg("0")
                     // "listening" is logged at info; per-connection info lines are not wanted.
                     .env(
                         "RUST_LOG",
