@@ -240,6 +240,28 @@ mod tests {
     use automerge::sync::SyncDoc;
     use automerge::transaction::Transactable;
 
+    /// Hand `inputs` to a server engine and carry out its effects until it
+    /// waits for nothing: every persist is reported durable at once, and
+    /// every sync message it sends goes to `deliver`.
+    pub(super) fn drive(engine: &mut konsens_sync::DocEngine, inputs: Vec<konsens_sync::DocInput>, mut deliver: impl FnMut(konsens_sync::ConnectionId, Message)) {
+        use konsens_sync::{DocEffect, DocInput, Message as Wire};
+        let mut effects = engine.handle(inputs);
+        loop {
+            let mut durable = None;
+            for e in effects.drain(..) {
+                match e {
+                    DocEffect::Send { conn, message: Wire::Sync(d) } => deliver(conn, Message::decode(&d.data).expect("decode")),
+                    DocEffect::Persist { seq, .. } => durable = Some(seq),
+                    _ => {}
+                }
+            }
+            match durable {
+                Some(seq) => effects = engine.handle([DocInput::Durable { seq }]),
+                None => break,
+            }
+        }
+    }
+
     /// A light peer and a real one stay in sync through a real Automerge server replica.
     #[test]
     fn light_peer_follows_a_real_server() {
@@ -273,7 +295,7 @@ mod tests {
 mod engine_tests {
     use super::*;
     use automerge::transaction::Transactable;
-    use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocumentId, Message as Wire, PeerId, Role};
+    use konsens_sync::{ConnectionId, DocEngine, DocInput, DocumentId, PeerId, Role};
 
     /// Two typists and two watchers, all light, through konsens' engine: every
     /// keystroke reaches everyone and nobody ever needs anything.
@@ -305,28 +327,13 @@ mod engine_tests {
                     }
                 }
             }
-            let mut effects = engine.handle(std::mem::take(&mut inbox));
-            loop {
-                let mut durable = None;
-                for e in effects.drain(..) {
-                    match e {
-                        DocEffect::Send { conn, message: Wire::Sync(d) } => {
-                            let i = conn.0 as usize;
-                            let m = automerge::sync::Message::decode(&d.data).expect("decode");
-                            peers[i].receive(m);
-                            if let Some(m) = peers[i].generate() {
-                                inbox.push(send(i, m));
-                            }
-                        }
-                        DocEffect::Persist { seq, .. } => durable = Some(seq),
-                        _ => {}
-                    }
+            crate::light::tests::drive(&mut engine, std::mem::take(&mut inbox), |conn, m| {
+                let i = conn.0 as usize;
+                peers[i].receive(m);
+                if let Some(m) = peers[i].generate() {
+                    inbox.push(send(i, m));
                 }
-                match durable {
-                    Some(seq) => effects = engine.handle([DocInput::Durable { seq }]),
-                    None => break,
-                }
-            }
+            });
         }
         let heads = engine.doc().get_heads();
         for (i, p) in peers.iter().enumerate() {
@@ -339,7 +346,7 @@ mod engine_tests {
 mod lag_tests {
     use super::*;
     use automerge::transaction::Transactable;
-    use konsens_sync::{ConnectionId, DocEffect, DocEngine, DocInput, DocMessage, DocumentId, Message as Wire, PeerId, Role};
+    use konsens_sync::{ConnectionId, DocEngine, DocInput, DocumentId, PeerId, Role};
 
     /// One typist, eight watchers, through konsens' engine; watchers read
     /// what the server sent them only every `lag + 1` keystrokes (answering
@@ -360,11 +367,7 @@ mod lag_tests {
         let mut peers: Vec<LightSync> = (0..=watchers).map(|_| LightSync::holding(&base)).collect();
         let mut inboxes: Vec<Vec<Message>> = vec![Vec::new(); watchers + 1];
         let mut author = base.fork().with_actor(automerge::ActorId::from(vec![9; 16]));
-        let send = |i: usize, m: Message| DocInput::Sync {
-            conn: ConnectionId(i as u64),
-            message: DocMessage { sender_id: PeerId(format!("p{i}")), target_id: PeerId::from("server"), document_id: id, data: m.encode() },
-            request: false,
-        };
+        let send = |i: usize, m: Message| DocInput::Sync { conn: ConnectionId(i as u64), sender: PeerId(format!("p{i}")), message: m, request: false };
         let mut inbox: Vec<DocInput> = peers.iter_mut().enumerate().filter_map(|(i, p)| p.generate().map(|m| send(i, m))).collect();
         let mut sent = 0;
         let mut busy = std::time::Duration::ZERO;
@@ -383,24 +386,10 @@ mod lag_tests {
             // The engine works until it has nothing more to say this step.
             loop {
                 let started = std::time::Instant::now();
-                let mut effects = engine.handle(std::mem::take(&mut inbox));
-                loop {
-                    let mut durable = None;
-                    for e in effects.drain(..) {
-                        match e {
-                            DocEffect::Send { conn, message: Wire::Sync(d) } => {
-                                sent += 1;
-                                inboxes[conn.0 as usize].push(Message::decode(&d.data).expect("decode"));
-                            }
-                            DocEffect::Persist { seq, .. } => durable = Some(seq),
-                            _ => {}
-                        }
-                    }
-                    match durable {
-                        Some(seq) => effects = engine.handle([DocInput::Durable { seq }]),
-                        None => break,
-                    }
-                }
+                crate::light::tests::drive(&mut engine, std::mem::take(&mut inbox), |conn, m| {
+                    sent += 1;
+                    inboxes[conn.0 as usize].push(m);
+                });
                 busy += started.elapsed();
                 // The typist always keeps up; watchers read every lag + 1 steps.
                 for (i, p) in peers.iter_mut().enumerate() {
