@@ -19,7 +19,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use automerge::sync;
-use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use thiserror::Error;
 
 use crate::schema::{self, MemberRole, PROCESS_SCHEMA, RECOMMENDATION_SCHEMA, SchemaError};
@@ -319,10 +319,13 @@ pub fn admit(
 /// touch guarded state or the model's shape; everything else is checked by
 /// applying it to a copy. Typing stays cheap, and no operation shape escapes.
 fn only_text_edits(doc: &Automerge, changes: &[Change]) -> bool {
-    let mut texts: BTreeSet<String> = BTreeSet::new();
+    // The text objects as (counter, actor) pairs, compared as values: this
+    // runs for every keystroke, and formatting ids into strings (hex of the
+    // actor) was most of its cost.
+    let mut texts: Vec<(u64, ActorId)> = Vec::new();
     for field in schema::TEXT_FIELDS.iter().chain(["title", "description"].iter()) {
-        if let Ok(Some((Value::Object(ObjType::Text), id))) = doc.get(ROOT, *field) {
-            texts.insert(id.to_string());
+        if let Ok(Some((Value::Object(ObjType::Text), ObjId::Id(counter, actor, _)))) = doc.get(ROOT, *field) {
+            texts.push((counter, actor));
         }
     }
     if texts.is_empty() {
@@ -337,7 +340,13 @@ fn only_text_edits(doc: &Automerge, changes: &[Change]) -> bool {
                     | automerge::legacy::OpType::MarkBegin(..)
                     | automerge::legacy::OpType::MarkEnd(..)
             );
-            is_text_op && texts.contains(&op.obj.to_string())
+            let in_a_text = match &op.obj {
+                automerge::legacy::ObjectId::Id(automerge::legacy::OpId(counter, actor)) => {
+                    texts.iter().any(|(c, a)| c == counter && a == actor)
+                }
+                automerge::legacy::ObjectId::Root => false,
+            };
+            is_text_op && in_a_text
         })
     })
 }
