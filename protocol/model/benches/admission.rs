@@ -2,7 +2,7 @@
 //! text holds 20,000 single-keystroke changes: a keystroke (the fast path),
 //! a comment and a status move (both applied to a copy and compared), and a
 //! refused adoption. Prints medians.
-//! `cargo bench -p konsens-protocol --bench admission` (`-- --quick`: fewer rounds).
+//! `cargo bench -p konsens-model --bench admission` (`-- --quick`: fewer rounds).
 
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@
 //! After an intended change of the report, regenerate the golden files with
 //!
 //! ```sh
-//! UPDATE_GOLDEN=1 cargo test -p konsens-protocol --test report_golden
+//! UPDATE_GOLDEN=1 cargo test -p konsens-model --test report_golden
 //! ```
 //!
 //! and review the diff before committing it.

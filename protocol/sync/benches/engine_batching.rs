@@ -1,6 +1,6 @@
 //! What per-document batching buys: k peers each send one keystroke into a
 //! large text; the engine applies them one round per message, or all in one
-//! round. Prints medians. `cargo bench -p konsens-protocol --bench engine_batching`
+//! round. Prints medians. `cargo bench -p konsens-sync --bench engine_batching`
 //! (`-- --quick` for a short run).
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Writes seed inputs for the codec fuzz target: one valid frame of every
 //! message type plus typical malformed frames.
-//! `cargo run -p konsens-protocol --example write_fuzz_seeds -- protocol/fuzz/corpus/decode_message`
+//! `cargo run -p konsens-sync --example write_fuzz_seeds -- protocol/sync/fuzz/corpus/decode_message`
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use konsens_sync::message::RemoteHeads;
 use konsens_sync::{DocMessage, DocumentId, EphemeralMessage, Message, PeerId, PeerMetadata, StorageId};
 
 fn main() -> std::io::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "protocol/fuzz/corpus/decode_message".into());
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "protocol/sync/fuzz/corpus/decode_message".into());
     std::fs::create_dir_all(&dir)?;
     let (a, b) = (PeerId::from("peer-a"), PeerId::from("peer-b"));
     let doc = DocumentId::from_random([0x5a; 16]);

@@ -1,4 +1,4 @@
-//! The one error type of `konsens-protocol`.
+//! The one error type of `konsens-sync`.
 
 use thiserror::Error;
 

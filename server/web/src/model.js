@@ -1,4 +1,4 @@
-// The konsens document model in JS, mirroring protocol/src/schema.rs: the same
+// The konsens document model in JS, mirroring protocol/model/src/schema.rs: the same
 // keys, the same shapes, and the same way of recording who changed what as the
 // CLI (client-core/src/workspace.rs). Strings that Rust reads as plain strings
 // are written as ImmutableString scalars: automerge JS would otherwise store

@@ -1,5 +1,5 @@
 // The process report as a download. The server renders it when it offers
-// GET /api/processes/<id>/report (konsens_protocol::report); without that
+// GET /api/processes/<id>/report (konsens_model::report); without that
 // endpoint we render a simpler one here from the same documents. Like the
 // server's, it prints each recommendation as it was adopted (at the heads the
 // adoption recorded), not with what was merged after.

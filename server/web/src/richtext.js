@@ -1,6 +1,6 @@
 // One ProseMirror editor per rich-text field, bound to the Automerge text by
 // `@automerge/prosemirror` (which writes exactly the blocks and marks the
-// Rust side reads; see protocol/src/markdown.rs). On top of it: highlights for
+// Rust side reads; see protocol/model/src/richtext/). On top of it: highlights for
 // comment anchors and the carets of others, both kept as Automerge cursors so
 // they follow the text through everyone's edits.
 //
