@@ -396,47 +396,6 @@ fn deflate_bomb() -> Result<Vec<u8>> {
     Ok(doc.save())
 }
 
-/// A change of a few dozen bytes whose run-length-encoded columns claim
-/// 2^40 operations.
-fn run_length_bomb() -> Vec<u8> {
-    use konsens_sync::fuzzing::write_uleb128 as leb;
-    let n = 1u64 << 40;
-    let mut body = Vec::new();
-    for v in [0u64, 16] {
-        leb(&mut body, v);
-    }
-    body.extend([7u8; 16]);
-    for v in [1u64, 1, 0, 0, 0] {
-        leb(&mut body, v);
-    }
-    let mut key = Vec::new();
-    leb(&mut key, n);
-    leb(&mut key, 1);
-    key.push(b'k');
-    let mut insert = Vec::new();
-    leb(&mut insert, 0);
-    leb(&mut insert, n);
-    let mut action = Vec::new();
-    leb(&mut action, n);
-    leb(&mut action, 1);
-    let mut value = Vec::new();
-    leb(&mut value, n);
-    leb(&mut value, 0);
-    let columns = [((1u64 << 4) | 5, key), ((3 << 4) | 4, insert), ((4 << 4) | 2, action), ((5 << 4) | 6, value)];
-    leb(&mut body, columns.len() as u64);
-    for (spec, data) in &columns {
-        leb(&mut body, *spec);
-        leb(&mut body, data.len() as u64);
-    }
-    for (_, data) in &columns {
-        body.extend(data);
-    }
-    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1];
-    leb(&mut chunk, body.len() as u64);
-    chunk.extend(body);
-    chunk
-}
-
 /// A `request` whose Bloom filter has two billion probes.
 fn bloom_bomb(peer: &RawPeer, id: DocumentId) -> Message {
     let mut data = vec![0x42u8, 0, 0, 1, 0];
@@ -512,7 +471,7 @@ async fn changes_that_inflate_past_the_limits_are_refused_logged_once_and_the_se
 
     // Run lengths that claim 2^40 operations in a few dozen bytes.
     let mut peer = RawPeer::join(&url, "runner").await?;
-    let bomb = run_length_bomb();
+    let bomb = konsens_sync::fuzzing::run_length_bomb(1 << 40);
     let message = sync_with_changes(&peer, DocumentId::from_random([4; 16]), bomb.clone());
     let sent = Instant::now();
     peer.send(&message).await?;

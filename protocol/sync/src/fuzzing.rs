@@ -1,7 +1,7 @@
 //! Helpers for hostile-input tests: the property the codec fuzz target
 //! checks (shared with the test that replays the committed corpus,
-//! `protocol/sync/fuzz/corpus/decode_message`), and a LEB128 writer for
-//! hand-built Automerge chunks (run-length bombs and the like).
+//! `protocol/sync/fuzz/corpus/decode_message`), a LEB128 writer, and a
+//! hand-built Automerge change that claims far more operations than its bytes.
 
 use crate::Message;
 
@@ -25,4 +25,50 @@ pub fn write_uleb128(out: &mut Vec<u8>, mut v: u64) {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// A change whose columns claim `n` operations in a few bytes each: runs
+/// of one value, which Automerge would expand one operation at a time.
+pub fn run_length_bomb(n: u64) -> Vec<u8> {
+    let leb = write_uleb128;
+    let mut body = Vec::new();
+    leb(&mut body, 0); // no dependencies
+    leb(&mut body, 16);
+    body.extend([7u8; 16]); // actor
+    leb(&mut body, 1); // seq
+    leb(&mut body, 1); // start op
+    leb(&mut body, 0); // time
+    leb(&mut body, 0); // no message
+    leb(&mut body, 0); // no other actors
+    let run = |v: u64| {
+        let mut c = Vec::new();
+        leb(&mut c, n); // positive: a run of n (sLEB of a value below 2^62 has the same bytes when bit 6 of the last byte is clear)
+        leb(&mut c, v);
+        c
+    };
+    let mut bool_run = Vec::new();
+    leb(&mut bool_run, 0);
+    leb(&mut bool_run, n);
+    // key string (id 1, string), insert (id 3, boolean), action (id 4, integer), value meta (id 5, value metadata)
+    let columns = [((1u64 << 4) | 5, {
+        let mut c = Vec::new();
+        leb(&mut c, n);
+        leb(&mut c, 1);
+        c.push(b'k');
+        c
+    }), ((3 << 4) | 4, bool_run), ((4 << 4) | 2, run(1)), ((5 << 4) | 6, run(0))];
+    leb(&mut body, columns.len() as u64);
+    for (spec, data) in &columns {
+        leb(&mut body, *spec);
+        leb(&mut body, data.len() as u64);
+    }
+    for (_, data) in &columns {
+        body.extend(data);
+    }
+    let mut chunk = crate::limits::MAGIC.to_vec();
+    chunk.extend([0; 4]);
+    chunk.push(1);
+    leb(&mut chunk, body.len() as u64);
+    chunk.extend(body);
+    chunk
 }

@@ -136,7 +136,7 @@ impl Budget {
     }
 }
 
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+pub(crate) const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
 fn check_chunks(bytes: &[u8], budget: &mut Budget) -> Result<(), ProtocolError> {
     let mut r = Reader::new(bytes);
@@ -490,54 +490,9 @@ mod tests {
         assert!(matches!(error, ProtocolError::TooManyOperations { limit: 10_000 }), "{error}");
     }
 
-    /// A change whose columns claim `n` operations in a few bytes each: runs
-    /// of one value, which Automerge would expand one operation at a time.
-    fn run_length_bomb(n: u64) -> Vec<u8> {
-        let mut body = Vec::new();
-        leb(&mut body, 0); // no dependencies
-        leb(&mut body, 16);
-        body.extend([7u8; 16]); // actor
-        leb(&mut body, 1); // seq
-        leb(&mut body, 1); // start op
-        leb(&mut body, 0); // time
-        leb(&mut body, 0); // no message
-        leb(&mut body, 0); // no other actors
-        let run = |v: u64| {
-            let mut c = Vec::new();
-            leb(&mut c, n); // positive: a run of n (sLEB of a value below 2^62 has the same bytes when bit 6 of the last byte is clear)
-            leb(&mut c, v);
-            c
-        };
-        let mut bool_run = Vec::new();
-        leb(&mut bool_run, 0);
-        leb(&mut bool_run, n);
-        // key string (id 1, string), insert (id 3, boolean), action (id 4, integer), value meta (id 5, value metadata)
-        let columns = [((1u64 << 4) | 5, {
-            let mut c = Vec::new();
-            leb(&mut c, n);
-            leb(&mut c, 1);
-            c.push(b'k');
-            c
-        }), ((3 << 4) | 4, bool_run), ((4 << 4) | 2, run(1)), ((5 << 4) | 6, run(0))];
-        leb(&mut body, columns.len() as u64);
-        for (spec, data) in &columns {
-            leb(&mut body, *spec);
-            leb(&mut body, data.len() as u64);
-        }
-        for (_, data) in &columns {
-            body.extend(data);
-        }
-        let mut chunk = MAGIC.to_vec();
-        chunk.extend([0; 4]);
-        chunk.push(1);
-        leb(&mut chunk, body.len() as u64);
-        chunk.extend(body);
-        chunk
-    }
-
     #[test]
     fn a_hand_made_run_of_a_billion_operations_is_refused_at_once() {
-        let bomb = run_length_bomb(1 << 40);
+        let bomb = crate::fuzzing::run_length_bomb(1 << 40);
         assert!(bomb.len() < 100, "{} bytes", bomb.len());
         let started = std::time::Instant::now();
         let error = check_sync_message(&sync_with(vec![bomb]), &GENEROUS).expect_err("refused");
