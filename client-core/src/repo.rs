@@ -350,7 +350,7 @@ impl Actor {
                 ids.dedup();
                 for id in ids {
                     let wanted = self.finds.contains_key(&id);
-                    if self.engine(id).is_ok_and(|e| wanted || !e.doc().is_empty()) {
+                    if self.engine(id).is_ok_and(|e| wanted || !e.is_empty()) {
                         self.announce(id);
                     }
                 }
@@ -385,7 +385,7 @@ impl Actor {
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
-                Ok(engine) if !engine.doc().is_empty() => {
+                Ok(engine) if !engine.is_empty() => {
                     let _ = reply.send(Ok(engine.doc().clone()));
                 }
                 Ok(_) => {
@@ -430,7 +430,7 @@ impl Actor {
                 }
             }
             Command::Subscribe(id, reply) => {
-                let result = self.engine(id).map(|engine| engine.doc().get_heads());
+                let result = self.engine(id).map(|engine| engine.heads());
                 let _ = reply.send(result.map(|heads| {
                     self.heads
                         .entry(id)
@@ -502,7 +502,7 @@ impl Actor {
                 }
             }
             SessionAction::Unavailable { document_id } => {
-                let empty = self.engines.get(&document_id).is_none_or(|e| e.doc().is_empty());
+                let empty = self.engines.get(&document_id).is_none_or(|e| e.is_empty());
                 if empty {
                     for waiter in self.finds.remove(&document_id).unwrap_or_default() {
                         let _ = waiter.send(Err(ClientError::Unavailable(document_id)));
@@ -548,7 +548,7 @@ impl Actor {
                 let _ = waiter.send(Err(ClientError::Refused(why.clone())));
             }
         };
-        let Some(engine) = self.engines.get(&id) else {
+        let Some(engine) = self.engines.get_mut(&id) else {
             fail_waiters(self, message);
             return;
         };
@@ -641,8 +641,8 @@ impl Actor {
 
     /// Tell subscribers and waiters about the document's new state.
     fn after_update(&mut self, id: DocumentId) {
-        let Some(engine) = self.engines.get(&id) else { return };
-        let heads = engine.doc().get_heads();
+        let Some(engine) = self.engines.get_mut(&id) else { return };
+        let heads = engine.heads();
         if let Some(tx) = self.heads.get(&id) {
             tx.send_if_modified(|old| {
                 if *old != heads {
@@ -667,7 +667,7 @@ impl Actor {
         let (Some(engine), Some(connection)) = (self.engines.get(&id), &self.connection) else {
             return;
         };
-        let mut ours = engine.doc().get_heads();
+        let mut ours = engine.heads();
         ours.sort();
         let mut theirs = engine.peer_heads(connection.id).map(<[ChangeHash]>::to_vec);
         if let Some(t) = theirs.as_mut() {

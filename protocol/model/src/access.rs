@@ -207,8 +207,28 @@ pub struct Admitted {
     pub creates_in: Option<DocumentId>,
 }
 
+/// The changes of a sync message for which `has` says we do not have them
+/// yet, when every chunk splits cheaply into changes (plain or compressed
+/// changes, whole documents); `None` when one does not, and
+/// [`incoming_changes`] must load it onto the whole document.
+pub fn incoming_changes_by(message: &sync::Message, has: impl Fn(&ChangeHash) -> bool) -> Option<Vec<Change>> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for chunk in message.changes.iter() {
+        for change in parse_chunks(chunk)? {
+            if !has(&change.hash()) && seen.insert(change.hash()) {
+                out.push(change);
+            }
+        }
+    }
+    Some(out)
+}
+
 /// The changes of a sync message that the document does not have yet.
 pub fn incoming_changes(doc: &Automerge, message: &sync::Message) -> Result<Vec<Change>, Refusal> {
+    if let Some(changes) = incoming_changes_by(message, |h| doc.get_change_meta_by_hash(h).is_some()) {
+        return Ok(changes);
+    }
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for chunk in message.changes.iter() {
@@ -318,6 +338,15 @@ pub fn admit(
 /// Changes that only edit the text of the known text fields (typing) cannot
 /// touch guarded state or the model's shape; everything else is checked by
 /// applying it to a copy. Typing stays cheap, and no operation shape escapes.
+///
+/// The answer holds for a `doc` that lacks recent changes too (the sync
+/// engine defers applying them): a text operation on a text object that
+/// was a text field stays a text operation on a text object, and no guarded
+/// state is text.
+pub fn is_typing(doc: &Automerge, changes: &[Change]) -> bool {
+    only_text_edits(doc, changes)
+}
+
 fn only_text_edits(doc: &Automerge, changes: &[Change]) -> bool {
     // The text objects as (counter, actor) pairs, compared as values: this
     // runs for every keystroke, and formatting ids into strings (hex of the

@@ -71,7 +71,7 @@ impl Admission {
     }
 
     /// Decide where a sync message goes; answers the sender itself when not to the engine.
-    pub fn screen(&mut self, engine: &DocEngine, stored_bytes: usize, conn: &ConnectionHandle, message: &automerge::sync::Message, request: bool) -> Pass {
+    pub fn screen(&mut self, engine: &mut DocEngine, stored_bytes: usize, conn: &ConnectionHandle, message: &automerge::sync::Message, request: bool) -> Pass {
         let verdict = match self.check(engine, stored_bytes, conn, message, request) {
             Ok(pass) => return pass,
             Err(verdict) => verdict,
@@ -100,10 +100,10 @@ impl Admission {
         Pass::Dropped
     }
 
-    fn check(&mut self, engine: &DocEngine, stored_bytes: usize, conn: &ConnectionHandle, message: &automerge::sync::Message, request: bool) -> Result<Pass, Verdict> {
+    fn check(&mut self, engine: &mut DocEngine, stored_bytes: usize, conn: &ConnectionHandle, message: &automerge::sync::Message, request: bool) -> Result<Pass, Verdict> {
         let auth = &self.ctx.auth;
         let readable = auth.can_read(&conn.principal, &self.id);
-        let missing = engine.doc().is_empty() && !auth.is_registered(&self.id);
+        let missing = engine.is_empty() && !auth.is_registered(&self.id);
         // A `sync` for a document nobody has yet may create it; admission decides.
         let creating = !request && missing;
         if !readable && request && missing {
@@ -122,7 +122,7 @@ impl Admission {
 
     /// Check the changes a message brings against the access rules and limits,
     /// and record who delivered them.
-    fn admit(&mut self, engine: &DocEngine, stored_bytes: usize, conn: &ConnectionHandle, sync: &automerge::sync::Message) -> Result<(), Verdict> {
+    fn admit(&mut self, engine: &mut DocEngine, stored_bytes: usize, conn: &ConnectionHandle, sync: &automerge::sync::Message) -> Result<(), Verdict> {
         // A client that does not recover keeps advertising refused changes;
         // answering would make the engine ask for them again and again (a
         // loop of hundreds of frames a second). It hears nothing until it
@@ -135,9 +135,13 @@ impl Admission {
         if sync.changes.is_empty() {
             return Ok(());
         }
-        let doc = engine.doc();
-        let changes = access::incoming_changes(doc, sync)
-            .map_err(|reason| Verdict::Refused(access::Refused { reason, changes: Vec::new() }))?;
+        // Which changes are new, counting those the engine has deferred;
+        // a chunk that does not split cheaply is loaded onto the whole document.
+        let changes = match access::incoming_changes_by(sync, |h| engine.has_change(h)) {
+            Some(changes) => changes,
+            None => access::incoming_changes(engine.doc(), sync)
+                .map_err(|reason| Verdict::Refused(access::Refused { reason, changes: Vec::new() }))?,
+        };
         if changes.is_empty() {
             return Ok(());
         }
@@ -160,6 +164,10 @@ impl Admission {
         if stored_bytes + size > ctx.max_document_bytes {
             return Err(refuse_all(access::Refusal::DocumentTooLarge { limit: ctx.max_document_bytes }));
         }
+        // Typing is judged on the document without the engine's deferred
+        // changes (see `access::is_typing`); anything else on the whole
+        // document, applying what was deferred.
+        let doc = if access::is_typing(engine.applied_doc(), &changes) { engine.applied_doc() } else { engine.doc() };
         let store = &ctx.auth.store;
         let owner_of = |actor: &automerge::ActorId| store.actor_owner(actor.to_bytes()).ok().flatten();
         let admitted = access::admit(self.id, doc, &changes, &conn.principal.sender(), &owner_of).map_err(Verdict::Refused)?;

@@ -8,16 +8,17 @@ use crate::auth::{Auth, Principal};
 
 /// Remember which process a newly created document belongs to.
 pub(super) fn index_new_document(auth: &Auth, id: DocumentId, engine: &DocEngine, sync: &automerge::sync::Message) {
-    if !engine.doc().is_empty() || auth.is_registered(&id) {
+    // An empty document has nothing deferred: its applied document is all of it.
+    if !engine.is_empty() || auth.is_registered(&id) {
         return;
     }
-    let Ok(changes) = access::incoming_changes(engine.doc(), sync) else { return };
+    let Ok(changes) = access::incoming_changes(engine.applied_doc(), sync) else { return };
     if changes.is_empty() {
         return;
     }
     let everyone = Principal::open().sender();
     let nobody = |_: &automerge::ActorId| None;
-    if let Ok(admitted) = access::admit(id, engine.doc(), &changes, &everyone, &nobody)
+    if let Ok(admitted) = access::admit(id, engine.applied_doc(), &changes, &everyone, &nobody)
         && let Some(process) = admitted.creates_in
         && let Err(e) = auth.store.set_document_process(&id, &process)
     {

@@ -119,7 +119,7 @@ impl DocumentOwner {
             tracing::error!(document = %self.id, %reason, "document is unreadable; serving errors for it");
         }
         if let State::Live(engine) = &mut state
-            && engine.doc().is_empty()
+            && engine.is_empty()
         {
             self.take_awaiting(engine);
         }
@@ -137,7 +137,7 @@ impl DocumentOwner {
             if took_any
                 && held.is_empty()
                 && self.commands.is_empty()
-                && matches!(&state, State::Live(engine) if engine.doc().is_empty() && !engine.is_flushing())
+                && matches!(&state, State::Live(engine) if engine.is_empty() && !engine.is_flushing())
             {
                 // Whoever still waits for it waits in the hub again.
                 for (conn, request) in std::mem::take(&mut self.replayed) {

@@ -1,7 +1,5 @@
 //! When to write changes as an incremental and when to compact into a snapshot.
 
-use automerge::{Automerge, ChangeHash};
-
 use super::{StorageWrite, StoredSizes};
 
 /// What is stored for the document, by kind, to decide when incrementals
@@ -18,13 +16,12 @@ impl Compaction {
         Self { snapshot_bytes: sizes.snapshot_bytes, incremental_bytes: sizes.incremental_bytes, floor_bytes }
     }
 
-    /// The write for everything after `persisted`: an incremental, or a
-    /// snapshot once the incrementals would outweigh the snapshot (or the
+    /// The write for `incremental` (everything not yet stored): itself, or a
+    /// snapshot (made by `snapshot`) once the incrementals would outweigh the snapshot (or the
     /// floor, so a young document is not rewritten on every change).
-    pub(super) fn write_after(&mut self, doc: &Automerge, persisted: &[ChangeHash]) -> StorageWrite {
-        let incremental = doc.save_after(persisted);
+    pub(super) fn write(&mut self, incremental: Vec<u8>, snapshot: impl FnOnce() -> Vec<u8>) -> StorageWrite {
         if self.incremental_bytes + incremental.len() > self.snapshot_bytes.max(self.floor_bytes) {
-            self.snapshot(doc)
+            self.snapshot(snapshot())
         } else {
             self.incremental_bytes += incremental.len();
             StorageWrite::Incremental(incremental)
@@ -32,8 +29,7 @@ impl Compaction {
     }
 
     /// A snapshot that replaces every stored chunk.
-    pub(super) fn snapshot(&mut self, doc: &Automerge) -> StorageWrite {
-        let snapshot = doc.save();
+    pub(super) fn snapshot(&mut self, snapshot: Vec<u8>) -> StorageWrite {
         self.snapshot_bytes = snapshot.len();
         self.incremental_bytes = 0;
         StorageWrite::Snapshot(snapshot)
@@ -44,7 +40,7 @@ impl Compaction {
 mod tests {
     use super::*;
     use automerge::transaction::Transactable;
-    use automerge::ROOT;
+    use automerge::{Automerge, ROOT};
 
     #[test]
     fn incrementals_until_they_outweigh_the_floor_then_a_snapshot() {
@@ -54,7 +50,7 @@ mod tests {
         let mut kinds = Vec::new();
         for i in 0..10 {
             doc.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "k", i as i64)).ok();
-            let write = compaction.write_after(&doc, &persisted);
+            let write = compaction.write(doc.save_after(&persisted), || doc.save());
             persisted = doc.get_heads();
             kinds.push(matches!(write, StorageWrite::Snapshot(_)));
         }

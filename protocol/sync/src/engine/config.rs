@@ -10,6 +10,7 @@ pub struct EngineConfig {
     pub(crate) sent_log: usize,
     pub(crate) ephemeral_dedup_window: usize,
     pub(crate) compaction_floor_bytes: usize,
+    pub(crate) deferred_changes: usize,
 }
 
 impl Default for EngineConfig {
@@ -19,6 +20,7 @@ impl Default for EngineConfig {
             sent_log: 64,
             ephemeral_dedup_window: 4096,
             compaction_floor_bytes: 1024,
+            deferred_changes: 1024,
         }
     }
 }
@@ -54,6 +56,17 @@ impl EngineConfig {
     /// young document is not rewritten on every change.
     pub fn compaction_floor_bytes(&mut self, bytes: usize) -> &mut Self {
         self.compaction_floor_bytes = bytes;
+        self
+    }
+
+    /// How many received changes may wait on the change graph before they
+    /// are applied to the materialised document, in one batch (see
+    /// `engine/document.rs`); 0 applies every round's changes at once.
+    /// Automerge applies a batch in time proportional to the objects it
+    /// touches, not to the batch, so each keystroke costs 1/1024 of one
+    /// apply; and a round's "changes since" walks at most this many.
+    pub fn deferred_changes(&mut self, changes: usize) -> &mut Self {
+        self.deferred_changes = changes;
         self
     }
 

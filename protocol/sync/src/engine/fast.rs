@@ -31,7 +31,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use automerge::sync;
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use automerge::ChangeHash;
+
+use super::document::Document;
 
 /// Heads and change hashes of one message we sent a peer.
 #[derive(Debug)]
@@ -134,7 +136,7 @@ pub(super) fn fast_ack(state: &mut sync::State, log: &mut SentLog, m: sync::Mess
 pub(super) fn fast_receive_changes(
     state: &mut sync::State,
     log: &mut SentLog,
-    doc: &Automerge,
+    doc: &Document,
     m: sync::Message,
 ) -> Result<(), sync::Message> {
     if m.changes.is_empty() || m.heads.is_empty() || state.last_sent_heads.is_empty() {
@@ -142,7 +144,7 @@ pub(super) fn fast_receive_changes(
     }
     // A change whose dependencies have not arrived is queued by the load,
     // not applied: its hash is then no head Automerge would share.
-    if !m.heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some()) {
+    if !m.heads.iter().all(|h| doc.has(h)) {
         return Err(m);
     }
     let mut hashes = HashSet::new();
@@ -229,14 +231,14 @@ pub(super) struct Since {
 }
 
 impl Since {
-    pub(super) fn compute(doc: &Automerge, base: Vec<ChangeHash>) -> Self {
-        let changes = doc.get_changes(&base);
+    pub(super) fn compute(doc: &Document, base: Vec<ChangeHash>) -> Self {
+        let changes = doc.changes_since(&base);
         let index = changes.iter().enumerate().map(|(i, c)| (c.hash(), i)).collect();
         let have = sync::Have {
             last_sync: base.clone(),
             bloom: sync::BloomFilter::from_hashes(changes.iter().map(|c| c.hash())),
         };
-        let doc_changes = usize::try_from(doc.stats().num_changes).unwrap_or(usize::MAX);
+        let doc_changes = doc.change_count();
         Self { base, changes, index, have, doc_changes }
     }
 

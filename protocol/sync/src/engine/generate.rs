@@ -7,8 +7,8 @@ use crate::message::{DocMessage, Message};
 impl DocEngine {
     /// One message per dirty peer, at most. Only [`DocEngine::advance`] calls this.
     pub(super) fn generate(&mut self, out: &mut Vec<DocEffect>) {
-        let has_content = !self.doc.is_empty();
-        let our_heads = self.doc.get_heads();
+        let has_content = !self.document.is_empty();
+        let our_heads = self.document.heads();
         // Acknowledged means durable: a message advertises our heads, so they
         // must be what storage holds (in the idle phase every persisted write
         // is flushed).
@@ -36,7 +36,7 @@ impl DocEngine {
             // A client that has nothing yet asks for the document with `request`.
             let request = self.role == Role::Client && !has_content;
             let since = (fast_paths && !request).then_some(&mut cache);
-            let Some(message) = peer.sync.generate(&self.doc, &our_heads, since, sent_log, &mut self.fast_counts.generated) else {
+            let Some(message) = peer.sync.generate(&mut self.document, &our_heads, since, sent_log, &mut self.fast_counts.generated) else {
                 continue;
             };
             tracing::trace!(

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use automerge::{Automerge, ChangeHash};
+use automerge::ChangeHash;
 
 use super::ConnectionId;
+use super::document::Document;
 use crate::message::StorageId;
 
 #[derive(Debug, Default)]
@@ -19,9 +20,9 @@ pub(super) struct KeptStates {
 impl KeptStates {
     /// Seed from kept records. Heads we do not hold (a record newer than the
     /// document on disk) are dropped: that peer syncs from scratch.
-    pub(super) fn restore(&mut self, doc: &Automerge, states: impl IntoIterator<Item = (StorageId, Vec<ChangeHash>)>) {
+    pub(super) fn restore(&mut self, doc: &Document, states: impl IntoIterator<Item = (StorageId, Vec<ChangeHash>)>) {
         for (storage, heads) in states {
-            if !heads.is_empty() && heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some()) {
+            if !heads.is_empty() && heads.iter().all(|h| doc.has(h)) {
                 self.shared_with.insert(storage, heads);
             }
         }

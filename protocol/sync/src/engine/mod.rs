@@ -35,6 +35,7 @@
 
 mod compaction;
 mod config;
+mod document;
 mod ephemeral;
 mod fast;
 mod generate;
@@ -49,6 +50,7 @@ use automerge::{Automerge, ChangeHash, sync};
 
 pub use self::config::EngineConfig;
 use self::compaction::Compaction;
+use self::document::Document;
 use self::peer::PeerState;
 pub use crate::close::{CloseReason, PersistError};
 use crate::message::{DocMessage, EphemeralMessage, Message, PeerId, StorageId};
@@ -156,6 +158,8 @@ pub struct FastPathCounts {
     pub acks: u64,
     pub received_changes: u64,
     pub generated: u64,
+    /// Rounds whose changes were deferred rather than applied (document.rs).
+    pub deferred: u64,
 }
 
 /// Where the engine is between flushes. Nothing is sent unless `Idle`:
@@ -187,7 +191,7 @@ pub struct DocEngine {
     our_peer_id: PeerId,
     role: Role,
     config: Arc<EngineConfig>,
-    doc: Automerge,
+    document: Document,
     peers: BTreeMap<ConnectionId, PeerState>,
     waiting: Vec<Waiting>,
     phase: Phase,
@@ -255,6 +259,7 @@ impl DocEngine {
         sizes: StoredSizes,
     ) -> Self {
         let persisted_heads = doc.get_heads();
+        let document = Document::new(doc);
         Self {
             document_id,
             our_peer_id,
@@ -262,7 +267,7 @@ impl DocEngine {
             compaction: Compaction::new(sizes, config.compaction_floor_bytes),
             ephemeral: ephemeral::Dedup::new(config.ephemeral_dedup_window),
             config,
-            doc,
+            document,
             peers: BTreeMap::new(),
             waiting: Vec::new(),
             phase: Phase::Idle,
@@ -277,7 +282,7 @@ impl DocEngine {
     /// [`DocEffect::SaveSyncState`]. Heads we do not hold (a record newer than
     /// the document on disk) are dropped: that peer syncs from scratch.
     pub fn restore_sync_states(&mut self, states: impl IntoIterator<Item = (StorageId, Vec<ChangeHash>)>) {
-        self.kept.restore(&self.doc, states);
+        self.kept.restore(&self.document, states);
     }
 
     /// The heads we last shared with a storage whose peer is not connected.
@@ -298,9 +303,40 @@ impl DocEngine {
         &self.config
     }
 
-    /// The document as it is in memory (may include changes not yet durable).
-    pub fn doc(&self) -> &Automerge {
-        &self.doc
+    /// The whole document as it is in memory (may include changes not yet
+    /// durable). Applies the changes still deferred first, which costs time
+    /// in proportion to the size of the objects they touch: for lookups
+    /// that do not depend on recent changes, see [`DocEngine::applied_doc`].
+    pub fn doc(&mut self) -> &Automerge {
+        self.document.materialised()
+    }
+
+    /// The document without the changes still deferred (at most
+    /// [`EngineConfig::deferred_changes`] recent ones): for lookups that do
+    /// not depend on them, such as which objects the text fields are.
+    pub fn applied_doc(&self) -> &Automerge {
+        self.document.applied()
+    }
+
+    /// Does the document have no changes at all?
+    pub fn is_empty(&self) -> bool {
+        self.document.is_empty()
+    }
+
+    /// Our heads, counting deferred changes.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.document.heads()
+    }
+
+    /// Do we have this change (applied or deferred)?
+    pub fn has_change(&self, hash: &ChangeHash) -> bool {
+        self.document.has(hash)
+    }
+
+    /// How many changes wait deferred (tests and benchmarks).
+    #[doc(hidden)]
+    pub fn deferred_count(&self) -> usize {
+        self.document.deferred_count()
     }
 
     /// True when nothing is connected, waiting or being flushed: the runtime may evict us.
@@ -371,10 +407,10 @@ impl DocEngine {
     /// transactions, merge other documents, and so on; whatever it adds is
     /// persisted and then offered to every connected peer.
     pub fn change<R>(&mut self, mutate: impl FnOnce(&mut Automerge) -> R) -> (R, Vec<DocEffect>) {
-        let before = self.doc.get_heads();
-        let result = mutate(&mut self.doc);
+        let before = self.document.heads();
+        let result = self.document.mutate(mutate);
         let mut out = Vec::new();
-        if self.doc.get_heads() != before {
+        if self.document.heads() != before {
             self.persist_new_changes(&mut out);
             for peer in self.peers.values_mut() {
                 peer.dirty = true;
@@ -391,8 +427,8 @@ impl DocEngine {
     /// forgotten, so each peer hears our new heads and changes afresh.
     pub fn replace_document(&mut self, rebuilt: Automerge) -> Vec<DocEffect> {
         let mut out = Vec::new();
-        self.doc = rebuilt;
-        let write = self.compaction.snapshot(&self.doc);
+        self.document.replace(rebuilt);
+        let write = self.document.snapshot(&mut self.compaction);
         self.persist(write, &mut out);
         for peer in self.peers.values_mut() {
             peer.sync.forget_sent();
@@ -420,6 +456,10 @@ impl DocEngine {
                 self.generate(out);
             }
         }
+        // Replies are out; now is the time to apply what gathered.
+        if self.document.deferred_count() >= self.config.deferred_changes.max(1) {
+            self.document.apply_deferred();
+        }
     }
 
     /// The sync state of a connection, created on first use; a connection
@@ -443,7 +483,7 @@ impl DocEngine {
     /// Hand the changes since the last persist to storage, compacting into a
     /// snapshot once the incrementals outweigh it.
     fn persist_new_changes(&mut self, out: &mut Vec<DocEffect>) {
-        let write = self.compaction.write_after(&self.doc, &self.persisted_heads);
+        let write = self.document.write_after(&self.persisted_heads, &mut self.compaction);
         self.persist(write, out);
     }
 
@@ -452,7 +492,7 @@ impl DocEngine {
     fn persist(&mut self, write: StorageWrite, out: &mut Vec<DocEffect>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.persisted_heads = self.doc.get_heads();
+        self.persisted_heads = self.document.heads();
         self.phase = Phase::Flushing { seq };
         out.push(DocEffect::Persist { document_id: self.document_id, seq, write });
     }

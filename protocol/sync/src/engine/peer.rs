@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, AutomergeError, ChangeHash};
 
+use super::document::Document;
 use super::fast::{self, Fast, Sent, SentLog, Since};
 use crate::message::PeerId;
 
@@ -85,7 +86,7 @@ impl PeerSync {
     }
 
     /// See [`fast::fast_receive_changes`]; gives the message back when it does not apply.
-    pub(super) fn fast_receive_changes(&mut self, m: sync::Message, doc: &Automerge) -> Result<(), sync::Message> {
+    pub(super) fn fast_receive_changes(&mut self, m: sync::Message, doc: &Document) -> Result<(), sync::Message> {
         self.received(|state, log| fast::fast_receive_changes(state, log, doc, m))
     }
 
@@ -100,7 +101,7 @@ impl PeerSync {
     /// peers of one `generate`.
     pub(super) fn generate(
         &mut self,
-        doc: &Automerge,
+        doc: &mut Document,
         our_heads: &[ChangeHash],
         since: Option<&mut Vec<Since>>,
         sent_log_len: usize,
@@ -130,7 +131,7 @@ impl PeerSync {
             None => {
                 // Note what Automerge had sent before, to log what it adds.
                 let before = self.state.sent_hashes.clone();
-                let message = doc.generate_sync_message(&mut self.state);
+                let message = doc.materialised().generate_sync_message(&mut self.state);
                 let added = self.state.sent_hashes.difference(&before).copied().collect();
                 (message, added)
             }

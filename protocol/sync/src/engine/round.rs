@@ -12,7 +12,7 @@ use crate::ProtocolError;
 impl DocEngine {
     /// Apply every waiting sync message as one batch. Only [`DocEngine::advance`] calls this.
     pub(super) fn run_round(&mut self, out: &mut Vec<DocEffect>) {
-        let heads_before = self.doc.get_heads();
+        let heads_before = self.document.heads();
         let fast_paths = self.config.fast_paths;
         let mut decoded = Vec::with_capacity(self.waiting.len());
         let mut slow: HashSet<ConnectionId> = HashSet::new();
@@ -44,7 +44,15 @@ impl DocEngine {
                 all_changes.extend_from_slice(chunk);
             }
         }
-        let batch_loaded = all_changes.is_empty() || self.doc.load_incremental(&all_changes).is_ok();
+        let defer = self.config.deferred_changes > 0;
+        let batch_loaded = all_changes.is_empty()
+            || match self.document.add(&all_changes, defer) {
+                Ok(deferred) => {
+                    self.fast_counts.deferred += u64::from(deferred);
+                    true
+                }
+                Err(_) => false,
+            };
         if !batch_loaded {
             // Somebody sent changes we cannot apply. Find out whom by applying
             // message by message below; the good ones still land.
@@ -67,7 +75,7 @@ impl DocEngine {
             // Changes already applied by the batched load: when the message
             // confirms everything we last sent, update the sync state directly.
             let m = if fast_paths && batch_loaded && !request {
-                match peer.sync.fast_receive_changes(m, &self.doc) {
+                match peer.sync.fast_receive_changes(m, &self.document) {
                     Ok(()) => {
                         peer.told_unavailable = false;
                         self.fast_counts.received_changes += 1;
@@ -78,7 +86,7 @@ impl DocEngine {
             } else {
                 m
             };
-            if let Err(e) = peer.sync.receive(&mut self.doc, m) {
+            if let Err(e) = self.document.mutate(|doc| peer.sync.receive(doc, m)) {
                 let error = ProtocolError::RejectedChanges { document: self.document_id.to_string(), reason: e.to_string() };
                 self.reject(conn, error, out);
                 continue;
@@ -88,7 +96,7 @@ impl DocEngine {
                 // it expects a reply even while we have nothing yet.
                 peer.told_unavailable = false;
             }
-            if request && self.doc.is_empty() {
+            if request && self.document.is_empty() {
                 peer.told_unavailable = true;
                 peer.dirty = false;
                 out.push(DocEffect::Send {
@@ -102,7 +110,7 @@ impl DocEngine {
             }
         }
 
-        if self.doc.get_heads() != heads_before {
+        if self.document.heads() != heads_before {
             self.persist_new_changes(out);
             // Everybody, not only the senders, should hear about the new changes.
             for peer in self.peers.values_mut() {
