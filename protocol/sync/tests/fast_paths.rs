@@ -112,8 +112,15 @@ struct World {
 
 impl World {
     fn new(fast_paths: bool, base: &Automerge, peers: u8) -> Self {
+        Self::with_quiet(fast_paths, false, base, peers)
+    }
+
+    /// `quiet`: [`EngineConfig::quiet_while_awaiting_reply`], off for the
+    /// comparisons with Automerge (it is where we differ on purpose).
+    fn with_quiet(fast_paths: bool, quiet: bool, base: &Automerge, peers: u8) -> Self {
         let mut config = EngineConfig::default();
         config.fast_paths(fast_paths);
+        config.quiet_while_awaiting_reply(quiet);
         // The reference is Automerge throughout: every change applied at
         // once. With fast paths, changes are deferred, a few at a time, so
         // both deferring and applying what gathered are compared.
@@ -367,4 +374,40 @@ fn a_lost_message() {
         let kept = w.server.shared_with(&storage).map(<[ChangeHash]>::to_vec).unwrap_or_default();
         assert!(kept.iter().all(|h| w.server.doc().get_change_meta_by_hash(h).is_some()), "kept heads the server has: {kept:?}");
     });
+}
+
+/// A watcher that lags one message behind: its acknowledgement of our first
+/// relay arrives after we sent the second. Automerge answers it with a
+/// message that carries no change; with `quiet_while_awaiting_reply` we
+/// send nothing, since the second relay is on its way and the watcher
+/// answers that. Everything else is the same: both runs end with the same
+/// documents, and the watcher's late answer still acknowledges everything.
+#[test]
+fn a_lagging_watcher_is_not_answered_while_a_reply_is_on_its_way() {
+    let base = base_document(30);
+    let run = |quiet: bool| {
+        let mut w = World::with_quiet(true, quiet, &base, 2);
+        w.settle(0);
+        w.settle(1);
+        w.peers[0].edit("typed", 1);
+        w.peer_speaks(0);
+        // The watcher's answer to the first relay, held back by the network.
+        let late = w.peers[1].message().expect("the watcher acknowledges");
+        w.peers[0].edit("typed", 2);
+        w.peer_speaks(0);
+        let before = w.said.iter().filter(|(i, _)| *i == 1).count();
+        w.server_handles(vec![late]);
+        let answered = w.said.iter().filter(|(i, _)| *i == 1).count() - before;
+        w.settle(1);
+        w.settle(0);
+        (answered, w.server.heads(), w.peers[1].doc.get_heads(), w.server.fast_path_counts())
+    };
+    let (answered_quiet, heads_quiet, watcher_quiet, counts) = run(true);
+    let (answered_automerge, heads_automerge, watcher_automerge, _) = run(false);
+    assert_eq!(answered_automerge, 1, "Automerge answers the late acknowledgement");
+    assert_eq!(answered_quiet, 0, "quiet while the second relay is on its way");
+    assert_eq!(heads_quiet, heads_automerge);
+    assert_eq!(watcher_quiet, heads_quiet, "the watcher has everything");
+    assert_eq!(watcher_automerge, heads_automerge);
+    assert!(counts.acks > 0, "{counts:?}");
 }

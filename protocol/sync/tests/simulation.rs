@@ -319,7 +319,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(seed: u64, fast_paths: bool) -> Self {
+    fn new(seed: u64, fast_paths: bool, quiet: bool) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut config = EngineConfig::default();
         config.fast_paths(fast_paths);
@@ -327,6 +327,7 @@ impl Sim {
         // are also deferred, up to a few per seed (drawn from the seed
         // itself, not the generator, so both runs make the same draws).
         config.deferred_changes(if fast_paths { (seed % 7 + 1) as usize } else { 0 });
+        config.quiet_while_awaiting_reply(quiet);
         let config = Arc::new(config);
         let document_id = DocumentId::from_random(rng.random());
         let server_peer = PeerId::from("server");
@@ -1126,8 +1127,8 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// Run one seed, turning a panic into its message so one run reports every failing seed.
-fn run_seed(seed: u64, fast_paths: bool) -> Result<Outcome, String> {
-    panic::catch_unwind(AssertUnwindSafe(|| Sim::new(seed, fast_paths).run())).map_err(|cause| {
+fn run_seed(seed: u64, fast_paths: bool, quiet: bool) -> Result<Outcome, String> {
+    panic::catch_unwind(AssertUnwindSafe(|| Sim::new(seed, fast_paths, quiet).run())).map_err(|cause| {
         cause
             .downcast_ref::<String>()
             .cloned()
@@ -1151,8 +1152,14 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
     let mut deferred_rounds = 0;
     let mut failures = Vec::new();
     for &seed in &seeds {
-        let fast = run_seed(seed, true);
-        let slow = run_seed(seed, false);
+        let fast = run_seed(seed, true, false);
+        let slow = run_seed(seed, false, false);
+        // Where we differ from Automerge on purpose: fewer messages to
+        // lagging peers. Not the same run, but every invariant holds.
+        if let Err(text) = run_seed(seed, true, true) {
+            eprintln!("seed {seed} (quiet while awaiting a reply) failed; replay with KONSENS_SIM_SEED={seed}: {text}");
+            failures.push((seed, format!("quiet while awaiting a reply: {text}")));
+        }
         match (fast, slow) {
             (Ok(fast), Ok(slow)) => {
                 total.add(&fast.stats);
@@ -1197,8 +1204,8 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
 #[test]
 fn a_seed_replays_identically() {
     let seed = env_u64("KONSENS_SIM_SEED").unwrap_or(42);
-    let first = Sim::new(seed, true).run();
-    let second = Sim::new(seed, true).run();
+    let first = Sim::new(seed, true, true).run();
+    let second = Sim::new(seed, true, true).run();
     assert_eq!(first, second, "seed {seed} is not deterministic");
 }
 

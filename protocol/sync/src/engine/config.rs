@@ -11,6 +11,7 @@ pub struct EngineConfig {
     pub(crate) ephemeral_dedup_window: usize,
     pub(crate) compaction_floor_bytes: usize,
     pub(crate) deferred_changes: usize,
+    pub(crate) quiet_while_awaiting_reply: bool,
 }
 
 impl Default for EngineConfig {
@@ -21,6 +22,7 @@ impl Default for EngineConfig {
             ephemeral_dedup_window: 4096,
             compaction_floor_bytes: 1024,
             deferred_changes: 1024,
+            quiet_while_awaiting_reply: true,
         }
     }
 }
@@ -67,6 +69,20 @@ impl EngineConfig {
     /// apply; and a round's "changes since" walks at most this many.
     pub fn deferred_changes(&mut self, changes: usize) -> &mut Self {
         self.deferred_changes = changes;
+        self
+    }
+
+    /// Send a peer nothing in answer to its acknowledgement of an older
+    /// message of ours while a later one is on its way to it, when the
+    /// answer would carry no change and heads it is about to receive. This
+    /// is where we differ from Automerge's own `generate_sync_message`,
+    /// which answers: with watchers that lag one message behind (a slow
+    /// device, a long round trip, a busy room) that answer and the peer's
+    /// reply to it doubled the messages per keystroke. Only the fast paths
+    /// apply it; off, the messages are Automerge's exactly (the reference
+    /// the simulation compares with).
+    pub fn quiet_while_awaiting_reply(&mut self, on: bool) -> &mut Self {
+        self.quiet_while_awaiting_reply = on;
         self
     }
 

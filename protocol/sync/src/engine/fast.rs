@@ -192,15 +192,17 @@ pub(super) fn fast_receive_changes(
 }
 
 /// The heads a peer's fast path is computed from, when its state has the
-/// shape the fast path covers: it summarised what it has since heads we sent
-/// it (so we know them), and needs nothing.
-pub(super) fn fast_base(state: &sync::State, log: &SentLog) -> Option<Vec<ChangeHash>> {
+/// shape the fast path covers: it summarised what it has since heads we
+/// have, and needs nothing.
+pub(super) fn fast_base(state: &sync::State, log: &SentLog, doc: &Document) -> Option<Vec<ChangeHash>> {
     if !state.have_responded || state.needs_reset || state.read_only || state.peer_read_only {
         return None;
     }
     let have = state.their_have.as_ref()?;
     let base = &have.first()?.last_sync;
-    let known = *base == state.last_sent_heads || log.iter().any(|sent| sent.heads == *base);
+    // Heads we sent are known without a lookup; others (a watcher's last
+    // sync at a message of ours we no longer log) are looked up.
+    let known = *base == state.last_sent_heads || log.iter().any(|sent| sent.heads == *base) || base.iter().all(|h| doc.has(h));
     let ok = known
         && !base.is_empty()
         && have.len() == 1
@@ -246,7 +248,16 @@ impl Since {
     /// with `self.base`, as Automerge 0.12 computes it: our heads, no need, a
     /// bloom of our changes the peer's heads lack, and the changes its bloom
     /// lacks (with their dependents) that we have not sent yet.
-    pub(super) fn message(&self, state: &mut sync::State, our_heads: &[ChangeHash]) -> Fast {
+    ///
+    /// With `awaiting_reply` (the peer acknowledged an older message of
+    /// ours while a later one is on its way to it), a message that would
+    /// carry no change and heads we already sent is not sent: Automerge
+    /// would send it (its `in_flight` ends with any message received), but
+    /// it tells the peer nothing the message on its way does not, and the
+    /// peer answers that one. A watcher that lags one message behind would
+    /// otherwise cost a second message per keystroke, and its answer a
+    /// third (see [`super::EngineConfig::quiet_while_awaiting_reply`]).
+    pub(super) fn message(&self, state: &mut sync::State, our_heads: &[ChangeHash], awaiting_reply: bool) -> Fast {
         let Some(their_heads) = state.their_heads.clone() else {
             return Fast::Fallback;
         };
@@ -313,7 +324,8 @@ impl Since {
             .collect();
         let heads_unchanged = state.last_sent_heads == our_heads;
         let heads_equal = their_heads == our_heads;
-        if heads_unchanged && state.have_responded && ((heads_equal && chosen.is_empty()) || state.in_flight) {
+        let nothing_new = chosen.is_empty() && (heads_equal || awaiting_reply);
+        if heads_unchanged && state.have_responded && (nothing_new || state.in_flight) {
             return Fast::Done(None, Vec::new());
         }
         let v2 = state

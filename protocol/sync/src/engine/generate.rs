@@ -22,6 +22,7 @@ impl DocEngine {
         let mut cache = Vec::new();
         let fast_paths = self.config.fast_paths;
         let sent_log = self.config.sent_log;
+        let quiet = self.config.quiet_while_awaiting_reply;
         for (conn, peer) in self.peers.iter_mut() {
             if !peer.dirty {
                 continue;
@@ -36,7 +37,7 @@ impl DocEngine {
             // A client that has nothing yet asks for the document with `request`.
             let request = self.role == Role::Client && !has_content;
             let since = (fast_paths && !request).then_some(&mut cache);
-            let Some(message) = peer.sync.generate(&mut self.document, &our_heads, since, sent_log, &mut self.fast_counts.generated) else {
+            let Some(message) = peer.sync.generate(&mut self.document, &our_heads, since, sent_log, quiet, &mut self.fast_counts.generated) else {
                 continue;
             };
             tracing::trace!(

@@ -40,7 +40,7 @@ impl PeerState {
         }
         Self {
             peer_id,
-            sync: PeerSync { state, sent_log: VecDeque::new() },
+            sync: PeerSync { state, sent_log: VecDeque::new(), awaiting_reply: false },
             dirty: false,
             told_unavailable: false,
         }
@@ -53,6 +53,11 @@ impl PeerState {
 pub(super) struct PeerSync {
     state: sync::State,
     sent_log: SentLog,
+    /// The peer's last message acknowledged an older message of ours, and
+    /// a later one (sent after it) is still unanswered: the peer will speak
+    /// again when that one arrives. Only the fast receive paths, which know
+    /// which message was acknowledged, set it.
+    awaiting_reply: bool,
 }
 
 impl PeerSync {
@@ -83,31 +88,40 @@ impl PeerSync {
 
     pub(super) fn fast_ack(&mut self, m: sync::Message, our_heads: &[ChangeHash]) {
         self.received(|state, log| fast::fast_ack(state, log, m, our_heads));
+        // What is left in the log was sent after the acknowledged message.
+        self.awaiting_reply = !self.sent_log.is_empty();
     }
 
     /// See [`fast::fast_receive_changes`]; gives the message back when it does not apply.
     pub(super) fn fast_receive_changes(&mut self, m: sync::Message, doc: &Document) -> Result<(), sync::Message> {
-        self.received(|state, log| fast::fast_receive_changes(state, log, doc, m))
+        let result = self.received(|state, log| fast::fast_receive_changes(state, log, doc, m));
+        if result.is_ok() {
+            self.awaiting_reply = !self.sent_log.is_empty();
+        }
+        result
     }
 
     /// Automerge's own receive path.
     pub(super) fn receive(&mut self, doc: &mut Automerge, m: sync::Message) -> Result<(), AutomergeError> {
+        self.awaiting_reply = false;
         self.received(|state, _| doc.receive_sync_message(state, m))
     }
 
     /// At most one message for this peer: the fast path when `since` is given
     /// (fast paths on) and the peer's state has its shape, else Automerge's.
     /// `since` caches the changes since an earlier state of ours across the
-    /// peers of one `generate`.
+    /// peers of one `generate`. `quiet`: see
+    /// [`super::EngineConfig::quiet_while_awaiting_reply`].
     pub(super) fn generate(
         &mut self,
         doc: &mut Document,
         our_heads: &[ChangeHash],
         since: Option<&mut Vec<Since>>,
         sent_log_len: usize,
+        quiet: bool,
         fast_generated: &mut u64,
     ) -> Option<sync::Message> {
-        let fast = match (since, fast::fast_base(&self.state, &self.sent_log)) {
+        let fast = match (since, fast::fast_base(&self.state, &self.sent_log, doc)) {
             (Some(since), Some(base)) => {
                 let at = match since.iter().position(|s| s.base == base) {
                     Some(at) => at,
@@ -116,7 +130,7 @@ impl PeerSync {
                         since.len() - 1
                     }
                 };
-                match since[at].message(&mut self.state, our_heads) {
+                match since[at].message(&mut self.state, our_heads, quiet && self.awaiting_reply) {
                     Fast::Done(message, hashes) => Some((message, hashes)),
                     Fast::Fallback => None,
                 }
