@@ -20,6 +20,7 @@ impl DocEngine {
         // What peers in step with an earlier state of ours need, computed
         // once per such state instead of once per peer.
         let mut cache = Vec::new();
+        let mut encoded: Vec<(automerge::sync::Message, Vec<u8>)> = Vec::new();
         let fast_paths = self.config.fast_paths;
         let sent_log = self.config.sent_log;
         let quiet = self.config.quiet_while_awaiting_reply;
@@ -48,11 +49,21 @@ impl DocEngine {
                 need = message.need.len(),
                 "sending sync message"
             );
+            // Peers in step with the same state of ours get the same message
+            // (a keystroke relayed to a room): encode it once.
+            let data = match encoded.iter().find(|(sent, _)| *sent == message) {
+                Some((_, bytes)) => bytes.clone(),
+                None => {
+                    let bytes = message.clone().encode();
+                    encoded.push((message, bytes.clone()));
+                    bytes
+                }
+            };
             let doc_message = DocMessage {
                 sender_id: self.our_peer_id.clone(),
                 target_id: peer.peer_id.clone(),
                 document_id: self.document_id,
-                data: message.encode(),
+                data,
             };
             out.push(DocEffect::Send {
                 conn: *conn,
