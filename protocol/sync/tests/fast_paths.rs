@@ -207,7 +207,7 @@ fn compare_on(base: &Automerge, peers: u8, script: impl Fn(&mut World)) -> FastP
     let mut slow = World::new(false, base, peers);
     script(&mut fast);
     script(&mut slow);
-    assert_eq!(slow.server.fast_path_counts(), FastPathCounts::default(), "fast paths off takes none");
+    assert!(!slow.server.fast_path_counts().any_fast(), "fast paths off takes none");
     assert!(!fast.said.is_empty(), "the script made the server speak");
     for (n, (f, s)) in fast.said.iter().zip(&slow.said).enumerate() {
         assert_eq!(f, s, "message {n} differs between fast paths on and off");
@@ -292,6 +292,7 @@ fn concurrent_typists() {
         }
     });
     assert!(counts.generated > 0 || counts.received_changes > 0, "some fast path was taken: {counts:?}");
+    println!("concurrent typists: {counts:?}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             fast_paths: true,
-            sent_log: 64,
+            sent_log: 1024,
             ephemeral_dedup_window: 4096,
             compaction_floor_bytes: 1024,
             deferred_changes: 1024,

@@ -27,7 +27,7 @@
 //! deferred changes, and every path that needs Automerge's document gets it
 //! materialised first ([`Document::materialised`], [`Document::mutate`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
 
@@ -50,6 +50,42 @@ pub(super) struct Document {
     handed: usize,
     /// The applied document holds changes not handed to storage yet.
     applied_unhanded: bool,
+    /// The dependencies of the last [`RECENT_CHANGES`] changes added, in
+    /// the order they were added (applied or deferred).
+    recent: Recent,
+}
+
+/// How many recent changes keep their dependencies at hand (see [`Recent`]).
+const RECENT_CHANGES: usize = 4096;
+
+/// The dependencies of the most recently added changes. The changes we
+/// sent a peer and it has not confirmed are recent ones, and every
+/// descendant of a recent change is recent too (it was added later), so
+/// whether a recent change lies below a peer's heads is found by walking
+/// recent changes only: Automerge 0.12's `filter_changes` walks the whole
+/// history for it, on every message.
+#[derive(Debug, Default)]
+struct Recent {
+    deps: HashMap<ChangeHash, Vec<ChangeHash>>,
+    order: VecDeque<ChangeHash>,
+}
+
+impl Recent {
+    fn add(&mut self, hash: ChangeHash, deps: Vec<ChangeHash>) {
+        if self.deps.insert(hash, deps).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > RECENT_CHANGES {
+            if let Some(old) = self.order.pop_front() {
+                self.deps.remove(&old);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.deps.clear();
+        self.order.clear();
+    }
 }
 
 impl Document {
@@ -62,6 +98,7 @@ impl Document {
             seqs: None,
             handed: 0,
             applied_unhanded: false,
+            recent: Recent::default(),
         }
     }
 
@@ -106,11 +143,12 @@ impl Document {
         let result = f(&mut self.applied);
         if self.applied.get_heads() != before {
             self.applied_unhanded = true;
-            if let Some(seqs) = &mut self.seqs {
-                for meta in self.applied.get_changes_meta(&before) {
-                    let seq = seqs.entry(meta.actor.into_owned()).or_insert(0);
+            for meta in self.applied.get_changes_meta(&before) {
+                if let Some(seqs) = &mut self.seqs {
+                    let seq = seqs.entry(meta.actor.clone().into_owned()).or_insert(0);
                     *seq = (*seq).max(meta.seq);
                 }
+                self.recent.add(meta.hash, meta.deps);
             }
         }
         result
@@ -125,6 +163,7 @@ impl Document {
         self.seqs = None;
         self.handed = 0;
         self.applied_unhanded = true;
+        self.recent.clear();
     }
 
     /// Add the changes in `bytes` (concatenated storage chunks, as a sync
@@ -199,11 +238,32 @@ impl Document {
             }
             self.heads.retain(|h| !change.deps().contains(h));
             self.heads.push(change.hash());
+            self.recent.add(change.hash(), change.deps().to_vec());
             self.deferred_index.insert(change.hash(), self.deferred.len());
             self.deferred.push(change);
         }
         self.heads.sort_unstable();
         true
+    }
+
+    /// Is this one of the recent changes (see [`Recent`])?
+    pub(super) fn is_recent(&self, hash: &ChangeHash) -> bool {
+        self.recent.deps.contains_key(hash)
+    }
+
+    /// The recent changes that are `heads` or their ancestors.
+    pub(super) fn recent_ancestors(&self, heads: &[ChangeHash]) -> HashSet<ChangeHash> {
+        let mut below = HashSet::new();
+        let mut stack: Vec<ChangeHash> = heads.iter().filter(|h| self.is_recent(h)).copied().collect();
+        while let Some(hash) = stack.pop() {
+            if !below.insert(hash) {
+                continue;
+            }
+            if let Some(deps) = self.recent.deps.get(&hash) {
+                stack.extend(deps.iter().filter(|d| self.is_recent(d) && !below.contains(*d)));
+            }
+        }
+        below
     }
 
     /// Apply every deferred change to the materialised document, in one batch.

@@ -38,7 +38,7 @@ impl DocEngine {
             // A client that has nothing yet asks for the document with `request`.
             let request = self.role == Role::Client && !has_content;
             let since = (fast_paths && !request).then_some(&mut cache);
-            let Some(message) = peer.sync.generate(&mut self.document, &our_heads, since, sent_log, quiet, &mut self.fast_counts.generated) else {
+            let Some(message) = peer.sync.generate(&mut self.document, &our_heads, since, sent_log, quiet, &mut self.fast_counts) else {
                 continue;
             };
             tracing::trace!(

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, AutomergeError, ChangeHash};
 
+use super::FastPathCounts;
 use super::document::Document;
 use super::fast::{self, Fast, Sent, SentLog, Since};
 use crate::message::PeerId;
@@ -101,6 +102,16 @@ impl PeerSync {
         result
     }
 
+    /// See [`fast::fast_receive_known`]; gives the message back when it does not apply.
+    pub(super) fn fast_receive_known(&mut self, m: sync::Message, doc: &Document) -> Result<(), sync::Message> {
+        let result = self.received(|state, log| fast::fast_receive_known(state, log, doc, m));
+        if result.is_ok() {
+            // Which of our messages it answers is not known: as Automerge.
+            self.awaiting_reply = false;
+        }
+        result
+    }
+
     /// Automerge's own receive path.
     pub(super) fn receive(&mut self, doc: &mut Automerge, m: sync::Message) -> Result<(), AutomergeError> {
         self.awaiting_reply = false;
@@ -119,7 +130,7 @@ impl PeerSync {
         since: Option<&mut Vec<Since>>,
         sent_log_len: usize,
         quiet: bool,
-        fast_generated: &mut u64,
+        counts: &mut FastPathCounts,
     ) -> Option<sync::Message> {
         let fast = match (since, fast::fast_base(&self.state, &self.sent_log, doc)) {
             (Some(since), Some(base)) => {
@@ -139,10 +150,18 @@ impl PeerSync {
         };
         let (message, hashes) = match fast {
             Some(done) => {
-                *fast_generated += 1;
+                counts.generated += 1;
                 done
             }
             None => {
+                counts.slow_generated += 1;
+                tracing::trace!(
+                    have = self.state.their_have.as_ref().map(Vec::len),
+                    need = self.state.their_need.as_ref().map(Vec::len),
+                    heads_shared = self.state.their_heads.as_ref() == Some(&self.state.shared_heads),
+                    responded = self.state.have_responded,
+                    "generating on Automerge's path"
+                );
                 // Note what Automerge had sent before, to log what it adds.
                 let before = self.state.sent_hashes.clone();
                 let message = doc.materialised().generate_sync_message(&mut self.state);

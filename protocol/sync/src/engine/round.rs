@@ -86,6 +86,27 @@ impl DocEngine {
             } else {
                 m
             };
+            let m = if fast_paths && batch_loaded && !request {
+                match peer.sync.fast_receive_known(m, &self.document) {
+                    Ok(()) => {
+                        peer.told_unavailable = false;
+                        self.fast_counts.received_known += 1;
+                        continue;
+                    }
+                    Err(m) => m,
+                }
+            } else {
+                m
+            };
+            self.fast_counts.slow_received += 1;
+            tracing::trace!(
+                changes = m.changes.len(),
+                heads = m.heads.len(),
+                heads_known = m.heads.iter().all(|h| self.document.has(h)),
+                need = m.need.len(),
+                request,
+                "receiving on Automerge's path"
+            );
             if let Err(e) = self.document.mutate(|doc| peer.sync.receive(doc, m)) {
                 let error = ProtocolError::RejectedChanges { document: self.document_id.to_string(), reason: e.to_string() };
                 self.reject(conn, error, out);
