@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use konsens_sync::{
     ConnectionId, DEFAULT_MAX_FRAME_BYTES, DocEffect, DocEngine, DocInput, DocMessage, DocumentId,
-    EngineConfig, EphemeralMessage, Message, PeerId, PersistError, Role, StorageId, StorageWrite,
+    EngineConfig, EphemeralMessage, FastPathCounts, Message, PeerId, PersistError, Role, StorageId, StorageWrite,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -222,9 +222,9 @@ struct Outcome {
     heads: Vec<ChangeHash>,
     /// Every head the server acknowledged (put into a sync message).
     advertised: BTreeSet<ChangeHash>,
-    /// Rounds whose changes the server's last engine deferred: not part of
-    /// the comparison (off, nothing is deferred), but the seeds must defer.
-    deferred_rounds: u64,
+    /// The fast paths the server's last engine took: not part of the
+    /// comparison (off, it takes none), but the seeds must take them.
+    fast: FastPathCounts,
 }
 
 impl Outcome {
@@ -384,8 +384,8 @@ impl Sim {
         self.heal();
         self.check_final_state();
         let heads = self.server.engine.heads();
-        let deferred_rounds = self.server.engine.fast_path_counts().deferred;
-        Outcome { stats: self.stats, heads, advertised: self.advertised, deferred_rounds }
+        let fast = self.server.engine.fast_path_counts();
+        Outcome { stats: self.stats, heads, advertised: self.advertised, fast }
     }
 
     // --- connections -----------------------------------------------------
@@ -1149,7 +1149,7 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
         None => (0..env_u64("KONSENS_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect(),
     };
     let mut total = Stats::default();
-    let mut deferred_rounds = 0;
+    let (mut deferred_rounds, mut received_known) = (0, 0);
     let mut failures = Vec::new();
     for &seed in &seeds {
         let fast = run_seed(seed, true, false);
@@ -1163,7 +1163,8 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
         match (fast, slow) {
             (Ok(fast), Ok(slow)) => {
                 total.add(&fast.stats);
-                deferred_rounds += fast.deferred_rounds;
+                deferred_rounds += fast.fast.deferred;
+                received_known += fast.fast.received_known;
                 if !fast.same_run(&slow) {
                     let text = format!(
                         "fast paths on and off differ: heads equal {}, acknowledged equal {}, stats on {:?} off {:?}",
@@ -1186,11 +1187,12 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
             }
         }
     }
-    println!("{} seeds (each with fast paths on and off), totals with fast paths on: {total:#?}", seeds.len());
+    println!("{} seeds (each with fast paths on and off), totals with fast paths on: {total:#?}; deferred rounds {deferred_rounds}, received on the recent graph {received_known}", seeds.len());
     if seeds.len() >= 20 {
         // Reconnects and reloads happen in most seeds; resuming must be exercised.
         assert!(total.sync_states_saved > 0 && total.sync_states_restored > 0, "no sync state was kept or restored: {total:#?}");
         assert!(deferred_rounds > 0, "no server deferred a change");
+        assert!(received_known > 0, "no server received on the recent changes' graph");
     }
     assert!(
         failures.is_empty(),

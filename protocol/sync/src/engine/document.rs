@@ -66,13 +66,17 @@ const RECENT_CHANGES: usize = 4096;
 /// history for it, on every message.
 #[derive(Debug, Default)]
 struct Recent {
-    deps: HashMap<ChangeHash, Vec<ChangeHash>>,
+    /// Dependencies, and the number of the change in the order added.
+    deps: HashMap<ChangeHash, (Vec<ChangeHash>, u64)>,
     order: VecDeque<ChangeHash>,
+    added: u64,
 }
 
 impl Recent {
     fn add(&mut self, hash: ChangeHash, deps: Vec<ChangeHash>) {
-        if self.deps.insert(hash, deps).is_none() {
+        if let std::collections::hash_map::Entry::Vacant(entry) = self.deps.entry(hash) {
+            entry.insert((deps, self.added));
+            self.added += 1;
             self.order.push_back(hash);
         }
         while self.order.len() > RECENT_CHANGES {
@@ -251,19 +255,30 @@ impl Document {
         self.recent.deps.contains_key(hash)
     }
 
-    /// The recent changes that are `heads` or their ancestors.
-    pub(super) fn recent_ancestors(&self, heads: &[ChangeHash]) -> HashSet<ChangeHash> {
-        let mut below = HashSet::new();
-        let mut stack: Vec<ChangeHash> = heads.iter().filter(|h| self.is_recent(h)).copied().collect();
+    /// Which of `hashes` (recent changes) are `heads` or their ancestors.
+    /// The walk stops at changes added before the oldest of `hashes`: an
+    /// ancestor is always added before its descendants, so nothing older
+    /// leads to one of them.
+    pub(super) fn recent_ancestors_among(&self, heads: &[ChangeHash], hashes: &std::collections::BTreeSet<ChangeHash>) -> HashSet<ChangeHash> {
+        let mut found = HashSet::new();
+        let Some(floor) = hashes.iter().filter_map(|h| self.recent.deps.get(h).map(|(_, n)| *n)).min() else {
+            return found;
+        };
+        let above_floor = |h: &ChangeHash| self.recent.deps.get(h).is_some_and(|(_, n)| *n >= floor);
+        let mut seen = HashSet::new();
+        let mut stack: Vec<ChangeHash> = heads.iter().filter(|h| above_floor(h)).copied().collect();
         while let Some(hash) = stack.pop() {
-            if !below.insert(hash) {
+            if !seen.insert(hash) {
                 continue;
             }
-            if let Some(deps) = self.recent.deps.get(&hash) {
-                stack.extend(deps.iter().filter(|d| self.is_recent(d) && !below.contains(*d)));
+            if hashes.contains(&hash) {
+                found.insert(hash);
+            }
+            if let Some((deps, _)) = self.recent.deps.get(&hash) {
+                stack.extend(deps.iter().filter(|d| above_floor(d) && !seen.contains(*d)));
             }
         }
-        below
+        found
     }
 
     /// Apply every deferred change to the materialised document, in one batch.

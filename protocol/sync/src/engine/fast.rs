@@ -209,7 +209,7 @@ pub(super) fn fast_receive_known(
     if m.heads.is_empty() || !m.heads.iter().all(|h| doc.has(h)) || !state.sent_hashes.iter().all(|h| doc.is_recent(h)) {
         return Err(m);
     }
-    let below = doc.recent_ancestors(&m.heads);
+    let below = doc.recent_ancestors_among(&m.heads, &state.sent_hashes);
     state.sent_hashes.retain(|h| !below.contains(h));
     for sent in log.iter_mut() {
         sent.hashes.retain(|h| !below.contains(h));
