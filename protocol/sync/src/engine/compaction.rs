@@ -16,16 +16,21 @@ impl Compaction {
         Self { snapshot_bytes: sizes.snapshot_bytes, incremental_bytes: sizes.incremental_bytes, floor_bytes }
     }
 
-    /// The write for `incremental` (everything not yet stored): itself, or a
-    /// snapshot (made by `snapshot`) once the incrementals would outweigh the snapshot (or the
+    /// The write for `incremental` (everything not yet stored): itself, or
+    /// (when `may_compact`) a snapshot made by `snapshot` once the incrementals would outweigh the snapshot (or the
     /// floor, so a young document is not rewritten on every change).
-    pub(super) fn write(&mut self, incremental: Vec<u8>, snapshot: impl FnOnce() -> Vec<u8>) -> StorageWrite {
-        if self.incremental_bytes + incremental.len() > self.snapshot_bytes.max(self.floor_bytes) {
+    pub(super) fn write(&mut self, incremental: Vec<u8>, may_compact: bool, snapshot: impl FnOnce() -> Vec<u8>) -> StorageWrite {
+        if may_compact && self.incremental_bytes + incremental.len() > self.snapshot_bytes.max(self.floor_bytes) {
             self.snapshot(snapshot())
         } else {
             self.incremental_bytes += incremental.len();
             StorageWrite::Incremental(incremental)
         }
+    }
+
+    /// Have the incrementals outgrown the snapshot (see [`Self::write`])?
+    pub(super) fn due(&self) -> bool {
+        self.incremental_bytes > self.snapshot_bytes.max(self.floor_bytes)
     }
 
     /// A snapshot that replaces every stored chunk.
@@ -50,7 +55,7 @@ mod tests {
         let mut kinds = Vec::new();
         for i in 0..10 {
             doc.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "k", i as i64)).ok();
-            let write = compaction.write(doc.save_after(&persisted), || doc.save());
+            let write = compaction.write(doc.save_after(&persisted), true, || doc.save());
             persisted = doc.get_heads();
             kinds.push(matches!(write, StorageWrite::Snapshot(_)));
         }

@@ -341,7 +341,7 @@ impl Document {
     /// The write for everything not yet handed to storage (everything after
     /// `persisted`): the deferred changes' own bytes when they are all of
     /// it, else Automerge's `save_after`; or a snapshot, when compaction
-    /// says so.
+    /// says so and nothing is deferred.
     pub(super) fn write_after(&mut self, persisted: &[ChangeHash], compaction: &mut Compaction) -> StorageWrite {
         let incremental = if self.applied_unhanded {
             self.apply_deferred();
@@ -351,7 +351,11 @@ impl Document {
         };
         self.handed = self.deferred.len();
         self.applied_unhanded = false;
-        compaction.write(incremental, || self.materialised().save())
+        // A snapshot needs the materialised document: while changes are
+        // deferred, compaction waits for their batch to be applied (at most
+        // `deferred_changes` more incrementals), so it never forces one.
+        let may_compact = self.deferred.is_empty();
+        compaction.write(incremental, may_compact, || self.materialised().save())
     }
 
     /// A snapshot of the whole document, replacing every stored chunk.

@@ -468,9 +468,14 @@ impl DocEngine {
                 self.generate(out);
             }
         }
-        // Replies are out; now is the time to apply what gathered.
-        if self.document.deferred_count() >= self.config.deferred_changes.max(1) {
+        // Replies are out; now is the time to apply what gathered, and to
+        // compact storage, which waited for it (Document::write_after).
+        if self.phase == Phase::Idle && self.document.deferred_count() >= self.config.deferred_changes.max(1) {
             self.document.apply_deferred();
+            if self.compaction.due() {
+                let write = self.document.snapshot(&mut self.compaction);
+                self.persist(write, out);
+            }
         }
     }
 
