@@ -182,9 +182,10 @@ impl Clients {
         self.procs.iter().map(NodeClients::cpu_seconds).sum()
     }
 
-    /// k typists type for `duration`; the keystrokes typed.
-    pub fn type_for(&mut self, typists: usize, duration: Duration, base_len: usize, record: bool) -> Result<Vec<Event>> {
-        let command = json!({"cmd": "type", "typists": typists, "ms": duration.as_millis() as u64, "record": record, "base": base_len});
+    /// k typists type `count` keystrokes each, `rate_per_typist` a second
+    /// each; the keystrokes typed.
+    pub fn type_count(&mut self, typists: usize, count: usize, rate_per_typist: f64, base_len: usize, record: bool) -> Result<Vec<Event>> {
+        let command = json!({"cmd": "type", "typists": typists, "count": count, "rate": rate_per_typist, "record": record, "base": base_len});
         for p in &mut self.procs {
             p.send(&command)?;
         }
