@@ -238,9 +238,10 @@ fn main() -> Result<()> {
         let mut results = Vec::new();
         for &kind in &kinds {
             let dir = scratch.path().join(format!("trace-{kind:?}"));
-            if let Some(r) = attempt(&mut failures, "trace replay", kind, scenarios::replay::run_server(kind, &trace, &dir)) {
-                results.push((kind.label(), r));
-            }
+            let rust = attempt(&mut failures, "trace replay", kind, scenarios::replay::run_server(kind, &trace, &dir));
+            let dir = scratch.path().join(format!("trace-official-{kind:?}"));
+            let official = attempt(&mut failures, "trace replay (official writer)", kind, scenarios::replay::run_server_official(kind, &trace, &dir));
+            results.push((kind.label(), rust, official));
         }
         let limit_row = if limit { Some(scenarios::replay::run_limit(&trace)?) } else { None };
         report.push_str(&report::replay(&results, limit_row.as_ref()));
@@ -402,21 +403,37 @@ mod report {
         if a.is_finite() && b.is_finite() && b > 0.0 { format!("{:.2}×", a / b) } else { "—".into() }
     }
 
-    pub fn replay(results: &[(&str, scenarios::replay::Row)], limit: Option<&scenarios::replay::Row>) -> String {
+    /// One server's trace replay: its label, the Rust writer's row, the official writer's row.
+    pub type ReplayResult<'a> = (&'a str, Option<scenarios::replay::Row>, Option<scenarios::replay::Row>);
+
+    pub fn replay(results: &[ReplayResult<'_>], limit: Option<&scenarios::replay::Row>) -> String {
         let mut s = String::new();
-        let edits = results.first().map(|r| r.1.edits).or(limit.map(|l| l.edits)).unwrap_or(0);
-        let _ = writeln!(s, "## Trace replay
-");
-        let _ = writeln!(s, "The automerge-paper trace ({edits} edits, one transaction each) typed by one client through the server to a second client, as fast as the server acknowledges: the writer sends what it has typed whenever its previous message is answered. End-to-end time is from the first edit until the reader holds the writer's final heads (and the same text). The limit is the least Automerge itself must do for the same result, in one process on one core: type every edit as its own transaction, then sync writer → server replica → reader once.
-");
-        let _ = writeln!(s, "| server | end-to-end | server CPU | vs limit |");
-        let _ = writeln!(s, "|---|---:|---:|---:|");
+        let edits = results
+            .iter()
+            .find_map(|r| r.1.as_ref().or(r.2.as_ref()).map(|r| r.edits))
+            .or(limit.map(|l| l.edits))
+            .unwrap_or(0);
+        let _ = writeln!(s, "## Trace replay\n");
+        let _ = writeln!(s, "The automerge-paper trace ({edits} edits, one transaction each) typed by one client through the server to a second client, as fast as the server acknowledges. End-to-end time is from the first edit until the reader (the bench's Rust client) holds the writer's final heads (and the same text). The limit is the least Automerge itself must do for the same result, in one process on one core: type every edit as its own transaction, then sync writer → server replica → reader once.\n");
+        let _ = writeln!(s, "Two writers. *Rust*: the bench's client, Automerge in the driver's process, which sends what it has typed whenever its previous message is answered. *Official*: an `@automerge/automerge-repo` 2.5.6 client in Node (`tests/js/official-replay.mjs`, on the driver's core) that types each edit as its own `handle.change` (256 between turns of the event loop, as the Rust writer) and leaves the sending to its repo, which syncs at most every 100 ms; its document (an empty text) is seeded into the server before the clock starts. *Writer's own typing* is how long the official client took to make every edit (`handle.change`, with its repo's work in between); when it is close to the end-to-end time, the client, not the server, sets the pace.\n");
+        let _ = writeln!(s, "| server | writer | end-to-end | server CPU | vs limit | writer's own typing |");
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
         let lim = limit.map(|l| l.seconds).unwrap_or(f64::NAN);
-        for (label, r) in results {
-            let _ = writeln!(s, "| {label} | {:.2} s | {:.2} s | {} |", r.seconds, r.server_cpu, ratio(r.seconds, lim));
+        for (label, rust, official) in results {
+            for (writer, row) in [("Rust", rust), ("official (Node)", official)] {
+                match row {
+                    Some(r) => {
+                        let typing = r.writer_seconds.map(|t| format!("{t:.2} s")).unwrap_or_else(|| "—".into());
+                        let _ = writeln!(s, "| {label} | {writer} | {:.2} s | {:.2} s | {} | {typing} |", r.seconds, r.server_cpu, ratio(r.seconds, lim));
+                    }
+                    None => {
+                        let _ = writeln!(s, "| {label} | {writer} | failed | — | — | — |");
+                    }
+                }
+            }
         }
         if let Some(l) = limit {
-            let _ = writeln!(s, "| bare automerge (limit) | {:.2} s | — | 1.00× |", l.seconds);
+            let _ = writeln!(s, "| bare automerge (limit) | — | {:.2} s | — | 1.00× | — |", l.seconds);
         }
         s.push('\n');
         s
