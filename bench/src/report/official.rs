@@ -23,6 +23,11 @@ impl OfficialSize<'_> {
     fn light<'r>(light: &'r [Row], o: &OfficialRow) -> Option<&'r Row> {
         light.iter().find(|r| r.k == o.row.k && same_rate(r.room_rate, o.row.room_rate) && !r.skipped)
     }
+
+    /// The light peers skipped this row: they had saturated at a lower rate.
+    fn light_skipped(light: &[Row], o: &OfficialRow) -> bool {
+        light.iter().any(|r| r.k == o.row.k && same_rate(r.room_rate, o.row.room_rate) && r.skipped)
+    }
 }
 
 fn same_rate(a: f64, b: f64) -> bool {
@@ -117,7 +122,7 @@ A row is *valid* when every keystroke reached every participant and the Node dri
                     o.row.k,
                     rate_label(o.pace, o.row.room_rate),
                     o.row.keystrokes,
-                    cpu(l),
+                    if OfficialSize::light_skipped(light, o) { "not run (saturated at a lower rate)".to_owned() } else { cpu(l) },
                     latency(l),
                     delivered(l),
                     cpu(Some(&o.row)),
