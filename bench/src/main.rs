@@ -52,6 +52,20 @@ struct Args {
     /// Keep the driver where it is instead of pinning it to core 0.
     #[arg(long)]
     no_pin: bool,
+    /// Keystrokes per second of the whole room in the official-client
+    /// workshop, split evenly over the typists. Without it each k runs twice:
+    /// at the human rate (5/s per typist) and at a rate the driver sustains,
+    /// chosen from its measured cost per keystroke.
+    #[arg(long)]
+    official_rate: Option<f64>,
+    /// Texts of the official-client workshop, in single-keystroke changes
+    /// (comma-separated; default 20000,200000, quick 20000).
+    #[arg(long, value_delimiter = ',')]
+    official_sizes: Option<Vec<usize>>,
+    /// Keystrokes each official-workshop row types at least, all typists
+    /// together (default 60, quick 20).
+    #[arg(long)]
+    official_keystrokes: Option<usize>,
 }
 
 /// The repository root (the bench runs from a clean clone).
@@ -151,46 +165,64 @@ fn main() -> Result<()> {
             scenarios::official::Config {
                 participants: 6,
                 ks: vec![1, 4],
-                typing: Duration::from_secs(2),
+                sizes: vec![20_000],
+                rate: None,
+                keystrokes: 20,
                 drain: Duration::from_secs(10),
                 processes: args.node_processes,
-                changes: 20_000,
             }
         } else {
             scenarios::official::Config {
                 participants: 40,
-                ks: vec![1, 4],
-                typing: Duration::from_secs(10),
-                // One driver core cannot keep 39 official watchers current
-                // at these rates: they lag, and catch up after the typing.
+                ks: vec![1, 4, 8],
+                sizes: vec![20_000, 200_000],
+                rate: None,
+                keystrokes: 60,
+                // At the human rate one driver core cannot keep 39 official
+                // watchers current: they lag, and catch up after the typing.
                 drain: Duration::from_secs(90),
                 processes: args.node_processes,
-                changes: 20_000,
             }
         };
-        let config = match &args.ks {
-            Some(ks) => scenarios::official::Config { ks: ks.clone(), ..config },
-            None => config,
+        let config = scenarios::official::Config {
+            participants: args.participants.unwrap_or(config.participants),
+            ks: args.ks.clone().unwrap_or(config.ks),
+            sizes: args.official_sizes.clone().unwrap_or(config.sizes),
+            rate: args.official_rate.or(config.rate),
+            keystrokes: args.official_keystrokes.unwrap_or(config.keystrokes),
+            ..config
         };
-        let config = scenarios::official::Config { participants: args.participants.unwrap_or(config.participants), ..config };
-        eprintln!("building the {}-keystroke document", config.changes);
-        let base = scenarios::official::build_keystrokes(config.changes)?;
-        // The light peers on the same document, same participants and rates.
-        let light_config = scenarios::workshop::Config {
-            participants: config.participants,
-            ks: config.ks.clone(),
-            typing: config.typing,
-            drain: config.drain,
-        };
-        let mut results = Vec::new();
-        for &kind in &kinds {
-            let dir = scratch.path().join(format!("official-light-{kind:?}"));
-            let light = attempt(&mut failures, "official (light peers)", kind, scenarios::workshop::run_server(kind, &base, &light_config, &dir));
-            let dir = scratch.path().join(format!("official-{kind:?}"));
-            let official = attempt(&mut failures, "official", kind, scenarios::official::run_server(kind, &base, &config, &dir));
-            results.push((kind.label(), light.unwrap_or_default(), official.unwrap_or_default()));
+        if let Some(rate) = config.rate {
+            anyhow::ensure!(rate.is_finite() && rate > 0.0, "--official-rate must be a positive number of keystrokes per second");
         }
-        report.push_str(&report::official(&config, &results));
+        let mut sizes = Vec::new();
+        for &size in &config.sizes {
+            eprintln!("the {size}-keystroke document");
+            let base = scenarios::official::build_keystrokes(size)?;
+            // Chosen during the first server's run, then the same for all.
+            let mut rates = scenarios::official::Rates::default();
+            let mut official = Vec::new();
+            for &kind in &kinds {
+                let dir = scratch.path().join(format!("official-{size}-{kind:?}"));
+                let rows = attempt(&mut failures, &format!("official ({size})"), kind, scenarios::official::run_server(kind, &base, &config, &mut rates, &dir));
+                official.push((kind, rows.unwrap_or_default()));
+            }
+            // The light peers on the same document, same participants, k and rates.
+            let plans = rates.light_plans(&config);
+            let mut results = Vec::new();
+            for (kind, official) in official {
+                let dir = scratch.path().join(format!("official-light-{size}-{kind:?}"));
+                let light = attempt(
+                    &mut failures,
+                    &format!("official ({size}, light peers)"),
+                    kind,
+                    scenarios::workshop::run_plans(kind, &base, config.participants, &plans, config.drain, &dir),
+                );
+                results.push((kind.label(), light.unwrap_or_default(), official));
+            }
+            sizes.push(report::OfficialSize { size, rates, results });
+        }
+        report.push_str(&report::official(&config, &sizes));
     }
     if wants(&args.scenarios, "frames") && kinds.contains(&Kind::Konsens) {
         eprintln!("frames: official client against light peers, through konsens");
@@ -206,9 +238,10 @@ fn main() -> Result<()> {
         let mut results = Vec::new();
         for &kind in &kinds {
             let dir = scratch.path().join(format!("trace-{kind:?}"));
-            if let Some(r) = attempt(&mut failures, "trace replay", kind, scenarios::replay::run_server(kind, &trace, &dir)) {
-                results.push((kind.label(), r));
-            }
+            let rust = attempt(&mut failures, "trace replay", kind, scenarios::replay::run_server(kind, &trace, &dir));
+            let dir = scratch.path().join(format!("trace-official-{kind:?}"));
+            let official = attempt(&mut failures, "trace replay (official writer)", kind, scenarios::replay::run_server_official(kind, &trace, &dir));
+            results.push((kind.label(), rust, official));
         }
         let limit_row = if limit { Some(scenarios::replay::run_limit(&trace)?) } else { None };
         report.push_str(&report::replay(&results, limit_row.as_ref()));
@@ -370,21 +403,37 @@ mod report {
         if a.is_finite() && b.is_finite() && b > 0.0 { format!("{:.2}×", a / b) } else { "—".into() }
     }
 
-    pub fn replay(results: &[(&str, scenarios::replay::Row)], limit: Option<&scenarios::replay::Row>) -> String {
+    /// One server's trace replay: its label, the Rust writer's row, the official writer's row.
+    pub type ReplayResult<'a> = (&'a str, Option<scenarios::replay::Row>, Option<scenarios::replay::Row>);
+
+    pub fn replay(results: &[ReplayResult<'_>], limit: Option<&scenarios::replay::Row>) -> String {
         let mut s = String::new();
-        let edits = results.first().map(|r| r.1.edits).or(limit.map(|l| l.edits)).unwrap_or(0);
-        let _ = writeln!(s, "## Trace replay
-");
-        let _ = writeln!(s, "The automerge-paper trace ({edits} edits, one transaction each) typed by one client through the server to a second client, as fast as the server acknowledges: the writer sends what it has typed whenever its previous message is answered. End-to-end time is from the first edit until the reader holds the writer's final heads (and the same text). The limit is the least Automerge itself must do for the same result, in one process on one core: type every edit as its own transaction, then sync writer → server replica → reader once.
-");
-        let _ = writeln!(s, "| server | end-to-end | server CPU | vs limit |");
-        let _ = writeln!(s, "|---|---:|---:|---:|");
+        let edits = results
+            .iter()
+            .find_map(|r| r.1.as_ref().or(r.2.as_ref()).map(|r| r.edits))
+            .or(limit.map(|l| l.edits))
+            .unwrap_or(0);
+        let _ = writeln!(s, "## Trace replay\n");
+        let _ = writeln!(s, "The automerge-paper trace ({edits} edits, one transaction each) typed by one client through the server to a second client, as fast as the server acknowledges. End-to-end time is from the first edit until the reader (the bench's Rust client) holds the writer's final heads (and the same text). The limit is the least Automerge itself must do for the same result, in one process on one core: type every edit as its own transaction, then sync writer → server replica → reader once.\n");
+        let _ = writeln!(s, "Two writers. *Rust*: the bench's client, Automerge in the driver's process, which sends what it has typed whenever its previous message is answered. *Official*: an `@automerge/automerge-repo` 2.5.6 client in Node (`tests/js/official-replay.mjs`, on the driver's core) that types each edit as its own `handle.change` (256 between turns of the event loop, as the Rust writer) and leaves the sending to its repo, which syncs at most every 100 ms; its document (an empty text) is seeded into the server before the clock starts. *Writer's own typing* is how long the official client took to make every edit (`handle.change`, with its repo's work in between); when it is close to the end-to-end time, the client, not the server, sets the pace.\n");
+        let _ = writeln!(s, "| server | writer | end-to-end | server CPU | vs limit | writer's own typing |");
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
         let lim = limit.map(|l| l.seconds).unwrap_or(f64::NAN);
-        for (label, r) in results {
-            let _ = writeln!(s, "| {label} | {:.2} s | {:.2} s | {} |", r.seconds, r.server_cpu, ratio(r.seconds, lim));
+        for (label, rust, official) in results {
+            for (writer, row) in [("Rust", rust), ("official (Node)", official)] {
+                match row {
+                    Some(r) => {
+                        let typing = r.writer_seconds.map(|t| format!("{t:.2} s")).unwrap_or_else(|| "—".into());
+                        let _ = writeln!(s, "| {label} | {writer} | {:.2} s | {:.2} s | {} | {typing} |", r.seconds, r.server_cpu, ratio(r.seconds, lim));
+                    }
+                    None => {
+                        let _ = writeln!(s, "| {label} | {writer} | failed | — | — | — |");
+                    }
+                }
+            }
         }
         if let Some(l) = limit {
-            let _ = writeln!(s, "| bare automerge (limit) | {:.2} s | — | 1.00× |", l.seconds);
+            let _ = writeln!(s, "| bare automerge (limit) | — | {:.2} s | — | 1.00× | — |", l.seconds);
         }
         s.push('\n');
         s
@@ -483,72 +532,8 @@ mod report {
         s
     }
 
-    /// One server's official-workshop results: its label, the light peers'
-    /// rows, the official clients' rows with their frame patterns.
-    pub type OfficialResult<'a> = (&'a str, Vec<workshop::Row>, Vec<(workshop::Row, scenarios::official::Pattern)>);
-
-    pub fn official(config: &scenarios::official::Config, results: &[OfficialResult<'_>]) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "## Workshop with official clients\n");
-        let _ = writeln!(
-            s,
-            "One recommendation whose text holds {} single-keystroke changes, {} participants connected, k typing {} keystrokes/s each for {:.0} s. \
-*Official* participants are `@automerge/automerge-repo` 2.5.6 clients in Node (`tests/js/official-workshop.mjs`: one `Repo` per participant, its own WebSocket and peer id, no storage; {} Node process(es) on the driver's core); a keystroke is `handle.change` + `splice`, and its latency ends at a watcher's `change` event holding its hash. \
-*Light* participants are the bench's light peers on the same document, same k and rate (the workshop scenario's driver). Server CPU per keystroke is the server's CPU from the first keystroke until every participant held every keystroke, divided by the keystrokes. Driver load is the Node processes' (official) or the Rust driver's (light) CPU while typing, as a share of one core.\n",
-            config.changes,
-            config.participants,
-            workshop::RATE_PER_TYPIST,
-            config.typing.as_secs_f64(),
-            config.processes,
-        );
-        let _ = writeln!(s, "| server | k | light: server CPU / keystroke | light: p50 / p99 | light: delivered | official: server CPU / keystroke | official: p50 / p99 | official: delivered | official ÷ light | official vs konsens | driver load light / official |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        let konsens = results.iter().find(|r| r.0 == Kind::Konsens.label());
-        for (label, light, official) in results {
-            for &k in &config.ks {
-                let l = light.iter().find(|r| r.k == k && !r.skipped);
-                let o = official.iter().map(|r| &r.0).find(|r| r.k == k && !r.skipped);
-                let ko = konsens.and_then(|r| r.2.iter().map(|r| &r.0).find(|r| r.k == k && !r.skipped));
-                let cpu = |r: Option<&workshop::Row>| r.map(|r| format!("{:.1} ms", r.server_cpu_per_1000)).unwrap_or_else(|| "—".into());
-                let lat = |r: Option<&workshop::Row>| r.map(|r| format!("{} / {}", ms(r.p50_ms), ms(r.p99_ms))).unwrap_or_else(|| "—".into());
-                let del = |r: Option<&workshop::Row>| r.map(|r| format!("{:.1} %", r.delivered * 100.0)).unwrap_or_else(|| "—".into());
-                let load = |r: Option<&workshop::Row>| r.map(|r| format!("{:.0} %", r.driver_load * 100.0)).unwrap_or_else(|| "—".into());
-                let _ = writeln!(
-                    s,
-                    "| {label} | {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
-                    cpu(l),
-                    lat(l),
-                    del(l),
-                    cpu(o),
-                    lat(o),
-                    del(o),
-                    match (o, l) {
-                        (Some(o), Some(l)) => ratio(o.server_cpu_per_1000, l.server_cpu_per_1000),
-                        _ => "—".into(),
-                    },
-                    match (o, ko) {
-                        (Some(o), Some(k)) => ratio(o.server_cpu_per_1000, k.server_cpu_per_1000),
-                        _ => "—".into(),
-                    },
-                    load(l),
-                    load(o),
-                );
-            }
-        }
-        s.push('\n');
-        let _ = writeln!(
-            s,
-            "What the official clients sent and received during each step (frames taken at their WebSocket adapter; typists' counts per keystroke for all typists together, watchers' per keystroke and watcher; \"mean sync bytes\" is the sync message, without the envelope):\n"
-        );
-        for (label, _, official) in results {
-            for (row, pattern) in official {
-                let _ = writeln!(s, "<details><summary>{label}, k = {}: official clients' frames per keystroke</summary>\n", row.k);
-                s.push_str(&pattern.markdown());
-                let _ = writeln!(s, "\n</details>\n");
-            }
-        }
-        s
-    }
+    mod official;
+    pub use official::{OfficialSize, official};
 
     pub fn frames(official: &scenarios::official::Pattern, light: &scenarios::official::Pattern) -> String {
         let mut s = String::new();
@@ -615,14 +600,14 @@ mod report {
         for (label, rows) in results {
             for r in rows {
                 if r.skipped {
-                    let _ = writeln!(s, "| {label} | {} | {} | — | — | — | — | — | — | — | not run (saturated at a smaller k) |", r.k, r.k as f64 * workshop::RATE_PER_TYPIST);
+                    let _ = writeln!(s, "| {label} | {} | {} | — | — | — | — | — | — | — | not run (saturated at a smaller k) |", r.k, r.room_rate);
                     continue;
                 }
                 let _ = writeln!(
                     s,
                     "| {label} | {} | {} | {} | {:.1} % | {} | {} | {:.3} | {} | {:.0} % | {} |",
                     r.k,
-                    r.k as f64 * workshop::RATE_PER_TYPIST,
+                    r.room_rate,
                     r.keystrokes,
                     r.delivered * 100.0,
                     ms(r.p50_ms),

@@ -95,7 +95,13 @@ impl NodeClients {
     }
 
     pub fn answer(&mut self) -> Result<Value> {
-        let line = match self.answers.recv_timeout(PATIENCE) {
+        self.answer_within(PATIENCE)
+    }
+
+    /// An answer to a command that itself takes a while (typing at a slow
+    /// rate, waiting for delivery): its own time on top of the patience.
+    pub fn answer_within(&mut self, patience: Duration) -> Result<Value> {
+        let line = match self.answers.recv_timeout(patience) {
             Ok(line) => line,
             Err(_) => bail!("node driver gave no answer:\n{}", self.log_tail()),
         };
@@ -182,15 +188,17 @@ impl Clients {
         self.procs.iter().map(NodeClients::cpu_seconds).sum()
     }
 
-    /// k typists type for `duration`; the keystrokes typed.
-    pub fn type_for(&mut self, typists: usize, duration: Duration, base_len: usize, record: bool) -> Result<Vec<Event>> {
-        let command = json!({"cmd": "type", "typists": typists, "ms": duration.as_millis() as u64, "record": record, "base": base_len});
+    /// k typists type `count` keystrokes each, `rate_per_typist` a second
+    /// each; the keystrokes typed.
+    pub fn type_count(&mut self, typists: usize, count: usize, rate_per_typist: f64, base_len: usize, record: bool) -> Result<Vec<Event>> {
+        let command = json!({"cmd": "type", "typists": typists, "count": count, "rate": rate_per_typist, "record": record, "base": base_len});
         for p in &mut self.procs {
             p.send(&command)?;
         }
+        let typing = Duration::from_secs_f64(count as f64 / rate_per_typist.max(1e-3));
         let mut typed = Vec::new();
         for p in &mut self.procs {
-            typed.extend(events(&p.answer()?, "typed")?);
+            typed.extend(events(&p.answer_within(PATIENCE + typing)?, "typed")?);
         }
         Ok(typed)
     }
@@ -207,7 +215,7 @@ impl Clients {
         let mut seen = Vec::new();
         let mut complete = true;
         for p in &mut self.procs {
-            let a = p.answer()?;
+            let a = p.answer_within(PATIENCE + limit)?;
             complete &= a.get("complete").and_then(Value::as_bool).unwrap_or(false);
             seen.extend(events(&a, "seen")?);
         }

@@ -7,9 +7,9 @@
 //
 // Commands (stdin) and their one-line answers (stdout):
 //   {"cmd":"connect","url","doc","participants":[i…]}  → {"ok":"connect","ms"}
-//   {"cmd":"type","typists":k,"ms":T,"record":bool,"base":n}
-//        participants with index < k type 5 keystrokes/s for T ms
-//                                                     → {"ok":"type","typed":[[hash,t,i]…]}
+//   {"cmd":"type","typists":k,"count":c,"rate":r,"record":bool,"base":n}
+//        participants with index < k type c keystrokes each, r per second
+//        each (staggered over one period)             → {"ok":"type","typed":[[hash,t,i]…]}
 //   {"cmd":"wait","hashes":[…],"ms":T}   until every participant here holds
 //        every hash (or T ms passed)                  → {"ok":"wait","complete":bool,"seen":[[hash,t,i]…]}
 //   {"cmd":"frames"}  frames recorded since the last recorded `type` began
@@ -25,7 +25,6 @@ import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websoc
 import * as readline from "node:readline"
 
 const PROCESS = Number(process.argv[2] ?? 0)
-const RATE = 5 // keystrokes per second per typist
 const LETTERS = ["k", "o", "n", "s", "e", "n", "s", " "]
 
 const now = () => Number(process.hrtime.bigint()) / 1e6
@@ -119,8 +118,8 @@ async function connect({ url, doc, participants: indices }) {
   answer({ ok: "connect", ms: now() - t0 })
 }
 
-async function type({ typists, ms, record, base }) {
-  const period = 1000 / RATE
+async function type({ typists, count, rate, record, base }) {
+  const period = 1000 / rate
   const typed = []
   for (const p of participants.values()) p.seen.clear()
   if (record) {
@@ -130,19 +129,17 @@ async function type({ typists, ms, record, base }) {
   const timers = []
   const mine = [...participants.entries()].filter(([i]) => i < typists)
   await new Promise(resolve => {
-    if (mine.length === 0) return setTimeout(resolve, ms)
+    if (count < 1) return resolve()
+    // A process without typists answers once the typing is over, so all
+    // processes answer together.
+    if (mine.length === 0) return setTimeout(resolve, count * period)
     let running = mine.length
     for (const [i, p] of mine) {
       // Stagger the typists over one period, as the light-peer workshop does.
       const offset = (period * i) / typists
-      const end = now() + ms
       let n = 0
       const position = Math.floor(((i + 1) * base) / (typists + 1))
       const tick = () => {
-        if (now() >= end) {
-          if (--running === 0) resolve()
-          return
-        }
         const letter = LETTERS[n % LETTERS.length]
         const at = position + n
         // Always inside the text: it started with `base` characters and only grows.
@@ -151,6 +148,10 @@ async function type({ typists, ms, record, base }) {
         const [hash] = A.getHeads(p.handle.doc())
         typed.push([hash, now(), i])
         n += 1
+        if (n >= count) {
+          if (--running === 0) resolve()
+          return
+        }
         timers.push(setTimeout(tick, Math.max(0, offset + n * period - (now() - start))))
       }
       const start = now()

@@ -1,7 +1,9 @@
 //! *Trace replay*: the automerge-paper trace typed by one client, through the
 //! server, to a second client, as fast as the server acknowledges (the writer
 //! sends whatever it typed whenever its previous message is answered), against
-//! the same work in-process on bare Automerge.
+//! the same work in-process on bare Automerge. The writer is the bench's own
+//! Rust client, or the official automerge-repo client in Node
+//! (`tests/js/official-replay.mjs`); the reader is the same either way.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,9 @@ pub struct Row {
     pub edits: usize,
     pub seconds: f64,
     pub server_cpu: f64,
+    /// The official writer's time to make every edit (its sending
+    /// overlaps); `None` for the Rust writer, which types between messages.
+    pub writer_seconds: Option<f64>,
 }
 
 /// Edits typed between looks at the socket.
@@ -53,7 +58,7 @@ pub fn run_server(kind: Kind, trace: &SequentialTrace, data_dir: &std::path::Pat
     let server_cpu = server.cpu_seconds()? - cpu0;
     server.stop()?;
     eprintln!("  {:<28} {} edits in {seconds:.2} s, server CPU {server_cpu:.2} s", kind.label(), trace.edits.len());
-    Ok(Row { edits: trace.edits.len(), seconds, server_cpu })
+    Ok(Row { edits: trace.edits.len(), seconds, server_cpu, writer_seconds: None })
 }
 
 async fn drive(server: &Server, trace: &SequentialTrace) -> Result<f64> {
@@ -198,5 +203,151 @@ pub fn run_limit(trace: &SequentialTrace) -> Result<Row> {
         bail!("in-process reader differs");
     }
     eprintln!("  bare automerge: {} edits in {seconds:.2} s", trace.edits.len());
-    Ok(Row { edits: trace.edits.len(), seconds, server_cpu: f64::NAN })
+    Ok(Row { edits: trace.edits.len(), seconds, server_cpu: f64::NAN, writer_seconds: None })
+}
+
+/// The writer is an official automerge-repo 2.5.6 client in Node
+/// (`tests/js/official-replay.mjs`): it opens the document (an empty text the
+/// bench seeds first, as the Rust writer's first message creates it), types
+/// every edit as its own `handle.change`, and its repo syncs them as it does
+/// for any application. Timed from the go to the writer until the reader
+/// holds the writer's final heads and text, as for the Rust writer.
+pub fn run_server_official(kind: Kind, trace: &SequentialTrace, data_dir: &std::path::Path) -> Result<Row> {
+    let server = Server::start(kind, data_dir, "127.0.0.1:0")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&runtime, drive_official(&server, trace));
+    let row = result.with_context(|| format!("trace replay (official writer) against {}:\n{}", kind.label(), server.log_tail()))?;
+    server.stop()?;
+    eprintln!(
+        "  {:<28} official writer: {} edits in {:.2} s (typing {:.2} s), server CPU {:.2} s",
+        kind.label(),
+        row.edits,
+        row.seconds,
+        row.writer_seconds.unwrap_or(f64::NAN),
+        row.server_cpu
+    );
+    Ok(row)
+}
+
+/// The official writer's Node process and its answers.
+struct NodeWriter {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    stderr_tail: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl NodeWriter {
+    fn spawn(url: &str, document_id: DocumentId, edits: usize) -> Result<Self> {
+        use std::io::BufRead;
+        let script = crate::official::script()?.with_file_name("official-replay.mjs");
+        let mut child = std::process::Command::new("node")
+            .arg(script)
+            .arg(url)
+            .arg(document_id.url())
+            .arg(trace::traces_dir().join("automerge-paper.json.gz"))
+            .arg(edits.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("spawning node (official writer)")?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr_tail = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tail = stderr_tail.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut t) = tail.lock() {
+                    t.push(line);
+                    if t.len() > 30 {
+                        t.remove(0);
+                    }
+                }
+            }
+        });
+        Ok(Self { child, stdin: Some(stdin), lines, stderr_tail })
+    }
+
+    /// The next answer, which must say `ok: expected`.
+    async fn answer(&mut self, expected: &str, patience: Duration) -> Result<serde_json::Value> {
+        let line = match tokio::time::timeout(patience, self.lines.recv()).await {
+            Ok(Some(line)) => line,
+            Ok(None) => bail!("the official writer exited:\n{}", self.log_tail()),
+            Err(_) => bail!("the official writer said nothing for {} s:\n{}", patience.as_secs(), self.log_tail()),
+        };
+        let value: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("official writer said {line:?}"))?;
+        if value.get("ok").and_then(serde_json::Value::as_str) != Some(expected) {
+            bail!("official writer said {line} instead of {expected:?}:\n{}", self.log_tail());
+        }
+        Ok(value)
+    }
+
+    fn go(&mut self) -> Result<()> {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().context("stdin closed")?;
+        stdin.write_all(b"go\n")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        self.stderr_tail.lock().map(|t| t.join("\n")).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeWriter {
+    fn drop(&mut self) {
+        // Closing stdin ends the script; kill covers a script that hangs.
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Seconds from the go until the reader holds the writer's final state, the
+/// server's CPU meanwhile, and the writer's own typing time.
+async fn drive_official(server: &Server, trace: &SequentialTrace) -> Result<Row> {
+    let document_id = DocumentId::from_bytes(*b"konsens-replay-2");
+    let (empty, _) = trace::empty_text_doc()?;
+    crate::peer::seed(&server.url, "paper-seed", document_id, &empty).await?;
+    let mut writer = NodeWriter::spawn(&server.url, document_id, trace.edits.len())?;
+    writer.answer("ready", crate::peer::PATIENCE).await?;
+    let cpu0 = server.cpu_seconds()?;
+    let started = Instant::now();
+    writer.go()?;
+    let (final_heads_tx, final_heads_rx) = tokio::sync::watch::channel::<Option<Vec<automerge::ChangeHash>>>(None);
+    let (reader_tx, reader_rx) = wire::connect(&server.url, "paper-reader").await?;
+    let reader = tokio::task::spawn_local(read(document_id, reader_tx, reader_rx, final_heads_rx));
+    let typed = writer.answer("typed", Duration::from_secs(1200)).await?;
+    let mut heads = typed["heads"]
+        .as_array()
+        .context("no heads from the official writer")?
+        .iter()
+        .map(|h| h.as_str().context("a head that is not a string")?.parse::<automerge::ChangeHash>().context("a head that is not a hash"))
+        .collect::<Result<Vec<_>>>()?;
+    heads.sort();
+    final_heads_tx.send(Some(heads))?;
+    let reader_doc = tokio::time::timeout(Duration::from_secs(600), reader).await.context("reader did not catch up")???;
+    let seconds = started.elapsed().as_secs_f64();
+    let server_cpu = server.cpu_seconds()? - cpu0;
+    let written = typed["text"].as_str().context("no text from the official writer")?;
+    if trace.edits.len() >= 259_778 && (written != trace.end_content || typed["endContent"] != true) {
+        bail!("the official writer's text is not the trace's endContent");
+    }
+    if reader_doc.text(&trace::text_obj(&reader_doc)?)? != written {
+        bail!("the reader's text differs from the official writer's");
+    }
+    let writer_seconds = typed["ms"].as_f64().map(|ms| ms / 1e3);
+    Ok(Row { edits: trace.edits.len(), seconds, server_cpu, writer_seconds })
 }

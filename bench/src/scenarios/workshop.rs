@@ -22,6 +22,7 @@ use crate::servers::{Kind, Server};
 use crate::stats::{own_cpu_seconds, quantile};
 use crate::wire::{self, Incoming};
 
+/// A person typing steadily: the workshop's (human) rate.
 pub const RATE_PER_TYPIST: f64 = 5.0;
 pub const SUSTAINED_P99_MS: f64 = 250.0;
 
@@ -33,9 +34,37 @@ pub struct Config {
     pub drain: Duration,
 }
 
+impl Config {
+    /// Each k at the human rate, for `typing`.
+    pub fn plans(&self) -> Vec<Plan> {
+        self.ks
+            .iter()
+            .map(|&k| Plan { k, room_rate: k as f64 * RATE_PER_TYPIST, typing: self.typing })
+            .collect()
+    }
+}
+
+/// One measured step: k typists sharing a room-wide rate, for a while.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub k: usize,
+    /// Keystrokes per second of all typists together, split evenly.
+    pub room_rate: f64,
+    pub typing: Duration,
+}
+
+impl Plan {
+    /// The time between two keystrokes of one typist.
+    pub fn period(&self) -> Duration {
+        Duration::from_secs_f64(self.k as f64 / self.room_rate)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Row {
     pub k: usize,
+    /// Keystrokes per second asked of all typists together.
+    pub room_rate: f64,
     pub keystrokes: usize,
     /// Latency samples that arrived / expected (keystrokes × other participants).
     pub delivered: f64,
@@ -68,6 +97,8 @@ struct Shared {
 struct Step {
     id: usize,
     typists: usize,
+    /// Between two keystrokes of one typist.
+    period: Duration,
 }
 
 fn document_id() -> DocumentId {
@@ -80,30 +111,37 @@ fn typing_position(i: usize, k: usize, base_len: usize) -> usize {
 }
 
 pub fn run_server(kind: Kind, base: &Automerge, config: &Config, data_dir: &std::path::Path) -> Result<Vec<Row>> {
+    run_plans(kind, base, config.participants, &config.plans(), config.drain, data_dir)
+}
+
+/// The workshop with the steps given one by one (k, rate, duration), for
+/// scenarios that choose the rate per step.
+pub fn run_plans(kind: Kind, base: &Automerge, participants: usize, plans: &[Plan], drain: Duration, data_dir: &std::path::Path) -> Result<Vec<Row>> {
     let server = Server::start(kind, data_dir, "127.0.0.1:0")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
-    let rows = local.block_on(&runtime, drive(&server, base, config));
+    let rows = local.block_on(&runtime, drive(&server, base, participants, plans, drain));
     let rows = rows.with_context(|| format!("workshop against {}:\n{}", kind.label(), server.log_tail()))?;
     server.stop()?;
     Ok(rows)
 }
 
-async fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec<Row>> {
+async fn drive(server: &Server, base: &Automerge, participants: usize, plans: &[Plan], drain: Duration) -> Result<Vec<Row>> {
     let doc_id = document_id();
     peer::seed(&server.url, "workshop-seed", doc_id, base).await?;
     let text = crate::trace::text_obj(base)?;
     let base_len = base.length(&text);
 
     let shared = Rc::new(RefCell::new(Shared::default()));
-    let (step_tx, step_rx) = watch::channel(Step { id: 0, typists: 0 });
+    let human_period = Duration::from_secs_f64(1.0 / RATE_PER_TYPIST);
+    let (step_tx, step_rx) = watch::channel(Step { id: 0, typists: 0, period: human_period });
     let (synced_tx, mut synced_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut tasks = Vec::new();
-    for i in 0..config.participants {
+    for i in 0..participants {
         let (tx, rx) = wire::connect(&server.url, &format!("participant-{i}")).await?;
         // The last participant is a real Automerge replica: it tells what a
         // participant pays per keystroke, and keeps the light ones honest.
-        let probe = i + 1 == config.participants;
+        let probe = i + 1 == participants;
         let participant = Participant {
             index: i,
             doc_id,
@@ -120,22 +158,25 @@ async fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec
         tasks.push(tokio::task::spawn_local(participant.run(tx, rx, steps)));
     }
     // Everybody has exchanged heads with the server before anyone types.
-    wait_synced(&mut synced_rx, config.participants).await.context("initial sync of the participants")?;
+    wait_synced(&mut synced_rx, participants).await.context("initial sync of the participants")?;
 
     // Warm-up, not measured: the first keystrokes after the initial sync take
     // every participant's sync state from the full first exchange to the
     // steady one; no step should pay for that.
-    step_tx.send(Step { id: 999, typists: 1 })?;
+    step_tx.send(Step { id: 999, typists: 1, period: human_period })?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    step_tx.send(Step { id: 999, typists: 0 })?;
-    let _ = tokio::time::timeout(Duration::from_secs(60), wait_synced(&mut synced_rx, config.participants)).await;
+    step_tx.send(Step { id: 999, typists: 0, period: human_period })?;
+    let _ = tokio::time::timeout(Duration::from_secs(60), wait_synced(&mut synced_rx, participants)).await;
 
     let mut rows = Vec::new();
-    let mut saturated = false;
-    for (n, &k) in config.ks.iter().enumerate() {
-        if saturated || k > config.participants {
+    // The room rate at which a step lost keystrokes or fell far behind.
+    let mut saturated_at: Option<f64> = None;
+    for (n, plan) in plans.iter().enumerate() {
+        let k = plan.k;
+        if saturated_at.is_some_and(|r| plan.room_rate >= r) || k > participants {
             rows.push(Row {
                 k,
+                room_rate: plan.room_rate,
                 keystrokes: 0,
                 delivered: 0.0,
                 p50_ms: None,
@@ -158,14 +199,14 @@ async fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec
         let cpu0 = server.cpu_seconds()?;
         let own0 = own_cpu_seconds()?;
         let t0 = Instant::now();
-        step_tx.send(Step { id: n + 1, typists: k })?;
-        tokio::time::sleep(config.typing).await;
-        step_tx.send(Step { id: n + 1, typists: 0 })?;
+        step_tx.send(Step { id: n + 1, typists: k, period: plan.period() })?;
+        tokio::time::sleep(plan.typing).await;
+        step_tx.send(Step { id: n + 1, typists: 0, period: plan.period() })?;
         let typing_wall = t0.elapsed().as_secs_f64();
         let own_load = (own_cpu_seconds()? - own0) / typing_wall;
         // Wait for every keystroke to reach every other participant, or give up.
-        let expected = |s: &Shared| s.typed.len() * (config.participants - 1);
-        let drain_deadline = Instant::now() + config.drain;
+        let expected = |s: &Shared| s.typed.len() * (participants - 1);
+        let drain_deadline = Instant::now() + drain;
         while Instant::now() < drain_deadline {
             let done = {
                 let s = shared.borrow();
@@ -185,6 +226,7 @@ async fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec
         samples.extend(std::iter::repeat_n(f64::INFINITY, expected.saturating_sub(got)));
         let row = Row {
             k,
+            room_rate: plan.room_rate,
             keystrokes,
             delivered: if expected == 0 { 0.0 } else { got as f64 / expected as f64 },
             p50_ms: quantile(&mut samples, 0.5),
@@ -197,8 +239,9 @@ async fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec
         };
         drop(s);
         eprintln!(
-            "  {:<28} k={k:>2}: {keystrokes} keystrokes, delivered {:.1}%, p50 {}, p99 {}, server {:.0} ms CPU/1000, driver {:.0}%",
+            "  {:<28} k={k:>2} {:.2}/s: {keystrokes} keystrokes, delivered {:.1}%, p50 {}, p99 {}, server {:.0} ms CPU/1000, driver {:.0}%",
             server.kind.label(),
+            plan.room_rate,
             row.delivered * 100.0,
             crate::stats::ms(row.p50_ms),
             crate::stats::ms(row.p99_ms),
@@ -206,15 +249,17 @@ async fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec
             own_load * 100.0
         );
         // A server that lost keystrokes or fell far behind has a backlog that
-        // would pollute every larger k; those are reported as not run.
-        if row.delivered < 0.999 || row.p99_ms.is_some_and(|p| p > 10.0 * SUSTAINED_P99_MS) {
-            saturated = true;
+        // would pollute every step at a rate as high or higher; those are
+        // reported as not run.
+        let saturated = row.delivered < 0.999 || row.p99_ms.is_some_and(|p| p > 10.0 * SUSTAINED_P99_MS);
+        if saturated {
+            saturated_at = Some(saturated_at.map_or(plan.room_rate, |r| r.min(plan.room_rate)));
         }
         rows.push(row);
         // Quiesce: everyone back in sync before the next step.
         if !saturated {
-            step_tx.send(Step { id: 1000 + n, typists: 0 })?;
-            let _ = tokio::time::timeout(Duration::from_secs(30), wait_synced(&mut synced_rx, config.participants)).await;
+            step_tx.send(Step { id: 1000 + n, typists: 0, period: plan.period() })?;
+            let _ = tokio::time::timeout(Duration::from_secs(30), wait_synced(&mut synced_rx, participants)).await;
         }
     }
     for t in tasks {
@@ -278,8 +323,7 @@ impl Participant {
         // Open the document like a client that already has it.
         self.send_pending(&mut tx).await?;
         let mut step = *steps.borrow();
-        let period = Duration::from_secs_f64(1.0 / RATE_PER_TYPIST);
-        let mut ticker = tokio::time::interval(period);
+        let mut ticker = tokio::time::interval(step.period);
         let mut typed_in_step = 0usize;
         let mut report_sync = true;
         loop {
@@ -309,8 +353,8 @@ impl Participant {
                     }
                     if next.typists > 0 && self.index < next.typists {
                         // Stagger the typists over one period so keystrokes do not arrive in bursts.
-                        let offset = period.mul_f64(self.index as f64 / next.typists as f64);
-                        ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+                        let offset = next.period.mul_f64(self.index as f64 / next.typists as f64);
+                        ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, next.period);
                     }
                     step = next;
                     report_sync = true;
@@ -483,6 +527,7 @@ pub fn run_limit(base: &Automerge, config: &Config) -> Result<Vec<Row>> {
         }
         rows.push(Row {
             k,
+            room_rate: k as f64 * RATE_PER_TYPIST,
             keystrokes,
             delivered: 1.0,
             p50_ms: None,

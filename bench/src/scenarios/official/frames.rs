@@ -1,157 +1,29 @@
-//! *Workshop with official clients*: the workshop, but every participant is an
-//! official automerge-repo 2.5.6 client (a `Repo` in Node, its own WebSocket
-//! and peer id, no storage), and the recommendation's text holds 20,000
-//! single-keystroke changes. Latency is measured in the Node processes
-//! (keystroke made → a watcher's `change` event carrying its hash); server
-//! CPU comes from /proc.
-//!
-//! Also here: the frame recorder. It records, per keystroke, what an official
-//! typist and its watchers send and receive, and the same for the bench's
-//! light peers, so the two can be compared (`--scenarios frames`, and
-//! `tests/tests/bench_frames.rs`).
+//! The frame recorder: per keystroke, what an official typist and its
+//! watchers send and receive, and the same for the bench's light peers, so
+//! the two can be compared (`--scenarios frames`, and
+//! `tests/tests/bench_frames.rs`); also the frame pattern of each official
+//! workshop row.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ReadDoc};
 use konsens_sync::DocumentId;
 
+use super::{block_on, document_id};
 use crate::light::LightSync;
 use crate::official::Clients;
-use crate::scenarios::workshop::{self, Row, settle};
+use crate::scenarios::workshop::{self, settle};
 use crate::servers::{Kind, Server};
-use crate::stats::quantile;
 use crate::wire::{self, Incoming};
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub participants: usize,
-    pub ks: Vec<usize>,
-    pub typing: Duration,
-    pub drain: Duration,
-    /// Node processes hosting the participants (all on the driver's core).
-    pub processes: usize,
-    /// Single-keystroke changes in the recommendation's text.
-    pub changes: usize,
-}
-
-fn document_id() -> DocumentId {
-    DocumentId::from_bytes(*b"konsens-official")
-}
-
-/// A text written one keystroke per change by one author: `n` changes after
-/// the root. Built once and cached in `target/bench-cache`.
-pub fn build_keystrokes(n: usize) -> Result<Automerge> {
-    let cache = crate::cache_dir().join(format!("keystrokes-{n}.automerge"));
-    if let Ok(bytes) = std::fs::read(&cache)
-        && let Ok(doc) = Automerge::load(&bytes)
-    {
-        return Ok(doc);
-    }
-    let (root, text) = crate::trace::empty_text_doc()?;
-    let mut doc = root.fork().with_actor(ActorId::from(vec![0xBB; 16]));
-    let words = "a recommendation written one keystroke at a time, as people type it ";
-    let mut letters = words.chars().cycle();
-    for i in 0..n {
-        let mut t = doc.transaction();
-        // Mostly appending, now and then a correction a little way back.
-        let len = t.length(&text);
-        let pos = if i % 50 == 49 { len.saturating_sub(7) } else { len };
-        t.splice_text(&text, pos, 0, &letters.next().unwrap_or('x').to_string())?;
-        t.commit();
-    }
-    std::fs::create_dir_all(crate::cache_dir())?;
-    std::fs::write(&cache, doc.save())?;
-    Ok(doc)
-}
-
-/// Per k: the row and the frame pattern the official clients produced.
-pub fn run_server(kind: Kind, base: &Automerge, config: &Config, data_dir: &std::path::Path) -> Result<Vec<(Row, Pattern)>> {
-    let server = Server::start(kind, data_dir, "127.0.0.1:0")?;
-    let rows = drive(&server, base, config).with_context(|| format!("official workshop against {}:\n{}", kind.label(), server.log_tail()))?;
-    server.stop()?;
-    Ok(rows)
-}
-
-fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f))
-}
-
-fn drive(server: &Server, base: &Automerge, config: &Config) -> Result<Vec<(Row, Pattern)>> {
-    let doc_id = document_id();
-    block_on(crate::peer::seed(&server.url, "official-seed", doc_id, base))??;
-    let base_len = base.length(crate::trace::text_obj(base)?);
-    let t = Instant::now();
-    let max_k = config.ks.iter().copied().max().unwrap_or(1);
-    let mut clients = Clients::connect(config.processes, config.participants, max_k, &server.url, &doc_id.url())?;
-    eprintln!("  {:<28} {} official clients connected in {:.1} s", server.kind.label(), config.participants, t.elapsed().as_secs_f64());
-    // Warm-up, not measured: every client's first keystroke exchange.
-    let typed = clients.type_for(1, Duration::from_secs(1), base_len, false)?;
-    clients.wait(&typed, Duration::from_secs(60))?;
-
-    let mut rows = Vec::new();
-    for &k in &config.ks {
-        if k > config.participants {
-            continue;
-        }
-        block_on(settle(server))??;
-        let cpu0 = server.cpu_seconds()?;
-        let node0 = clients.cpu_seconds()?;
-        let t0 = Instant::now();
-        let typed = clients.type_for(k, config.typing, base_len, true)?;
-        let typing_wall = t0.elapsed().as_secs_f64();
-        let node_load = (clients.cpu_seconds()? - node0) / typing_wall;
-        let (seen, _complete) = clients.wait(&typed, config.drain)?;
-        let cpu = server.cpu_seconds()? - cpu0;
-        // The frames of this step, as the recorder sees them at this scale.
-        let frames = clients.frames()?.iter().map(frame_from_json).collect::<Result<Vec<_>>>()?;
-        let pattern = Pattern::from_frames(&frames, k, typed.len(), config.participants - k);
-
-        let by_hash: HashMap<&str, (f64, usize)> = typed.iter().map(|e| (e.hash.as_str(), (e.t_ms, e.participant))).collect();
-        let mut samples: Vec<f64> = seen
-            .iter()
-            .filter_map(|s| by_hash.get(s.hash.as_str()).filter(|(_, by)| *by != s.participant).map(|(t, _)| s.t_ms - t))
-            .collect();
-        let expected = typed.len() * (config.participants - 1);
-        let got = samples.len();
-        samples.extend(std::iter::repeat_n(f64::INFINITY, expected.saturating_sub(got)));
-        let row = Row {
-            k,
-            keystrokes: typed.len(),
-            delivered: if expected == 0 { 0.0 } else { got as f64 / expected as f64 },
-            p50_ms: quantile(&mut samples, 0.5),
-            p99_ms: quantile(&mut samples, 0.99),
-            server_cpu_per_1000: cpu / typed.len().max(1) as f64 * 1000.0,
-            participant_ms_per_keystroke: None,
-            driver_load: node_load,
-            skipped: false,
-        };
-        eprintln!(
-            "  {:<28} k={k:>2}: {} keystrokes, delivered {:.1}%, p50 {}, p99 {}, server {:.1} ms CPU/keystroke, node {:.0}%",
-            server.kind.label(),
-            row.keystrokes,
-            row.delivered * 100.0,
-            crate::stats::ms(row.p50_ms),
-            crate::stats::ms(row.p99_ms),
-            row.server_cpu_per_1000,
-            node_load * 100.0
-        );
-        rows.push((row, pattern));
-    }
-    clients.quit();
-    Ok(rows)
-}
-
-// ---------------------------------------------------------------------------
-// Frames
 
 /// One frame as the recorder sees it: nothing but what the comparison needs.
 #[derive(Debug, Clone)]
-struct Frame {
+pub(super) struct Frame {
     participant: usize,
     out: bool,
     kind: String,
@@ -211,7 +83,7 @@ pub struct Pattern {
 impl Pattern {
     /// Participants below `typists` are typists (their counts are per
     /// keystroke), the others watchers (per keystroke and watcher).
-    fn from_frames(frames: &[Frame], typists: usize, keystrokes: usize, watchers: usize) -> Self {
+    pub(super) fn from_frames(frames: &[Frame], typists: usize, keystrokes: usize, watchers: usize) -> Self {
         let mut acc: BTreeMap<(String, String, String), (usize, usize, usize)> = BTreeMap::new();
         for f in frames {
             let role = if f.participant < typists { "typist" } else { "watcher" };
@@ -286,7 +158,7 @@ pub fn record_both(base: &Automerge, data_dir: &std::path::Path) -> Result<(Patt
 pub const RECORD_KEYSTROKES: usize = 15;
 pub const RECORD_WATCHERS: usize = 3;
 
-fn frame_from_json(v: &serde_json::Value) -> Result<Frame> {
+pub(super) fn frame_from_json(v: &serde_json::Value) -> Result<Frame> {
     let sync = match v.get("heads") {
         Some(h) => Some(SyncShape {
             heads: h.as_u64().context("heads")? as usize,
@@ -320,12 +192,10 @@ pub fn record_official(server: &Server, base: &Automerge) -> Result<Pattern> {
     let mut clients = Clients::connect(1, RECORD_WATCHERS + 1, 1, &server.url, &doc_id.url())?;
     // The first keystroke after opening is not typical (sync states start
     // from the whole-document exchange): one round before recording.
-    let typed = clients.type_for(1, Duration::from_millis(400), base_len, false)?;
+    let typed = clients.type_count(1, 2, workshop::RATE_PER_TYPIST, base_len, false)?;
     clients.wait(&typed, Duration::from_secs(30))?;
     block_on(settle(server))??;
-    let period = Duration::from_secs_f64(1.0 / workshop::RATE_PER_TYPIST);
-    let duration = period.mul_f64(RECORD_KEYSTROKES as f64 - 0.5);
-    let typed = clients.type_for(1, duration, base_len, true)?;
+    let typed = clients.type_count(1, RECORD_KEYSTROKES, workshop::RATE_PER_TYPIST, base_len, true)?;
     let (_, complete) = clients.wait(&typed, Duration::from_secs(30))?;
     if !complete {
         bail!("official watchers did not receive every recorded keystroke");
