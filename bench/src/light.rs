@@ -66,10 +66,6 @@ impl LightSync {
         self.index.contains_key(hash)
     }
 
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
     /// A change we made ourselves: known at once, sent with the next message.
     pub fn local_change(&mut self, change: &Change) {
         let hash = change.hash();
@@ -195,12 +191,6 @@ impl LightSync {
     /// Has the server told us heads equal to ours (everything acknowledged)?
     pub fn in_sync(&self) -> bool {
         self.their_heads.as_ref().is_some_and(|t| *t == self.heads())
-    }
-
-    /// Does the server's last message cover `hash` (it advertised a head we
-    /// know to be at or after it)? Exact for a single writer.
-    pub fn their_heads(&self) -> Option<&[ChangeHash]> {
-        self.their_heads.as_deref()
     }
 }
 

@@ -44,8 +44,6 @@ pub struct Server {
     pub kind: Kind,
     child: Child,
     pub url: String,
-    pub addr: String,
-    pub data_dir: PathBuf,
     /// How long from spawning until it accepted connections.
     pub start_time: Duration,
     stderr_tail: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -185,8 +183,6 @@ impl Server {
             kind,
             child,
             url: format!("ws://{addr}/sync"),
-            addr,
-            data_dir: data_dir.to_path_buf(),
             start_time,
             stderr_tail: tail,
         })
