@@ -23,6 +23,10 @@ pub const DEFAULT_DOCUMENT_QUEUE: usize = 1024;
 /// Default of [`ServerConfig::group_commit_max`]: the store's upper bound.
 pub const DEFAULT_GROUP_COMMIT_MAX: usize = konsens_store::MAX_GROUP;
 
+/// Default of the binary's `--worker-threads`: 0, one worker per core the
+/// process may use (its CPU affinity), as tokio would choose.
+pub const DEFAULT_WORKER_THREADS: usize = 0;
+
 /// Default of [`Limits::max_document_bytes`].
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 

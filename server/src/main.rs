@@ -81,6 +81,10 @@ struct Args {
     /// (one flush per write), to measure what it buys. Clamped to 1..=4096.
     #[arg(long, env = "KONSENS_GROUP_COMMIT_MAX", default_value_t = konsens_server::DEFAULT_GROUP_COMMIT_MAX)]
     group_commit_max: usize,
+    /// Threads running connections and documents; 0: one per core this
+    /// process may use. With one, the server runs on a single-threaded runtime.
+    #[arg(long, env = "KONSENS_WORKER_THREADS", default_value_t = konsens_server::DEFAULT_WORKER_THREADS)]
+    worker_threads: usize,
     /// Seed an example process (once) before serving.
     #[arg(long)]
     demo: bool,
@@ -134,14 +138,39 @@ enum Subcommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
     let args = Args::parse();
+    let runtime = build_runtime(args.worker_threads).context("starting the async runtime")?;
+    runtime.block_on(run(args))
+}
+
+/// The async runtime, with `threads` workers (0: one per core we may use).
+/// One worker gains nothing from the work-stealing scheduler but pays for
+/// it on every wake-up (atomics, the shared queues, parking through the
+/// driver), so one worker means the single-threaded runtime: 140 -> 125 us
+/// of server CPU per durable acknowledgement (konsens-bench `--scenarios
+/// durable`, which pins the server to one core).
+fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    };
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_all().build()
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     raise_descriptor_limit();
     if let Some(Subcommand::AdminToken { data, base }) = &args.command {
         let token = konsens_server::new_admin_token(data).context("creating an administrator token")?;
@@ -199,5 +228,23 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT: shutting down"),
         () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build_runtime;
+    use tokio::runtime::RuntimeFlavor;
+
+    #[test]
+    fn one_worker_is_the_single_threaded_runtime_more_are_the_multi_threaded() {
+        let flavor = |threads| build_runtime(threads).expect("runtime").handle().runtime_flavor();
+        assert_eq!(flavor(1), RuntimeFlavor::CurrentThread);
+        assert_eq!(flavor(2), RuntimeFlavor::MultiThread);
+        let expected = match std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) {
+            1 => RuntimeFlavor::CurrentThread,
+            _ => RuntimeFlavor::MultiThread,
+        };
+        assert_eq!(flavor(0), expected, "0: one worker per core we may use");
     }
 }

@@ -120,13 +120,7 @@ impl GroupCommit {
 
 fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, stats: Arc<GroupCommitStats>, max_group: usize) {
     while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
-        while group.len() < max_group {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
+        let group = take_group(&queue, first, max_group);
         // In submission order, so records land before the writes they precede.
         let mut documents = Vec::with_capacity(group.len());
         for job in group {
@@ -162,6 +156,50 @@ fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, s
             on_durable(result);
         }
     }
+}
+
+/// Most times the writer yields its core while collecting one group (see
+/// [`take_group`]): bounds the wait for a group while submissions keep coming.
+const MAX_YIELDS: usize = 16;
+
+/// The group to write: `first` and whatever follows it, up to `max_group`.
+///
+/// Waking the writer for the first write of a group is the expensive part of a
+/// flush (the thread switch, sled's flush hands the buffer to its IO threads
+/// and waits for them). Where the submitters share the writer's core (the
+/// async runtime's worker on a small machine), taking only what is queued the
+/// moment the writer wakes makes groups of one or two: each submission wakes
+/// the writer, which runs before the next owner can submit. So the writer
+/// yields its core and takes what arrived meanwhile, again while each yield
+/// brought more; it flushes once nothing more came (the submitters are
+/// waiting for it) or after [`MAX_YIELDS`]. Where it has a core of its own,
+/// a yield returns at once and brings nothing: no delay.
+fn take_group(queue: &mpsc::Receiver<Job>, first: Job, max_group: usize) -> Vec<Job> {
+    let mut group = vec![first];
+    let drain = |group: &mut Vec<Job>| {
+        while group.len() < max_group {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+    };
+    drain(&mut group);
+    // One write per flush (`max_group` 1) is what that setting measures: no waiting.
+    if max_group > 1 {
+        for _ in 0..MAX_YIELDS {
+            if group.len() >= max_group {
+                break;
+            }
+            let before = group.len();
+            thread::yield_now();
+            drain(&mut group);
+            if group.len() == before {
+                break;
+            }
+        }
+    }
+    group
 }
 
 fn write_record(store: &ChunkStore, auth: &AuthStore, record: &Record) -> Result<(), StoreError> {
@@ -205,6 +243,31 @@ mod tests {
         let store = ChunkStore::open(dir.path()).expect("reopen");
         let bytes: Vec<u8> = store.load(&doc).expect("load").into_iter().flat_map(|c| c.bytes).collect();
         assert_eq!(bytes, (0..10).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn a_group_takes_what_is_queued_up_to_its_bound() {
+        let record = |n: u8| Job::Records(vec![Record::Meta { key: format!("k{n}"), value: vec![n] }]);
+        let (tx, rx) = mpsc::channel();
+        for n in 0..5 {
+            tx.send(record(n)).expect("send");
+        }
+        let first = rx.recv().expect("first");
+        assert_eq!(take_group(&rx, first, 3).len(), 3, "bounded by max_group");
+        let first = rx.recv().expect("fourth");
+        assert_eq!(take_group(&rx, first, 1).len(), 1, "group commit off: one write a flush");
+        let first = rx.recv().expect("fifth");
+        assert_eq!(take_group(&rx, first, MAX_GROUP).len(), 1, "nothing more queued: no wait for more");
+        // Everything another thread queued before the writer woke is one group.
+        let (tx, rx) = mpsc::channel();
+        let submitter = std::thread::spawn(move || {
+            for n in 0..100 {
+                tx.send(record(n)).expect("send");
+            }
+        });
+        let first = rx.recv().expect("first");
+        submitter.join().expect("submitter");
+        assert_eq!(take_group(&rx, first, MAX_GROUP).len(), 100);
     }
 
     #[test]
