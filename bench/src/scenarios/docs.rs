@@ -384,7 +384,6 @@ async fn many_peer(
 #[derive(Debug, Clone)]
 pub struct DurableRow {
     pub writers: usize,
-    pub acks: usize,
     pub per_second: f64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -439,7 +438,6 @@ async fn durable_drive(server: &Server, writers: usize, duration: Duration) -> R
     peers.finish(crate::peer::PATIENCE).await?;
     Ok(DurableRow {
         writers,
-        acks: samples.len(),
         per_second: samples.len() as f64 / elapsed,
         p50_ms: quantile(&mut samples, 0.5),
         p99_ms: quantile(&mut samples, 0.99),
