@@ -46,6 +46,19 @@ fn sync_message(heads: Vec<ChangeHash>, last_sync: Vec<ChangeHash>, added: &[Cha
     sync::Message { heads, need: vec![], have: vec![have], changes: ChunkList::from(changes), flags: None, version: MessageVersion::V1 }
 }
 
+/// Every watcher's message once it holds `heads` (a hello, or an
+/// acknowledgement).
+fn watchers_at(heads: &[ChangeHash]) -> Vec<DocInput> {
+    (0..WATCHERS)
+        .map(|w| DocInput::Sync {
+            conn: ConnectionId(w + 1),
+            sender: PeerId(format!("watcher-{w}")),
+            message: sync_message(heads.to_vec(), heads.to_vec(), &[], vec![]),
+            request: false,
+        })
+        .collect()
+}
+
 /// Carry out the engine's effects: flushes complete at once; returns how
 /// many messages it sent.
 fn settle(engine: &mut DocEngine, mut effects: Vec<DocEffect>) -> usize {
@@ -76,15 +89,7 @@ fn run(base: &[u8], text: &automerge::ObjId, typist: &Automerge, keystrokes: usi
     let mut typist = typist.fork().with_actor(ActorId::from(vec![1u8; 16]));
     // Every watcher says hello with our heads, and is answered.
     let heads = engine.heads();
-    let hello: Vec<DocInput> = (0..WATCHERS)
-        .map(|w| DocInput::Sync {
-            conn: ConnectionId(w + 1),
-            sender: PeerId(format!("watcher-{w}")),
-            message: sync_message(heads.clone(), heads.clone(), &[], vec![]),
-            request: false,
-        })
-        .collect();
-    let effects = engine.handle(hello);
+    let effects = engine.handle(watchers_at(&heads));
     settle(&mut engine, effects);
     let mut samples = Vec::with_capacity(keystrokes);
     // The heads the typist shares with us: its last keystroke, once acknowledged.
@@ -102,15 +107,7 @@ fn run(base: &[u8], text: &automerge::ObjId, typist: &Automerge, keystrokes: usi
         settle(&mut engine, effects);
         // Each watcher acknowledges the relayed keystroke.
         let heads = engine.heads();
-        let acks: Vec<DocInput> = (0..WATCHERS)
-            .map(|w| DocInput::Sync {
-                conn: ConnectionId(w + 1),
-                sender: PeerId(format!("watcher-{w}")),
-                message: sync_message(heads.clone(), heads.clone(), &[], vec![]),
-                request: false,
-            })
-            .collect();
-        let effects = engine.handle(acks);
+        let effects = engine.handle(watchers_at(&heads));
         settle(&mut engine, effects);
         samples.push(start.elapsed().as_secs_f64() * 1e3);
         shared = heads;

@@ -72,25 +72,19 @@ impl DocEngine {
                 need = m.need.len(),
                 "received sync message"
             );
-            // Changes already applied by the batched load: when the message
-            // confirms everything we last sent, update the sync state directly.
+            // Changes already applied (or deferred) by the batched load: when
+            // the message confirms everything we last sent, or its heads are
+            // all known, update the sync state directly.
             let m = if fast_paths && batch_loaded && !request {
-                match peer.sync.fast_receive_changes(m, &self.document) {
-                    Ok(()) => {
+                let taken = peer
+                    .sync
+                    .fast_receive_changes(m, &self.document)
+                    .map(|()| &mut self.fast_counts.received_changes)
+                    .or_else(|m| peer.sync.fast_receive_known(m, &self.document).map(|()| &mut self.fast_counts.received_known));
+                match taken {
+                    Ok(counter) => {
+                        *counter += 1;
                         peer.told_unavailable = false;
-                        self.fast_counts.received_changes += 1;
-                        continue;
-                    }
-                    Err(m) => m,
-                }
-            } else {
-                m
-            };
-            let m = if fast_paths && batch_loaded && !request {
-                match peer.sync.fast_receive_known(m, &self.document) {
-                    Ok(()) => {
-                        peer.told_unavailable = false;
-                        self.fast_counts.received_known += 1;
                         continue;
                     }
                     Err(m) => m,
