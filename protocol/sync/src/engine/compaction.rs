@@ -17,7 +17,8 @@ impl Compaction {
     }
 
     /// The write for `incremental` (everything not yet stored): itself, or
-    /// (when `may_compact`) a snapshot made by `snapshot` once the incrementals would outweigh the snapshot (or the
+    /// (when `may_compact`) a snapshot made by `snapshot` once the
+    /// incrementals would outweigh the snapshot (or the
     /// floor, so a young document is not rewritten on every change).
     pub(super) fn write(&mut self, incremental: Vec<u8>, may_compact: bool, snapshot: impl FnOnce() -> Vec<u8>) -> StorageWrite {
         if may_compact && self.incremental_bytes + incremental.len() > self.snapshot_bytes.max(self.floor_bytes) {

@@ -193,29 +193,33 @@ impl Document {
     /// Defer `changes` if each qualifies, in order; false (and nothing
     /// changed) if any does not.
     fn defer(&mut self, changes: Vec<Change>) -> bool {
-        let seqs = match &mut self.seqs {
-            Some(seqs) => seqs,
-            None => {
-                let mut seqs = HashMap::new();
-                for meta in self.applied.get_changes_meta(&[]) {
-                    let seq = seqs.entry(meta.actor.into_owned()).or_insert(0);
-                    *seq = (*seq).max(meta.seq);
-                }
-                for change in &self.deferred {
-                    seqs.insert(change.actor_id().clone(), change.seq());
-                }
-                self.seqs.insert(seqs)
-            }
-        };
+        let mut seqs = self.seqs.take().unwrap_or_else(|| self.last_seqs());
+        let deferred = self.defer_with(changes, &mut seqs);
+        self.seqs = Some(seqs);
+        deferred
+    }
+
+    /// The last sequence number of each actor, applied or deferred: one walk
+    /// of the change graph, on the first deferral.
+    fn last_seqs(&self) -> HashMap<ActorId, u64> {
+        let mut seqs = HashMap::new();
+        for meta in self.applied.get_changes_meta(&[]) {
+            let seq = seqs.entry(meta.actor.into_owned()).or_insert(0);
+            *seq = (*seq).max(meta.seq);
+        }
+        for change in &self.deferred {
+            seqs.insert(change.actor_id().clone(), change.seq());
+        }
+        seqs
+    }
+
+    fn defer_with(&mut self, changes: Vec<Change>, seqs: &mut HashMap<ActorId, u64>) -> bool {
         // Check the whole batch before taking any of it.
         let mut batch_seqs: HashMap<&ActorId, u64> = HashMap::new();
         let mut batch_hashes: HashSet<ChangeHash> = HashSet::new();
-        let known = |h: &ChangeHash, batch: &HashSet<ChangeHash>| {
-            batch.contains(h) || self.deferred_index.contains_key(h) || self.applied.get_change_meta_by_hash(h).is_some()
-        };
         for change in &changes {
             let hash = change.hash();
-            if known(&hash, &batch_hashes) {
+            if batch_hashes.contains(&hash) || self.has(&hash) {
                 // Automerge ignores a change it has.
                 continue;
             }
@@ -223,7 +227,7 @@ impl Document {
             let last = batch_seqs.get(actor).copied().unwrap_or_else(|| seqs.get(actor).copied().unwrap_or(0));
             let qualifies = change.author().is_none()
                 && change.seq() == last + 1
-                && change.deps().iter().all(|d| known(d, &batch_hashes));
+                && change.deps().iter().all(|d| batch_hashes.contains(d) || self.has(d));
             if !qualifies {
                 return false;
             }
@@ -328,12 +332,10 @@ impl Document {
         }
         applied_base.sort_unstable();
         applied_base.dedup();
-        let mut changes = if applied_base.is_empty() && !base.is_empty() {
-            // Only deferred changes lie below `base`, so every applied one does too.
-            Vec::new()
-        } else {
-            self.applied.get_changes(&applied_base)
-        };
+        // No applied change below `base` (it reaches only deferred changes
+        // without dependencies): then every applied change is since it, and
+        // `get_changes(&[])` says so.
+        let mut changes = self.applied.get_changes(&applied_base);
         changes.extend(self.deferred.iter().zip(&below).filter(|(_, below)| !**below).map(|(c, _)| c.clone()));
         changes
     }
@@ -448,6 +450,28 @@ mod tests {
         assert_eq!(document.deferred_count(), 3);
         assert_eq!(document.materialised().text(&text).expect("text"), reference.text(&text).expect("text"));
         assert_eq!(document.deferred_count(), 0);
+    }
+
+    /// A deferred change without dependencies (a peer's own history, merged
+    /// in): no applied change lies below it, so every one is "since" it.
+    #[test]
+    fn changes_since_a_deferred_root_include_every_applied_change() {
+        let (base, _) = typed(5);
+        let mut stranger = Automerge::new().with_actor(ActorId::from(vec![7u8; 16]));
+        let mut tx = stranger.transaction();
+        tx.put(ROOT, "elsewhere", 1).expect("put");
+        tx.commit();
+        let root = stranger.get_last_local_change().expect("a change").clone();
+        assert!(root.deps().is_empty());
+        let mut document = Document::new(base.fork());
+        document.add(root.raw_bytes(), true).expect("add");
+        assert_eq!(document.deferred_count(), 1, "a root change of a new actor is deferred");
+        let mut reference = base.fork();
+        reference.apply_changes([root.clone()]).expect("apply");
+        let since: Vec<ChangeHash> = document.changes_since(&[root.hash()]).iter().map(Change::hash).collect();
+        let expected: Vec<ChangeHash> = reference.get_changes(&[root.hash()]).iter().map(Change::hash).collect();
+        assert_eq!(since, expected);
+        assert_eq!(since.len(), 6, "the text object's change and five keystrokes");
     }
 
     #[test]
