@@ -33,6 +33,30 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Run `konsens-bench` with `args`, writing its report to a scratch file;
+/// the report, and the driver's stderr (for failure messages).
+pub fn bench_report(args: &[&str]) -> Result<(String, String)> {
+    let out = tempfile::tempdir()?;
+    let report = out.path().join("benchmarks.md");
+    let output = Command::new(binary("konsens-bench")?)
+        .args(args)
+        .arg("--out")
+        .arg(&report)
+        .output()
+        .context("running konsens-bench")?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        bail!("konsens-bench failed:\n{stderr}");
+    }
+    Ok((std::fs::read_to_string(&report)?, stderr))
+}
+
+/// The section of a bench report under the heading `## {title}`, up to the
+/// next `## ` heading.
+pub fn report_section<'a>(report: &'a str, title: &str) -> Option<&'a str> {
+    report.split(&format!("## {title}")).nth(1).and_then(|s| s.split("\n## ").next())
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

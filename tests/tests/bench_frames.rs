@@ -11,28 +11,14 @@
 //! Needs `npm ci --prefix tests/js` and the binaries of the test's profile
 //! (`cargo build --workspace --bins`).
 
-use std::process::Command;
-
 use anyhow::{Context, Result, ensure};
-use konsens_tests::binary;
+use konsens_tests::{bench_report, report_section};
 
 #[test]
 fn light_peers_match_the_official_client_per_keystroke() -> Result<()> {
-    let out = tempfile::tempdir()?;
-    let report = out.path().join("frames.md");
-    let output = Command::new(binary("konsens-bench")?)
-        // The driver pins itself to core 0 by default; a test runs where it is put.
-        .args(["--scenarios", "frames", "--servers", "konsens", "--no-pin", "--out"])
-        .arg(&report)
-        .output()
-        .context("running konsens-bench")?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(output.status.success(), "konsens-bench failed:\n{stderr}");
-    let text = std::fs::read_to_string(&report)?;
-    let section = text
-        .split("## Frames per keystroke")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
+    // The driver pins itself to core 0 by default; a test runs where it is put.
+    let (text, stderr) = bench_report(&["--scenarios", "frames", "--servers", "konsens", "--no-pin"])?;
+    let section = report_section(&text, "Frames per keystroke")
         .with_context(|| format!("no frames section in the report:\n{text}\n{stderr}"))?;
     ensure!(section.contains("**Official automerge-repo 2.5.6 client:**"), "no official pattern:\n{section}");
     ensure!(section.contains("| typist | sends | sync ("), "the official typist sent no sync message:\n{section}");

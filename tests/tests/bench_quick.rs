@@ -5,31 +5,16 @@
 //! short on CI (trace replay, many documents and cold start run in the full
 //! benchmark only).
 
-use std::process::Command;
-
 use anyhow::{Context, Result, ensure};
-use konsens_tests::binary;
+use konsens_tests::{bench_report, report_section};
 
 #[test]
 fn quick_bench_reports_every_server() -> Result<()> {
-    let out = tempfile::tempdir()?;
-    let report = out.path().join("benchmarks.md");
-    let output = Command::new(binary("konsens-bench")?)
-        .args(["--quick", "--scenarios", "workshop,durable,idle", "--out"])
-        .arg(&report)
-        .output()
-        .context("running konsens-bench")?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(output.status.success(), "konsens-bench failed:\n{stderr}");
-    let text = std::fs::read_to_string(&report)?;
+    let (text, _) = bench_report(&["--quick", "--scenarios", "workshop,durable,idle"])?;
     for section in ["## Workshop", "## Durable acknowledgements", "## Idle connections"] {
         ensure!(text.contains(section), "no {section} in the report:\n{text}");
     }
-    let workshop = text
-        .split("## Workshop")
-        .nth(1)
-        .and_then(|w| w.split("\n## ").next())
-        .context("no workshop section")?;
+    let workshop = report_section(&text, "Workshop").context("no workshop section")?;
     for server in ["konsens", "automerge-repo 2.5.6 (JS)", "samod 0.16", "bare automerge (limit)"] {
         let rows = workshop.lines().filter(|l| l.starts_with(&format!("| {server} |"))).count();
         ensure!(rows >= 2, "workshop has no rows for {server}:\n{workshop}");
