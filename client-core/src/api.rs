@@ -6,7 +6,9 @@
 //! server serialises. An error answer becomes [`ClientError::Api`] with its
 //! HTTP status; the server's text is passed on for people, never parsed.
 
-use konsens_model::api::{ApiErrorBody, InvitationRequest, Invited, Me, MemberEntry, Revoked, VerifiedChange};
+use konsens_model::api::{
+    ApiErrorBody, BulkInvitationRequest, BulkInvited, HistorySession, InvitationRequest, Invited, Me, MemberEntry, Revoked, VerifiedChange,
+};
 use konsens_model::schema::MemberRole;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -80,8 +82,24 @@ impl ApiClient {
     /// Invite a member into `process` (a bare document id); facilitators only.
     pub fn invite(&self, process: &str, role: MemberRole, name: &str, organisation: &str) -> Result<Invited, ClientError> {
         let request =
-            InvitationRequest { role, name: name.to_owned(), organisation: organisation.to_owned(), expires_in_days: None };
+            InvitationRequest { role, name: name.to_owned(), organisation: organisation.to_owned(), expires_in_days: None, email: None };
         self.post(&format!("/api/processes/{process}/invitations"), &request)
+    }
+
+    /// Invite everyone of a roster (CSV text, see `konsens_model::roster`):
+    /// all or nobody; the server's error names every problem with its line.
+    pub fn invite_bulk(&self, process: &str, csv: &str) -> Result<BulkInvited, ClientError> {
+        self.post(&format!("/api/processes/{process}/invitations/bulk"), &BulkInvitationRequest { csv: csv.to_owned() })
+    }
+
+    /// A new link for a member; the old one stops working.
+    pub fn reissue(&self, token_id: &str) -> Result<Invited, ClientError> {
+        self.post(&format!("/api/tokens/{token_id}/reissue"), &serde_json::json!({}))
+    }
+
+    /// The history grouped into sessions, with verified authors.
+    pub fn sessions(&self, document: &str) -> Result<Vec<HistorySession>, ClientError> {
+        self.get(&format!("/api/docs/{document}/sessions"))
     }
 
     pub fn revoke(&self, token_id: &str) -> Result<Revoked, ClientError> {

@@ -3,7 +3,7 @@
 //! with the authors the server verified. The API client is blocking, so
 //! every call runs off the async workers.
 
-use konsens_model::api::{Invited, Me, MemberEntry, Revoked, VerifiedChange};
+use konsens_model::api::{BulkInvited, HistorySession, Invited, Me, MemberEntry, Revoked, VerifiedChange};
 use konsens_model::schema::MemberRole;
 use konsens_sync::DocumentId;
 
@@ -45,6 +45,28 @@ impl Workspace {
         let api = self.api()?;
         let (name, organisation) = (name.to_owned(), organisation.to_owned());
         blocking(move || api.invite(&process.to_string(), role, &name, &organisation)).await
+    }
+
+    /// Invite everyone of a roster (CSV text) into `process`, all or nobody.
+    pub async fn invite_roster(&self, process: DocumentId, csv: &str) -> Result<BulkInvited, ClientError> {
+        self.allow(Action::ManageMembers)?;
+        let api = self.api()?;
+        let csv = csv.to_owned();
+        blocking(move || api.invite_bulk(&process.to_string(), &csv)).await
+    }
+
+    /// A new invitation link for a member; the old one stops working.
+    pub async fn reissue(&self, token_id: &str) -> Result<Invited, ClientError> {
+        self.allow(Action::ManageMembers)?;
+        let api = self.api()?;
+        let token_id = token_id.to_owned();
+        blocking(move || api.reissue(&token_id)).await
+    }
+
+    /// The history of `document` in sessions, as the server groups it.
+    pub async fn verified_sessions(&self, document: DocumentId) -> Result<Vec<HistorySession>, ClientError> {
+        let api = self.api()?;
+        blocking(move || api.sessions(&document.to_string())).await
     }
 
     /// The members of `process` (facilitators also see token ids).

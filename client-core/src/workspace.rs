@@ -585,6 +585,12 @@ impl Workspace {
             .collect())
     }
 
+    /// The history in sessions, with the authors the document declares.
+    pub async fn local_sessions(&self, r: &DocRef) -> Result<Vec<konsens_model::api::HistorySession>, ClientError> {
+        let doc = self.document(r).await?;
+        Ok(konsens_model::history::declared_sessions(&doc))
+    }
+
     // -- drafts ------------------------------------------------------------
 
     fn load_draft(&self, name: &str) -> Result<(DocumentId, Vec<ChangeHash>, Automerge), ClientError> {

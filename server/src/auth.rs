@@ -113,6 +113,56 @@ pub struct Invitation {
     pub organisation: String,
     pub invited_by: String,
     pub expires_at: Option<i64>,
+    pub email: Option<String>,
+}
+
+/// Why a token may not be revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeRefusal {
+    /// It is the last facilitator of its process: nobody could invite or
+    /// decide any more (only an administrator could repair it).
+    LastFacilitator,
+    /// A facilitator's own token: they would lock themselves out mid-session;
+    /// another facilitator (or an administrator) revokes it.
+    OwnToken,
+}
+
+impl RevokeRefusal {
+    /// The `code` of the API's error answer.
+    pub fn code(self) -> &'static str {
+        match self {
+            RevokeRefusal::LastFacilitator => "last-facilitator",
+            RevokeRefusal::OwnToken => "own-token",
+        }
+    }
+}
+
+impl std::fmt::Display for RevokeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RevokeRefusal::LastFacilitator => "this is the last facilitator of the process; invite another facilitator first",
+            RevokeRefusal::OwnToken => "you cannot revoke your own access; ask another facilitator",
+        })
+    }
+}
+
+/// May `by` revoke `target`, given every token of the server? Revoking an
+/// already revoked token changes nothing and is allowed.
+pub fn revocation_refusal(target: &TokenRecord, by: &Principal, tokens: &[TokenRecord]) -> Option<RevokeRefusal> {
+    if target.revoked {
+        return None;
+    }
+    if target.id == by.token_id {
+        return Some(RevokeRefusal::OwnToken);
+    }
+    let is_facilitator = |t: &TokenRecord| t.kind == TokenKind::Member && t.role == TokenRole::Facilitator && !t.revoked;
+    if is_facilitator(target) && target.process.is_some() {
+        let others = tokens.iter().filter(|t| t.id != target.id && t.process == target.process && is_facilitator(t)).count();
+        if others == 0 {
+            return Some(RevokeRefusal::LastFacilitator);
+        }
+    }
+    None
 }
 
 impl Auth {
@@ -151,6 +201,9 @@ impl Auth {
             expires_at: None,
             revoked: false,
             created_by: None,
+            joined_at: None,
+            last_seen: None,
+            email: None,
         };
         let secret = fresh_secret();
         self.store.put_token(&hash(&secret), &record)?;
@@ -159,7 +212,44 @@ impl Auth {
 
     /// A personal invitation into one process.
     pub fn invite(&self, invitation: &Invitation) -> Result<(String, TokenRecord), ServerError> {
-        let id = format!("t-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        let (secret, record) = member_token(invitation);
+        self.store.put_token(&hash(&secret), &record)?;
+        Ok((secret, record))
+    }
+
+    /// Several invitations, stored all at once or not at all.
+    pub fn invite_all(&self, invitations: &[Invitation]) -> Result<Vec<(String, TokenRecord)>, ServerError> {
+        let issued: Vec<(String, TokenRecord)> = invitations.iter().map(member_token).collect();
+        let hashed: Vec<(String, TokenRecord)> = issued.iter().map(|(secret, record)| (hash(secret), record.clone())).collect();
+        self.store.put_tokens(&hashed)?;
+        Ok(issued)
+    }
+
+    /// A new secret for a member's token; the old link stops working.
+    pub fn reissue(&self, token_id: &str) -> Result<Option<(String, TokenRecord)>, ServerError> {
+        let secret = fresh_secret();
+        Ok(self.store.reissue(token_id, &hash(&secret))?.map(|record| (secret, record)))
+    }
+
+    /// Note that a principal's token is in use (joined, last seen), writing
+    /// at most once per [`SEEN_GRANULARITY_MS`]. Blocking: sled.
+    pub fn mark_seen(&self, principal: &Principal) {
+        if self.open {
+            return;
+        }
+        if let Err(e) = self.store.mark_seen(&principal.token_id, now_millis(), SEEN_GRANULARITY_MS) {
+            tracing::warn!(error = %e, token = %principal.token_id, "could not record when a token was used");
+        }
+    }
+}
+
+/// "Last seen" is kept to this many milliseconds (five minutes): precise
+/// enough for a facilitator, and a busy member writes rarely.
+pub const SEEN_GRANULARITY_MS: i64 = 5 * 60 * 1000;
+
+/// A member token for an invitation, with a fresh secret and ids.
+fn member_token(invitation: &Invitation) -> (String, TokenRecord) {
+    let id = format!("t-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
         let record = TokenRecord {
             id,
             kind: TokenKind::Member,
@@ -172,11 +262,14 @@ impl Auth {
             expires_at: invitation.expires_at,
             revoked: false,
             created_by: Some(invitation.invited_by.clone()),
+            joined_at: None,
+            last_seen: None,
+            email: invitation.email.clone(),
         };
-        let secret = fresh_secret();
-        self.store.put_token(&hash(&secret), &record)?;
-        Ok((secret, record))
-    }
+    (fresh_secret(), record)
+}
+
+impl Auth {
 
     /// May this principal see this document? Unknown documents are visible to
     /// nobody but administrators (and, by `request`, get `doc-unavailable`).
@@ -284,4 +377,54 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(id: &str, role: TokenRole, process: DocumentId) -> TokenRecord {
+        TokenRecord {
+            id: id.into(),
+            kind: TokenKind::Member,
+            process: Some(process),
+            participant: format!("p-{id}"),
+            name: id.into(),
+            organisation: "O".into(),
+            role,
+            created_at: 0,
+            expires_at: None,
+            revoked: false,
+            created_by: None,
+            joined_at: None,
+            last_seen: None,
+            email: None,
+        }
+    }
+
+    #[test]
+    fn the_last_facilitator_and_ones_own_token_are_not_revoked() {
+        let process = DocumentId::from_bytes([3; 16]);
+        let other = DocumentId::from_bytes([4; 16]);
+        let fatima = token("f1", TokenRole::Facilitator, process);
+        let pia = token("p1", TokenRole::Participant, process);
+        let elsewhere = token("f9", TokenRole::Facilitator, other);
+        let admin = Principal { role: AccessRole::Admin, process: None, ..Principal::open() };
+        let as_fatima = principal(&fatima).expect("member");
+        let tokens = vec![fatima.clone(), pia.clone(), elsewhere.clone()];
+
+        assert_eq!(revocation_refusal(&pia, &as_fatima, &tokens), None);
+        assert_eq!(revocation_refusal(&fatima, &as_fatima, &tokens), Some(RevokeRefusal::OwnToken));
+        assert_eq!(revocation_refusal(&fatima, &admin, &tokens), Some(RevokeRefusal::LastFacilitator), "a facilitator of another process does not count");
+
+        let mut revoked_second = token("f2", TokenRole::Facilitator, process);
+        revoked_second.revoked = true;
+        let with_revoked = [tokens.clone(), vec![revoked_second.clone()]].concat();
+        assert_eq!(revocation_refusal(&fatima, &admin, &with_revoked), Some(RevokeRefusal::LastFacilitator), "a revoked facilitator does not count");
+        assert_eq!(revocation_refusal(&revoked_second, &admin, &with_revoked), None, "revoking again changes nothing");
+
+        let second = token("f3", TokenRole::Facilitator, process);
+        let with_second = [tokens, vec![second.clone()]].concat();
+        assert_eq!(revocation_refusal(&fatima, &principal(&second).expect("member"), &with_second), None);
+    }
 }

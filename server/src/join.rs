@@ -75,6 +75,10 @@ async fn accept(State(hub): State<Arc<Hub>>, Path(token): Path<String>, headers:
     let secure = if hub.config.public_url.as_ref().is_some_and(|u| u.is_https()) { "; Secure" } else { "" };
     let cookie = format!("{}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={COOKIE_MAX_AGE_SECS}{secure}", auth::COOKIE);
     tracing::info!(participant = %who.participant, replaced = replaced.as_deref().unwrap_or("-"), "joined through a link");
+    // The facilitator's list shows the member as joined from now on.
+    let seen = hub.clone();
+    let joined = who.clone();
+    tokio::task::spawn_blocking(move || seen.auth.mark_seen(&joined));
     let mut response = see_other(&target(&who));
     match HeaderValue::from_str(&cookie) {
         Ok(value) => {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use sled::Transactional;
 
 use konsens_sync::DocumentId;
 
@@ -73,6 +74,16 @@ pub struct TokenRecord {
     pub expires_at: Option<i64>,
     pub revoked: bool,
     pub created_by: Option<String>,
+    /// When the member first used the token (accepted the link or called the
+    /// API), milliseconds since the epoch; absent while only invited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<i64>,
+    /// When the token was last used, to a few minutes (see [`AuthStore::mark_seen`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+    /// The e-mail address a facilitator gave when inviting, for their own records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// `Option<DocumentId>` as its bs58check text (or `null`).
@@ -154,6 +165,83 @@ impl AuthStore {
         self.token_ids.insert(record.id.as_bytes(), hash.as_bytes())?;
         self.tokens.flush()?;
         Ok(())
+    }
+
+    /// Store several new token records at once: all or none (a bulk invitation).
+    pub fn put_tokens(&self, tokens: &[(String, TokenRecord)]) -> Result<(), StoreError> {
+        let mut records = sled::Batch::default();
+        let mut ids = sled::Batch::default();
+        for (hash, record) in tokens {
+            records.insert(hash.as_bytes(), encode("auth-tokens", record)?);
+            ids.insert(record.id.as_bytes(), hash.as_bytes());
+        }
+        (&self.tokens, &self.token_ids)
+            .transaction(|(tokens, token_ids)| {
+                tokens.apply_batch(&records)?;
+                token_ids.apply_batch(&ids)?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::from(e),
+                sled::transaction::TransactionError::Abort(()) => StoreError::BadRecord { tree: "auth-tokens", reason: "batch aborted".into() },
+            })?;
+        self.tokens.flush()?;
+        Ok(())
+    }
+
+    /// A token record by its public id.
+    pub fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(hash) = self.token_ids.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        self.tokens.get(&hash)?.map(|b| decode("auth-tokens", &b)).transpose()
+    }
+
+    /// Note that a token was used at `now`: sets when it joined, the first
+    /// time, and when it was last seen, unless that was less than
+    /// `granularity` ago (so a busy member does not write on every request).
+    /// Returns whether anything was written.
+    pub fn mark_seen(&self, id: &str, now: i64, granularity: i64) -> Result<bool, StoreError> {
+        let Some(hash) = self.token_ids.get(id.as_bytes())? else {
+            return Ok(false);
+        };
+        let Some(bytes) = self.tokens.get(&hash)? else {
+            return Ok(false);
+        };
+        let mut record: TokenRecord = decode("auth-tokens", &bytes)?;
+        if record.joined_at.is_some() && record.last_seen.is_some_and(|seen| now - seen < granularity) {
+            return Ok(false);
+        }
+        record.joined_at.get_or_insert(now);
+        record.last_seen = Some(now);
+        // Only if nobody changed it meanwhile (a revocation must not be undone).
+        let swapped = self.tokens.compare_and_swap(&hash, Some(bytes), Some(encode("auth-tokens", &record)?))?;
+        Ok(swapped.is_ok())
+    }
+
+    /// Give a token a new secret (its hash `new_hash`): the old secret stops
+    /// working at once, the member, role and id stay. Returns the record.
+    pub fn reissue(&self, id: &str, new_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(old_hash) = self.token_ids.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.tokens.get(&old_hash)? else {
+            return Ok(None);
+        };
+        let record: TokenRecord = decode("auth-tokens", &bytes)?;
+        (&self.tokens, &self.token_ids)
+            .transaction(|(tokens, token_ids)| {
+                tokens.remove(&old_hash)?;
+                tokens.insert(new_hash.as_bytes(), bytes.clone())?;
+                token_ids.insert(id.as_bytes(), new_hash.as_bytes())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::from(e),
+                sled::transaction::TransactionError::Abort(()) => StoreError::BadRecord { tree: "auth-tokens", reason: "reissue aborted".into() },
+            })?;
+        self.tokens.flush()?;
+        Ok(Some(record))
     }
 
     pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -303,6 +391,52 @@ mod tests {
         // Written back, byte for byte the old form.
         assert_eq!(String::from_utf8(encode("auth-tokens", &record).expect("encodes")).expect("utf-8"), member);
         assert_eq!(String::from_utf8(encode("auth-tokens", &admin).expect("encodes")).expect("utf-8"), OLD_ADMIN_JSON);
+    }
+
+    fn member(id: &str) -> TokenRecord {
+        TokenRecord {
+            id: id.into(),
+            kind: TokenKind::Member,
+            process: Some(DocumentId::from_bytes([7; 16])),
+            participant: format!("p-{id}"),
+            name: id.into(),
+            organisation: "O".into(),
+            role: TokenRole::Participant,
+            created_at: 1,
+            expires_at: None,
+            revoked: false,
+            created_by: None,
+            joined_at: None,
+            last_seen: None,
+            email: None,
+        }
+    }
+
+    #[test]
+    fn joining_is_recorded_once_and_last_seen_coarsely() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let store = AuthStore::open(&db, PendingActors::default()).expect("trees");
+        store.put_tokens(&[("h1".into(), member("t1")), ("h2".into(), member("t2"))]).expect("put");
+        assert!(store.mark_seen("t1", 1_000, 300_000).expect("seen"));
+        assert!(!store.mark_seen("t1", 2_000, 300_000).expect("seen"), "within the granularity nothing is written");
+        assert!(store.mark_seen("t1", 400_000, 300_000).expect("seen"));
+        let record = store.token("h1").expect("reads").expect("there");
+        assert_eq!((record.joined_at, record.last_seen), (Some(1_000), Some(400_000)));
+        assert_eq!(store.token("h2").expect("reads").expect("there").joined_at, None);
+        assert!(!store.mark_seen("t-unknown", 1, 1).expect("no such token"));
+    }
+
+    #[test]
+    fn a_reissued_token_answers_to_the_new_secret_only() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let store = AuthStore::open(&db, PendingActors::default()).expect("trees");
+        store.put_token("old", &member("t1")).expect("put");
+        let record = store.reissue("t1", "new").expect("reissue").expect("there");
+        assert_eq!(record.participant, "p-t1");
+        assert_eq!(store.token("old").expect("reads"), None);
+        assert_eq!(store.token("new").expect("reads").map(|r| r.id), Some("t1".into()));
+        assert_eq!(store.token_by_id("t1").expect("reads").map(|r| r.participant), Some("p-t1".into()));
+        assert_eq!(store.reissue("t-unknown", "x").expect("no such token"), None);
     }
 
     #[test]

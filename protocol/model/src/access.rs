@@ -11,6 +11,9 @@
 //!   "merged by";
 //! - only facilitators set a status of `adopted` or `rejected` and change a
 //!   process's membership;
+//! - only facilitators change a process's structure: add, rename, re-order
+//!   or archive workshops, move or archive recommendations (participants
+//!   only add links to their new recommendations);
 //! - a new document must be a recommendation of the sender's process (only
 //!   administrators create processes or documents outside any process).
 
@@ -126,6 +129,7 @@ impl Refusal {
             Refusal::FacilitatorOnly(Guarded::Decision) => RefusalCode::Decision,
             Refusal::FacilitatorOnly(Guarded::Membership) => RefusalCode::Membership,
             Refusal::FacilitatorOnly(Guarded::Kind) => RefusalCode::Kind,
+            Refusal::FacilitatorOnly(Guarded::Structure) => RefusalCode::Structure,
             Refusal::Identity(..) => RefusalCode::Identity,
             Refusal::AdminOnly(_) => RefusalCode::AdminOnly,
             Refusal::OutsideProcess => RefusalCode::OutsideProcess,
@@ -147,6 +151,10 @@ pub enum Guarded {
     Membership,
     /// What a document is: its schema, and the process a recommendation belongs to.
     Kind,
+    /// How a process is organised: its workshops (titles, order, what is
+    /// archived), which workshop each recommendation is in, and which are
+    /// archived. Linking a new recommendation is everyone's.
+    Structure,
 }
 
 impl Guarded {
@@ -155,6 +163,7 @@ impl Guarded {
             Guarded::Decision => "adopt, reject or re-open a recommendation",
             Guarded::Membership => "change the members of a process",
             Guarded::Kind => "change what kind of document this is or which process it belongs to",
+            Guarded::Structure => "rename, re-order, move or archive workshops and recommendations",
         }
     }
 }
@@ -391,6 +400,12 @@ struct GuardedState {
     /// Status-log entries into or out of a decision.
     decisions: Vec<String>,
     members: Option<String>,
+    /// Workshops and what is archived (a process), or the workshop a
+    /// recommendation is in, as canonical text.
+    structure: Vec<Option<String>>,
+    /// Workshop → the recommendation links under it. Links may be added
+    /// (anywhere: concurrent additions interleave), never removed or moved.
+    linked: BTreeMap<String, Vec<String>>,
 }
 
 /// Whether a canonical value (as [`canonical_value`] writes it) is a decision
@@ -418,12 +433,33 @@ impl GuardedState {
                 }
             }
         }
+        let structure = ["workshops", "archivedWorkshops", "archivedRecommendations", "workshop"]
+            .into_iter()
+            .map(|key| at_root(key).map(|(v, id)| canonical_value(doc, &v, &id, 0)))
+            .collect();
+        let mut linked = BTreeMap::new();
+        if let Some((Value::Object(ObjType::Map), map)) = at_root("recommendations") {
+            for workshop in doc.keys(&map) {
+                let links = match doc.get(&map, workshop.as_str()) {
+                    Ok(Some((Value::Object(ObjType::List), list))) => (0..doc.length(&list))
+                        .filter_map(|i| doc.get(&list, i).ok().flatten().map(|(v, id)| canonical_value(doc, &v, &id, 0)))
+                        .collect(),
+                    Ok(Some((v, id))) => vec![canonical_value(doc, &v, &id, 0)],
+                    _ => Vec::new(),
+                };
+                linked.insert(workshop, links);
+            }
+        } else if let Some((v, id)) = at_root("recommendations") {
+            linked.insert(String::new(), vec![canonical_value(doc, &v, &id, 0)]);
+        }
         GuardedState {
             schema: at_root("schema").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
             process: at_root("process").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
             decided,
             decisions,
             members: at_root("members").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
+            structure,
+            linked,
         }
     }
 
@@ -434,10 +470,22 @@ impl GuardedState {
             Some(Guarded::Decision)
         } else if self.members != after.members {
             Some(Guarded::Membership)
+        } else if self.structure != after.structure || !only_added(&self.linked, &after.linked) {
+            Some(Guarded::Structure)
         } else {
             None
         }
     }
+}
+
+/// Whether `after` keeps every link of `before` under the same workshop in
+/// the same order (it may add links, and workshops).
+fn only_added(before: &BTreeMap<String, Vec<String>>, after: &BTreeMap<String, Vec<String>>) -> bool {
+    before.iter().all(|(workshop, links)| {
+        let Some(now) = after.get(workshop) else { return false };
+        let mut rest = now.iter();
+        links.iter().all(|link| rest.any(|l| l == link))
+    })
 }
 
 fn quoted(s: &str) -> String {
@@ -1006,6 +1054,81 @@ mod tests {
             admit(DocumentId::from_random([2; 16]), &base, &changes, &participant(), &|_: &ActorId| None).map_err(|r| r.reason),
             Err(Refusal::FacilitatorOnly(Guarded::Decision))
         );
+    }
+
+    /// A process with two workshops and one linked recommendation.
+    fn structured_process() -> Automerge {
+        let mut process = Automerge::new().with_actor(actor(5));
+        process
+            .transact::<_, _, schema::SchemaError>(|tx| {
+                schema::init_process(tx, "P", "")?;
+                for (id, title) in [("a", "Anerkennung"), ("b", "Bleiberecht")] {
+                    let w = schema::Workshop { id: id.into(), title: title.into(), theme: String::new(), sectors: vec![], date: None };
+                    schema::add_workshop(tx, &w)?;
+                }
+                schema::link_recommendation(tx, "a", "automerge:r1")
+            })
+            .expect("process");
+        process
+    }
+
+    fn process_edit(process: &Automerge, by: u8, edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), schema::SchemaError>) -> Vec<Change> {
+        let mut after = process.fork().with_actor(actor(by));
+        after.transact(edit).expect("edit");
+        new_changes(process, &after)
+    }
+
+    #[test]
+    fn only_facilitators_rename_reorder_move_or_archive() {
+        let process = structured_process();
+        let facilitator = sender("f", AccessRole::Member(MemberRole::Facilitator), process_id());
+        let observer = sender("o", AccessRole::Member(MemberRole::Observer), process_id());
+        let edits: Vec<(&str, Vec<Change>)> = vec![
+            ("rename", process_edit(&process, 7, |tx| schema::rename_workshop(tx, "a", "Anerkennung von Abschlüssen"))),
+            ("reorder", process_edit(&process, 7, |tx| schema::move_workshop(tx, "b", 0))),
+            ("archive a workshop", process_edit(&process, 7, |tx| schema::archive_workshop(tx, "a", true))),
+            ("archive a recommendation", process_edit(&process, 7, |tx| schema::archive_recommendation(tx, "automerge:r1", true))),
+            ("move a recommendation", process_edit(&process, 7, |tx| schema::move_recommendation(tx, "automerge:r1", "b"))),
+            (
+                "add a workshop",
+                process_edit(&process, 7, |tx| {
+                    let w = schema::Workshop { id: "c".into(), title: "C".into(), theme: String::new(), sectors: vec![], date: None };
+                    schema::add_workshop(tx, &w)
+                }),
+            ),
+            (
+                "unlink a recommendation",
+                process_edit(&process, 7, |tx| {
+                    let map = match tx.get(ROOT, "recommendations")? {
+                        Some((_, id)) => id,
+                        None => return Err(schema::SchemaError::UnknownField("recommendations".into())),
+                    };
+                    tx.delete(&map, "a")?;
+                    Ok(())
+                }),
+            ),
+        ];
+        for (what, changes) in &edits {
+            assert_eq!(refusal_of(&process, changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Structure)), "{what}");
+            assert_eq!(refusal_of(&process, changes, &observer), Some(Refusal::ReadOnly), "{what}");
+            assert_eq!(refusal_of(&process, changes, &facilitator), None, "{what}");
+        }
+        assert_eq!(Refusal::FacilitatorOnly(Guarded::Structure).code(), RefusalCode::Structure);
+    }
+
+    #[test]
+    fn participants_still_link_their_new_recommendations_and_cannot_move_one() {
+        let process = structured_process();
+        let link = process_edit(&process, 7, |tx| schema::link_recommendation(tx, "a", "automerge:r2"));
+        assert_eq!(refusal_of(&process, &link, &participant()), None);
+        let first_in_b = process_edit(&process, 7, |tx| schema::link_recommendation(tx, "b", "automerge:r3"));
+        assert_eq!(refusal_of(&process, &first_in_b, &participant()), None);
+
+        // In the recommendation itself, its workshop is structure too.
+        let (doc, changes) = edited(7, |tx| schema::set_workshop(tx, "b"));
+        assert_eq!(refusal_of(&doc, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Structure)));
+        let facilitator = sender("f", AccessRole::Member(MemberRole::Facilitator), process_id());
+        assert_eq!(refusal_of(&doc, &changes, &facilitator), None);
     }
 
     #[test]

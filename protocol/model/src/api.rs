@@ -74,6 +74,45 @@ pub struct MemberEntry {
     /// Milliseconds since the Unix epoch; facilitators only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invited_at: Option<i64>,
+    /// Invited, joined or revoked; facilitators only (others see joined and
+    /// invited members alike, and no revoked ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MemberStatus>,
+    /// When the member first used their link; facilitators only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<i64>,
+    /// When the member was last seen (to a few minutes); facilitators only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+    /// The e-mail address given when inviting; facilitators only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// Where a member's invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    /// The link has not been used yet.
+    Invited,
+    /// The member has used the link.
+    Joined,
+    /// The token was revoked; the member stays listed for the record.
+    Revoked,
+}
+
+/// `POST /api/processes/{id}/invitations/bulk`: a roster as CSV (see
+/// [`crate::roster`]), parsed by the server; every line is valid or nobody
+/// is invited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkInvitationRequest {
+    pub csv: String,
+}
+
+/// The answer to a bulk invitation (HTTP 201): one link per line, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkInvited {
+    pub invited: Vec<Invited>,
 }
 
 /// `POST /api/processes/{id}/invitations`.
@@ -85,6 +124,9 @@ pub struct InvitationRequest {
     /// The link stops working after this many days; never when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_days: Option<u32>,
+    /// For the facilitator's records (the server sends no mail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// The answer to an invitation (HTTP 201): the member's personal link.
@@ -97,6 +139,11 @@ pub struct Invited {
     pub participant: String,
     pub token_id: String,
     pub role: MemberRole,
+    /// Who the link is for (so a list of links can be read).
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub organisation: String,
 }
 
 /// `POST /api/tokens/{token_id}/revoke`.
@@ -128,6 +175,34 @@ pub struct VerifiedChange {
     pub verified: bool,
 }
 
+/// One session of `GET /api/docs/{id}/sessions`: one person's changes to
+/// one field in one sitting (see [`crate::history`]), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistorySession {
+    /// Who, as the server verified it; else as the document declares it
+    /// (`verified: false`), or nobody known.
+    pub author: Option<Person>,
+    pub verified: bool,
+    /// `created`, `title`, `problem`, `recommendation`, `rationale`,
+    /// `status`, `endorsements`, `comments`, … (the app translates it).
+    pub field: String,
+    /// Milliseconds since the Unix epoch: first and last change.
+    pub start: i64,
+    pub end: i64,
+    /// Characters typed and deleted.
+    pub inserted: u64,
+    pub deleted: u64,
+    /// The status or stance set, or the workshop moved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// How many changes the session groups.
+    pub changes: usize,
+    /// The version after the session: its last change's hash (hex).
+    pub last: String,
+    /// The version before it: the first change's dependencies (hex).
+    pub before: Vec<String>,
+}
+
 /// A participant, with name and organisation when the server knows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
@@ -155,6 +230,13 @@ pub struct ApiErrorBody {
     pub error: String,
     /// The HTTP status, repeated.
     pub status: u16,
+    /// What went wrong, for clients to act on where the status is not
+    /// enough (`last-facilitator`, `own-token`, `invalid-roster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// For `invalid-roster`: every problem with its line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<crate::roster::RosterError>,
 }
 
 #[cfg(test)]
@@ -170,6 +252,10 @@ mod tests {
             role: MemberRole::Observer,
             token_id: None,
             invited_at: None,
+            status: None,
+            joined_at: None,
+            last_seen: None,
+            email: None,
         };
         assert_eq!(
             serde_json::to_value(&member)?,
@@ -181,7 +267,7 @@ mod tests {
         assert_eq!(me.role, AccessRole::Admin);
         let unknown = serde_json::from_value::<InvitationRequest>(serde_json::json!({"role": "king", "name": "x", "organisation": "y"}));
         assert!(unknown.is_err_and(|e| e.to_string().contains("unknown role")));
-        let request = InvitationRequest { role: MemberRole::Participant, name: "x".into(), organisation: "y".into(), expires_in_days: None };
+        let request = InvitationRequest { role: MemberRole::Participant, name: "x".into(), organisation: "y".into(), expires_in_days: None, email: None };
         assert_eq!(serde_json::to_value(&request)?, serde_json::json!({"role": "participant", "name": "x", "organisation": "y"}));
         let person = Person { participant: "p-2".into(), name: None, organisation: None };
         assert_eq!(serde_json::to_value(&person)?, serde_json::json!({"participant": "p-2"}));

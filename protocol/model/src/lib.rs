@@ -54,7 +54,9 @@
 pub mod access;
 pub mod api;
 pub mod dossier;
+pub mod history;
 pub mod richtext;
 pub mod recovery;
 pub mod report;
+pub mod roster;
 pub mod schema;

@@ -278,6 +278,13 @@ pub struct Process {
     /// Workshop id → `automerge:` URLs of its recommendations, in creation order.
     #[autosurgeon(missing = "Default::default")]
     pub recommendations: BTreeMap<String, Vec<String>>,
+    /// `automerge:` URL → archived (hidden by default, never deleted; a
+    /// facilitator restores it by setting `false`).
+    #[autosurgeon(rename = "archivedRecommendations", missing = "Default::default")]
+    pub archived_recommendations: BTreeMap<String, bool>,
+    /// Workshop id → archived (hidden by default with its recommendations).
+    #[autosurgeon(rename = "archivedWorkshops", missing = "Default::default")]
+    pub archived_workshops: BTreeMap<String, bool>,
 }
 
 impl Process {
@@ -287,6 +294,11 @@ impl Process {
             kind: "process",
             reason: e.to_string(),
         })
+    }
+
+    /// The same, inside a transaction.
+    fn from_doc_in(tx: &Transaction<'_>) -> Result<Self, SchemaError> {
+        autosurgeon::hydrate(tx).map_err(|e| SchemaError::Malformed { kind: "process", reason: e.to_string() })
     }
 
     pub fn workshop(&self, id: &str) -> Option<&Workshop> {
@@ -544,6 +556,89 @@ pub fn add_workshop(tx: &mut Transaction<'_>, workshop: &Workshop) -> Result<(),
 pub fn put_member(tx: &mut Transaction<'_>, id: &str, member: &Member) -> Result<(), SchemaError> {
     let members = child(tx, &ROOT, "members", "process")?;
     autosurgeon::reconcile_prop(tx, &members, id, member)?;
+    Ok(())
+}
+
+/// The index of a workshop in the process's list.
+fn workshop_index<T: ReadDoc>(tx: &T, list: &ObjId, id: &str) -> Result<usize, SchemaError> {
+    (0..tx.length(list))
+        .find(|&i| match tx.get(list, i) {
+            Ok(Some((Value::Object(ObjType::Map), w))) => {
+                matches!(tx.get(&w, "id"), Ok(Some((Value::Scalar(s), _))) if s.as_str() == Some(id))
+                    || matches!(tx.get(&w, "id"), Ok(Some((Value::Object(ObjType::Text), t))) if tx.text(&t).is_ok_and(|t| t == id))
+            }
+            _ => false,
+        })
+        .ok_or_else(|| SchemaError::UnknownWorkshop(id.to_owned()))
+}
+
+/// Rename a workshop (its id, which recommendations refer to, stays).
+pub fn rename_workshop(tx: &mut Transaction<'_>, id: &str, title: &str) -> Result<(), SchemaError> {
+    let list = child(tx, &ROOT, "workshops", "process")?;
+    let index = workshop_index(tx, &list, id)?;
+    let Some((_, workshop)) = tx.get(&list, index)? else {
+        return Err(SchemaError::UnknownWorkshop(id.to_owned()));
+    };
+    tx.put(&workshop, "title", title)?;
+    Ok(())
+}
+
+/// Archive a workshop, or restore it.
+pub fn archive_workshop(tx: &mut Transaction<'_>, id: &str, archived: bool) -> Result<(), SchemaError> {
+    let list = child(tx, &ROOT, "workshops", "process")?;
+    workshop_index(tx, &list, id)?;
+    archive_in(tx, "archivedWorkshops", id, archived)
+}
+
+/// `map[key] = archived` in a top-level map, created if missing.
+fn archive_in(tx: &mut Transaction<'_>, map: &str, key: &str, archived: bool) -> Result<(), SchemaError> {
+    let map = match tx.get(ROOT, map)? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        _ => tx.put_object(ROOT, map, ObjType::Map)?,
+    };
+    tx.put(&map, key, archived)?;
+    Ok(())
+}
+
+/// Move a workshop to position `to` of the list (a list has no move: the
+/// workshop is written again there).
+pub fn move_workshop(tx: &mut Transaction<'_>, id: &str, to: usize) -> Result<(), SchemaError> {
+    let process = Process::from_doc_in(tx)?;
+    let Some(workshop) = process.workshops.iter().find(|w| w.id == id).cloned() else {
+        return Err(SchemaError::UnknownWorkshop(id.to_owned()));
+    };
+    let list = child(tx, &ROOT, "workshops", "process")?;
+    let from = workshop_index(tx, &list, id)?;
+    tx.delete(&list, from)?;
+    let to = to.min(tx.length(&list));
+    autosurgeon::reconcile_insert(tx, list, to, &workshop)?;
+    Ok(())
+}
+
+/// Move a recommendation's link from its workshop to `to` (the
+/// recommendation document's own `workshop` field is set by
+/// [`set_workshop`] in that document).
+pub fn move_recommendation(tx: &mut Transaction<'_>, url: &str, to: &str) -> Result<(), SchemaError> {
+    let map = child(tx, &ROOT, "recommendations", "process")?;
+    for workshop in tx.keys(&map).collect::<Vec<_>>() {
+        if let Some((Value::Object(ObjType::List), list)) = tx.get(&map, workshop.as_str())? {
+            let at = (0..tx.length(&list)).rev().filter(|&i| matches!(tx.get(&list, i), Ok(Some((Value::Scalar(s), _))) if s.as_str() == Some(url)));
+            for i in at.collect::<Vec<_>>() {
+                tx.delete(&list, i)?;
+            }
+        }
+    }
+    link_recommendation(tx, to, url)
+}
+
+/// Archive a recommendation in its process, or restore it.
+pub fn archive_recommendation(tx: &mut Transaction<'_>, url: &str, archived: bool) -> Result<(), SchemaError> {
+    archive_in(tx, "archivedRecommendations", url, archived)
+}
+
+/// Set which workshop a recommendation belongs to (in its own document).
+pub fn set_workshop(tx: &mut Transaction<'_>, workshop: &str) -> Result<(), SchemaError> {
+    tx.put(ROOT, "workshop", workshop)?;
     Ok(())
 }
 

@@ -108,6 +108,8 @@ pub enum RefusalCode {
     Membership,
     /// Only facilitators change what kind of document this is (schema, process).
     Kind,
+    /// Only facilitators rename, re-order, move or archive workshops and recommendations.
+    Structure,
     /// A field names another person or organisation than the sender's verified one.
     Identity,
     /// Only administrators create processes or documents outside a process.
@@ -127,12 +129,13 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 12] = [
+    pub const ALL: [RefusalCode; 13] = [
         RefusalCode::ReadOnly,
         RefusalCode::ForeignActor,
         RefusalCode::Decision,
         RefusalCode::Membership,
         RefusalCode::Kind,
+        RefusalCode::Structure,
         RefusalCode::Identity,
         RefusalCode::AdminOnly,
         RefusalCode::OutsideProcess,
@@ -150,6 +153,7 @@ impl RefusalCode {
             RefusalCode::Decision => "decision",
             RefusalCode::Membership => "membership",
             RefusalCode::Kind => "kind",
+            RefusalCode::Structure => "structure",
             RefusalCode::Identity => "identity",
             RefusalCode::AdminOnly => "admin-only",
             RefusalCode::OutsideProcess => "outside-process",

@@ -1,52 +1,67 @@
-// History: a timeline of changes (author, time, what), any version opened
-// read-only, and what changed between it and now. On a secure server the
-// names are the server's: it records who delivered each change
-// (GET /api/docs/<id>/history); an --open server has only what the
-// documents say about their authors.
+// History: what people did, in sessions ("Anna Schmidt (Caritas) edited
+// Recommendation, 14:02–14:09, +120 / −8 characters"), marked when they are
+// new since the reader's last visit; any version opened in a dialog where
+// the reader is; any two versions compared word by word with paragraphs kept
+// apart; and a past version of a field restored as a new change.
+//
+// The grouping is the server's (GET /api/docs/<id>/sessions, from
+// konsens_model::history), so the app and `konsens history` show the same
+// entries, with the names the server verified. An --open server names whom
+// the documents declare.
 
 import * as A from "@automerge/automerge/slim"
 import { h, fill } from "./dom.js"
-import { t, formatTime } from "./i18n.js"
+import { t, lang, formatTime } from "./i18n.js"
 import * as M from "./model.js"
 import { spansToHtml } from "./richtext.js"
+import "./desk.css"
 
-// Typing makes one change per keystroke; consecutive changes by the same
-// actor with the same message within this window are one entry.
-const GROUP_MS = 10 * 60 * 1000
+const LAST_VISIT = id => `konsens.lastVisit.${id}`
+const RESTORABLE = ["title", ...M.TEXT_FIELDS]
 
 export function historyPanel(app, handle) {
-  const list = h("ol", { class: "timeline", id: "timeline" })
-  const version = h("section", { class: "version card", id: "version", hidden: true, "aria-labelledby": "version-title" })
+  const list = h("ol", { class: "timeline sessions", id: "timeline" })
+  const newCount = h("p", { class: "hint", id: "history-new", role: "status" })
+  const version = h("dialog", { class: "version-dialog", id: "version", "aria-labelledby": "version-title" })
   const toggle = h("button", { type: "button", "aria-expanded": "false", "aria-controls": "history-body" }, t("showHistory"))
-  const body = h("div", { id: "history-body", hidden: true }, list)
+  const compareButton = h("button", { type: "button", id: "compare-open", onClick: () => openCompare(null, null) }, t("desk_compareTitle"))
+  const body = h("div", { id: "history-body", hidden: true }, newCount, compareButton, list)
   const el = h("section", { class: "history", "aria-labelledby": "h-history" }, h("h2", { id: "h-history" }, t("history")), toggle, body, version)
   let open = false
-  let shownHeads = null
-  // change hash → {name, organisation}, as the server verified them.
-  const verified = new Map()
+  let sessions = []
+  // The reader's previous visit (what is newer is marked); this visit is
+  // remembered at once, so a second tab or a reload counts from now.
+  const previousVisit = Number(localStorage.getItem(LAST_VISIT(handle.documentId)) ?? 0)
+  try {
+    localStorage.setItem(LAST_VISIT(handle.documentId), String(Date.now()))
+  } catch {
+    // Storage full or forbidden: nothing is marked next time.
+  }
+
   let asking = false
   let askAgain = false
-  async function askServer() {
-    if (app.me?.open !== false) return
+  async function load() {
     if (asking) {
       askAgain = true
       return
     }
     asking = true
     try {
-      const res = await fetch(`/api/docs/${handle.documentId}/history`)
-      const changes = res.ok ? await res.json() : []
-      for (const c of Array.isArray(changes) ? changes : []) if (c?.hash && c.author?.name) verified.set(c.hash, c.author)
+      const res = await fetch(`/api/docs/${handle.documentId}/sessions`)
+      if (res.ok) {
+        const answer = await res.json()
+        if (Array.isArray(answer)) sessions = answer
+      }
     } catch {
-      // Offline: names come once the server answers again.
+      // Offline: the list comes once the server answers again.
     } finally {
       asking = false
     }
     if (askAgain) {
       askAgain = false
-      askServer()
+      load()
     } else if (open) {
-      renderList(entries())
+      renderList()
     }
   }
 
@@ -55,93 +70,62 @@ export function historyPanel(app, handle) {
     body.hidden = !open
     toggle.setAttribute("aria-expanded", String(open))
     fill(toggle, open ? t("hideHistory") : t("showHistory"))
-    refresh()
+    if (open) {
+      renderList()
+      load()
+    }
   })
 
-  function entries() {
-    const doc = handle.doc()
-    const who = M.authors(doc)
-    // Our own changes are ours, whatever the server has acknowledged yet.
-    if (app.me?.open === false) who[A.getActorId(doc)] = M.identity()
-    const out = []
-    for (const bytes of A.getAllChanges(doc)) {
-      const c = A.decodeChange(bytes)
-      const time = (c.time ?? 0) * 1000
-      const message = c.message ?? ""
-      const last = out[out.length - 1]
-      if (last && last.actor === c.actor && last.message === message && time - last.time < GROUP_MS) {
-        last.time = time
-        last.hash = c.hash
-        last.count += 1
-        continue
-      }
-      out.push({ actor: c.actor, message, time, hash: c.hash, count: 1 })
-    }
-    return out.reverse().map(e => ({ ...e, author: verified.get(e.hash) ?? who[e.actor] }))
-  }
-
+  let loadTimer = null
   function refresh() {
-    if (open) {
-      const list = entries()
-      renderList(list)
-      // Changes the server has not named for us yet (ours not yet acknowledged, or new).
-      if (app.me?.open === false && list.some(e => !e.author)) askSoon()
-    }
-    if (shownHeads) renderVersion()
+    // Typing changes the document many times a second: ask once it settles.
+    if (!open || loadTimer) return
+    loadTimer = setTimeout(() => {
+      loadTimer = null
+      load()
+    }, 1000)
   }
 
-  let askTimer = null
-  function askSoon() {
-    if (askTimer) return
-    askTimer = setTimeout(() => {
-      askTimer = null
-      askServer()
-    }, 500)
+  function isNew(s) {
+    return previousVisit > 0 && s.end > previousVisit && s.author?.participant !== app.me?.participant
   }
 
-  function renderList(entries) {
+  function renderList() {
+    const newest = [...sessions].reverse()
+    const fresh = newest.filter(isNew).length
+    fill(newCount, fresh ? t("desk_newCount", { n: fresh }) : "")
     fill(
       list,
-      entries.map(e =>
+      newest.map(s =>
         h(
           "li",
-          { dataset: { hash: e.hash } },
-          h("span", { class: "when" }, formatTime(e.time)),
-          " ",
-          h("strong", {}, e.author ? `${e.author.name} (${e.author.organisation})` : t("unknownAuthor")),
-          " ",
-          h("span", { class: "what" }, e.message || t("changes", { n: e.count }), e.count > 1 && e.message ? ` (${t("changes", { n: e.count })})` : ""),
-          " ",
-          h("button", { type: "button", class: "link", onClick: () => show([e.hash], e.time) }, t("viewVersion"))
+          { class: isNew(s) ? "is-new" : null, dataset: { hash: s.last, field: s.field, changes: s.changes } },
+          h("strong", {}, describe(s)),
+          isNew(s) ? h("span", { class: "new-badge" }, t("desk_newSince")) : null,
+          h("div", { class: "meta" }, [timeRange(s), characters(s)].filter(Boolean).join(" · ")),
+          h("button", { type: "button", class: "link", onClick: () => showVersion(s) }, t("viewVersion"))
         )
       )
     )
   }
 
-  let shownTime = 0
-  function show(heads, time) {
-    shownHeads = heads
-    shownTime = time
-    renderVersion()
-    version.hidden = false
-    version.querySelector("h2")?.focus()
-  }
-
-  function renderVersion() {
+  // -- one version, in a dialog -------------------------------------------------
+  function showVersion(s) {
     const now = handle.doc()
-    const then = A.view(now, shownHeads)
-    const fields = [
-      ["title", M.str(then.title), M.str(now.title)],
-      ["status", t(M.str(then.status)), t(M.str(now.status))],
-      ["addressees", (then.addressees ?? []).map(M.str).join(", "), (now.addressees ?? []).map(M.str).join(", ")],
-      ...M.TEXT_FIELDS.map(f => [f, M.textOf(then, f), M.textOf(now, f)]),
-      ["endorsements", endorsementText(then), endorsementText(now)],
-    ]
-    const diffs = fields.filter(([, a, b]) => a !== b)
+    let then
+    try {
+      then = A.view(now, [s.last])
+    } catch {
+      return // Not here yet: the next sync brings it.
+    }
+    const texts = RESTORABLE.map(f => [f, fieldText(then, f), fieldText(now, f)])
+    const diffs = texts.filter(([, a, b]) => a !== b)
+    const mayWrite = M.can(app, "write")
+    const restored = h("p", { role: "status", class: "hint", id: "restore-result" })
     fill(
       version,
-      h("h2", { id: "version-title", tabindex: "-1" }, t("versionOf", { time: formatTime(shownTime) })),
-      h("p", { class: "hint" }, t("readOnly")),
+      h("h2", { id: "version-title", tabindex: "-1" }, t("versionOf", { time: formatTime(s.end) })),
+      h("p", { class: "hint" }, describe(s), " · ", t("readOnly")),
       h("h3", {}, M.str(then.title)),
       h("p", {}, h("span", { class: `badge status-${M.str(then.status)}` }, t(M.str(then.status)))),
       M.TEXT_FIELDS.map(f => {
@@ -151,13 +135,135 @@ export function historyPanel(app, handle) {
       }),
       h("h3", {}, t("changesSince")),
       diffs.length
-        ? h("dl", { class: "diff" }, diffs.map(([f, a, b]) => [h("dt", {}, t(f)), h("dd", {}, wordDiff(a, b))]))
+        ? h(
+            "dl",
+            { class: "diff" },
+            diffs.map(([f, a, b]) => [
+              h("dt", {}, t(f)),
+              h(
+                "dd",
+                { dataset: { diff: f } },
+                wordDiff(a, b),
+                mayWrite
+                  ? h("button", { type: "button", class: "restore", dataset: { field: f }, onClick: () => restore(f, s, restored) }, t("desk_restore", { field: t(f) }))
+                  : null
+              ),
+            ])
+          )
         : h("p", {}, t("noDifferences")),
-      h("button", { type: "button", onClick: () => { shownHeads = null; version.hidden = true } }, t("backToCurrent"))
+      restored,
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", onClick: () => openCompare(s, null) }, t("desk_compare")),
+        h("button", { type: "button", id: "version-close", onClick: () => version.close() }, t("backToCurrent"))
+      )
     )
+    if (!version.open) version.showModal()
+    version.querySelector("h2")?.focus()
   }
 
-  return { el, refresh, destroy: () => clearTimeout(askTimer) }
+  /** Make a field as it was after session `s`, as a new change (access rules apply as to any edit). */
+  function restore(field, s, status) {
+    const then = A.view(handle.doc(), [s.last])
+    const changed = M.change(handle, `restore ${field}`, d => {
+      if (field === "title") A.updateText(d, ["title"], M.str(then.title))
+      else A.updateSpans(d, [field], safeSpans(then, field))
+    })
+    if (changed) fill(status, t("desk_restored", { field: t(field) }))
+    load()
+  }
+
+  // -- any two versions ---------------------------------------------------------
+  function openCompare(from, to) {
+    const options = [h("option", { value: "" }, t("desk_now")), ...[...sessions].reverse().map(s => h("option", { value: s.last }, `${formatTime(s.end)} · ${describe(s)}`))]
+    const fromSelect = h("select", { id: "compare-from" }, options.map(o => o.cloneNode(true)))
+    const toSelect = h("select", { id: "compare-to" }, options)
+    fromSelect.value = from?.last ?? sessions[0]?.last ?? ""
+    toSelect.value = to?.last ?? ""
+    const result = h("div", { id: "compare-result" })
+    const render = () => {
+      const now = handle.doc()
+      const at = heads => {
+        if (!heads) return now
+        try {
+          return A.view(now, [heads])
+        } catch {
+          return now
+        }
+      }
+      const a = at(fromSelect.value)
+      const b = at(toSelect.value)
+      fill(
+        result,
+        h(
+          "dl",
+          { class: "diff" },
+          RESTORABLE.map(f => {
+            const before = fieldText(a, f)
+            const after = fieldText(b, f)
+            return [h("dt", {}, t(f)), h("dd", { dataset: { diff: f } }, before === after ? h("p", { class: "hint" }, t("desk_noChange")) : wordDiff(before, after))]
+          })
+        )
+      )
+    }
+    fromSelect.addEventListener("change", render)
+    toSelect.addEventListener("change", render)
+    const label = (text, control) => h("label", {}, text, " ", control)
+    fill(
+      version,
+      h("h2", { id: "version-title", tabindex: "-1" }, t("desk_compareTitle")),
+      h("div", { class: "compare-form" }, label(t("desk_compareFrom"), fromSelect), label(t("desk_compareTo"), toSelect)),
+      result,
+      h("div", { class: "actions" }, h("button", { type: "button", id: "version-close", onClick: () => version.close() }, t("desk_close")))
+    )
+    render()
+    if (!version.open) version.showModal()
+    version.querySelector("h2")?.focus()
+  }
+
+  return { el, refresh, destroy: () => clearTimeout(loadTimer) }
+}
+
+/** "Anna Schmidt (Caritas) edited Recommendation", in the app's language. */
+function describe(s) {
+  const name = s.author?.name ? (s.author.organisation ? `${s.author.name} (${s.author.organisation})` : s.author.name) : t("desk_someone")
+  const who = s.author && !s.verified && s.author.name ? `${name} (${t("desk_unverified")})` : name
+  switch (s.field) {
+    case "created":
+      return t("desk_historyCreated", { who })
+    case "status":
+      return t("desk_historyStatus", { who, status: t(s.value ?? "") })
+    case "endorsements":
+      return s.value ? t("desk_historyEndorsed", { who, stance: t(s.value) }) : t("desk_historyOther", { who })
+    case "comments":
+      return t("desk_historyCommented", { who })
+    case "workshop":
+      return t("desk_historyMoved", { who })
+    case "other":
+      return t("desk_historyOther", { who })
+    default:
+      return t("desk_historyEdited", { who, field: t(s.field) })
+  }
+}
+
+function timeRange(s) {
+  if (!s.start) return ""
+  if (s.end - s.start < 60_000) return formatTime(s.start)
+  const sameDay = new Date(s.start).toDateString() === new Date(s.end).toDateString()
+  const end = sameDay
+    ? new Intl.DateTimeFormat(lang === "de" ? "de-DE" : "en-GB", { timeStyle: "short" }).format(new Date(s.end))
+    : formatTime(s.end)
+  return `${formatTime(s.start)}–${end}`
+}
+
+function characters(s) {
+  return s.inserted || s.deleted ? t("desk_chars", { ins: s.inserted, del: s.deleted }) : ""
+}
+
+/** A field's text with its paragraphs as line breaks (rich-text block markers are paragraphs). */
+function fieldText(doc, field) {
+  return field === "title" ? M.str(doc?.title) : M.linesOf(doc, field)
 }
 
 function safeSpans(doc, field) {
@@ -168,35 +274,62 @@ function safeSpans(doc, field) {
   }
 }
 
-function endorsementText(doc) {
-  return Object.entries(doc.endorsements ?? {})
-    .map(([org, e]) => `${org}: ${t(M.str(e.stance))}`)
-    .join("; ")
-}
-
-/** Word-level diff as <del>/<ins> (LCS; texts here are paragraphs, not books). */
+/**
+ * A word diff that keeps paragraphs apart: line breaks are tokens of their
+ * own, each paragraph of the result is a <p>, and inserted and deleted words
+ * are <ins> and <del> (a paragraph break that came or went shows as ¶).
+ */
 export function wordDiff(before, after) {
-  const a = before.split(/(\s+)/)
-  const b = after.split(/(\s+)/)
-  if (a.length * b.length > 4_000_000) return [h("del", {}, before), h("ins", {}, after)]
+  const a = tokens(before)
+  const b = tokens(after)
+  const out = h("div", { class: "diff-text" })
+  let paragraph = h("p")
+  out.append(paragraph)
+  const push = (kind, text) => {
+    if (/\n/.test(text)) {
+      if (kind !== "same") paragraph.append(h(kind, {}, "¶"))
+      paragraph = h("p")
+      out.append(paragraph)
+      return
+    }
+    const last = paragraph.lastChild
+    if (kind === "same") {
+      if (last?.nodeType === Node.TEXT_NODE) last.textContent += text
+      else paragraph.append(text)
+    } else if (last?.nodeName?.toLowerCase() === kind) {
+      last.textContent += text
+    } else {
+      paragraph.append(h(kind, {}, text))
+    }
+  }
+  if (a.length * b.length > 4_000_000) {
+    for (const x of a) push("del", x)
+    for (const x of b) push("ins", x)
+    return out
+  }
   const n = a.length
   const m = b.length
   const dp = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1))
   for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) dp[i][j] = a[i] === b[j] ? dp[i + 1][j + 1] + 1 : Math.max(dp[i + 1][j], dp[i][j + 1])
-  const out = []
   let i = 0
   let j = 0
-  const push = (kind, text) => {
-    const last = out[out.length - 1]
-    if (last && last.kind === kind) last.text += text
-    else out.push({ kind, text })
-  }
   while (i < n && j < m) {
-    if (a[i] === b[j]) { push("same", a[i]); i++; j++ }
-    else if (dp[i + 1][j] >= dp[i][j + 1]) push("del", a[i++])
+    if (a[i] === b[j]) {
+      push("same", a[i])
+      i++
+      j++
+    } else if (dp[i + 1][j] >= dp[i][j + 1]) push("del", a[i++])
     else push("ins", b[j++])
   }
   while (i < n) push("del", a[i++])
   while (j < m) push("ins", b[j++])
-  return out.map(p => (p.kind === "same" ? p.text : h(p.kind, {}, p.text)))
+  return out
+}
+
+/** Words, runs of spaces, and paragraph breaks, each a token. */
+function tokens(text) {
+  return String(text)
+    .replace(/\r/g, "")
+    .split(/(\n+|[^\S\n]+)/)
+    .filter(x => x !== "")
 }

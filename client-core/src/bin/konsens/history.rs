@@ -1,6 +1,8 @@
-//! `konsens history`: every change of a document, with who made it — as
-//! the server verified it once this store has joined one, else as the
-//! document itself declares.
+//! `konsens history`: what people did to a document, in sessions (one
+//! person, one field, one sitting: `konsens_model::history`, the grouping
+//! the server and the web app use), with who did it — as the server
+//! verified it once this store has joined one, else as the document itself
+//! declares. `--all` lists every single change instead.
 
 use std::io::{self, Write};
 
@@ -8,7 +10,7 @@ use anyhow::Result;
 use clap::Args;
 use konsens_client::DocRef;
 use konsens_client::workspace::HistoryEntry;
-use konsens_model::api::VerifiedChange;
+use konsens_model::api::{HistorySession, VerifiedChange};
 
 use crate::Context;
 use crate::output::Render;
@@ -20,14 +22,51 @@ pub struct HistoryArgs {
     /// Show the authors the document itself declares, without asking the server.
     #[arg(long)]
     local: bool,
+    /// Every single change (one per keystroke when typed in the app) instead of sessions.
+    #[arg(long, visible_alias = "raw")]
+    all: bool,
 }
 
 pub async fn run(args: HistoryArgs, cx: &Context) -> Result<()> {
     let r = doc_ref(&args.rec)?;
-    match (&r, args.local, cx.ws.session()) {
-        (DocRef::Doc { id, .. }, false, Some(_)) => cx.out.show(&cx.ws.verified_history(*id).await?),
-        _ => cx.out.show(&cx.ws.history(&r).await?),
+    match (&r, args.local, cx.ws.session(), args.all) {
+        (DocRef::Doc { id, .. }, false, Some(_), true) => cx.out.show(&cx.ws.verified_history(*id).await?),
+        (DocRef::Doc { id, .. }, false, Some(_), false) => cx.out.show(&cx.ws.verified_sessions(*id).await?),
+        (_, _, _, true) => cx.out.show(&cx.ws.history(&r).await?),
+        (_, _, _, false) => cx.out.show(&cx.ws.local_sessions(&r).await?),
     }
+}
+
+impl Render for HistorySession {
+    /// `2027-01-20 14:02–14:09  Anna Schmidt (Caritas) edited recommendation, +120 / -8 characters`
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let who = match &self.author {
+            Some(author) if self.verified => author.to_string(),
+            Some(author) => format!("{author} (not verified)"),
+            None => "unknown".to_owned(),
+        };
+        let what = match (self.field.as_str(), &self.value) {
+            ("created", _) => "created the document".to_owned(),
+            ("status", Some(status)) => format!("moved it to {status}"),
+            ("endorsements", Some(stance)) => format!("endorsed: {stance}"),
+            ("workshop", Some(workshop)) => format!("moved it to workshop {workshop}"),
+            (field, _) => format!("edited {field}"),
+        };
+        let span = if self.end / 60_000 > self.start / 60_000 {
+            format!("{}–{}", when(self.start / 1000), clock(self.end / 1000))
+        } else {
+            when(self.start / 1000)
+        };
+        let characters =
+            if self.inserted + self.deleted > 0 { format!(", +{} / -{} characters", self.inserted, self.deleted) } else { String::new() };
+        writeln!(out, "{span}  {who} {what}{characters}")
+    }
+}
+
+/// `HH:MM` (UTC) of seconds since the epoch.
+fn clock(seconds: i64) -> String {
+    let rest = seconds.rem_euclid(86_400);
+    format!("{:02}:{:02}", rest / 3600, (rest % 3600) / 60)
 }
 
 impl Render for VerifiedChange {

@@ -78,8 +78,11 @@ enum Command {
     History(history::HistoryArgs),
     /// Join a server with a personal invitation link; the token is kept in the store.
     Join(member::JoinArgs),
-    /// Invite a member into a process (facilitators); prints their personal link.
+    /// Invite a member, or everyone of a CSV file, into a process
+    /// (facilitators); prints the personal links.
     Invite(member::InviteArgs),
+    /// A new invitation link for a member whose link was lost; the old one stops working.
+    Reissue(member::ReissueArgs),
     /// List a process's members (facilitators also see token ids).
     Members(member::MembersArgs),
     /// Revoke a member's token; their open connections close at once.
@@ -180,6 +183,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Invite(args) => member::invite(args, &cx).await,
         Command::Members(args) => member::members(args, &cx).await,
         Command::Revoke(args) => member::revoke(args, &cx).await,
+        Command::Reissue(args) => member::reissue(args, &cx).await,
         Command::Export(args) => export::export(args, &cx).await,
         Command::Import(args) => export::import(args, &cx).await,
     }

@@ -1,11 +1,13 @@
-//! `konsens join`, `invite`, `members`, `revoke`: membership, through the
-//! server's JSON API.
+//! `konsens join`, `invite`, `members`, `revoke`, `reissue`: membership,
+//! through the server's JSON API. `invite --csv FILE` invites a whole list
+//! (the server parses it; see `konsens_model::roster`): everyone or nobody.
 
 use std::io::{self, Write};
 
 use anyhow::Result;
 use clap::Args;
-use konsens_model::api::{Invited, Me, MemberEntry, Revoked};
+use anyhow::Context as _;
+use konsens_model::api::{BulkInvited, Invited, Me, MemberEntry, MemberStatus, Revoked};
 
 use crate::Context;
 use crate::output::Render;
@@ -20,12 +22,23 @@ pub struct JoinArgs {
 #[derive(Debug, Args)]
 pub struct InviteArgs {
     process: String,
-    #[arg(long, value_enum)]
-    role: RoleArg,
-    #[arg(long)]
-    name: String,
-    #[arg(long)]
-    org: String,
+    #[arg(long, value_enum, required_unless_present = "csv")]
+    role: Option<RoleArg>,
+    #[arg(long, required_unless_present = "csv")]
+    name: Option<String>,
+    #[arg(long, required_unless_present = "csv")]
+    org: Option<String>,
+    /// Invite everyone of a CSV file instead: a header row with the columns
+    /// name, organisation, role and (optionally) e-mail; semicolons or commas;
+    /// German or English role names. Everyone is invited, or nobody.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["role", "name", "org"])]
+    csv: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReissueArgs {
+    /// The token id (from `konsens members`).
+    token_id: String,
 }
 
 #[derive(Debug, Args)]
@@ -45,9 +58,24 @@ pub async fn join(args: JoinArgs, cx: &mut Context) -> Result<()> {
 }
 
 pub async fn invite(args: InviteArgs, cx: &Context) -> Result<()> {
-    let invited = cx.ws.invite(doc_id(&args.process)?, args.role.into(), &args.name, &args.org).await?;
+    let process = doc_id(&args.process)?;
+    if let Some(path) = &args.csv {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let csv = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text (save it as \"CSV UTF-8\")", path.display()))?;
+        let invited = cx.ws.invite_roster(process, &csv).await?;
+        cx.out.note(format_args!("{} member(s) invited", invited.invited.len()));
+        return cx.out.show(&invited);
+    }
+    let (Some(role), Some(name), Some(org)) = (args.role, args.name, args.org) else {
+        anyhow::bail!("give --role, --name and --org, or --csv FILE");
+    };
+    let invited = cx.ws.invite(process, role.into(), &name, &org).await?;
     cx.out.note(format_args!("token id {} (for `konsens revoke`)", invited.token_id));
     cx.out.show(&invited)
+}
+
+pub async fn reissue(args: ReissueArgs, cx: &Context) -> Result<()> {
+    cx.out.show(&cx.ws.reissue(&args.token_id).await?)
 }
 
 pub async fn members(args: MembersArgs, cx: &Context) -> Result<()> {
@@ -84,10 +112,27 @@ impl Render for Invited {
     }
 }
 
+impl Render for BulkInvited {
+    /// One line a member: the link, then who it is for (tab-separated, so it
+    /// pastes into a spreadsheet).
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for invited in &self.invited {
+            writeln!(out, "{}\t{}\t{}\t{}", invited.link, invited.name, invited.organisation, invited.role)?;
+        }
+        Ok(())
+    }
+}
+
 impl Render for MemberEntry {
     fn text(&self, out: &mut dyn Write) -> io::Result<()> {
         let token = self.token_id.as_ref().map(|t| format!("  token {t}")).unwrap_or_default();
-        writeln!(out, "{:<12} {} ({}){token}", self.role.as_str(), self.name, self.organisation)
+        let status = match self.status {
+            Some(MemberStatus::Invited) => "  invited",
+            Some(MemberStatus::Joined) => "  joined",
+            Some(MemberStatus::Revoked) => "  revoked",
+            None => "",
+        };
+        writeln!(out, "{:<12} {} ({}){token}{status}", self.role.as_str(), self.name, self.organisation)
     }
 }
 
