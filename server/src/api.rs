@@ -420,8 +420,12 @@ async fn sessions(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: 
     readable(&hub, &who, &id)?;
     let doc = load(&hub, id).await?;
     let people = people(&hub)?;
-    let declared = konsens_model::history::declared_authors(&doc);
-    let mut facts = konsens_model::history::change_facts(&doc);
+    // Reading every change of a long history is work: off the async workers.
+    let (declared, mut facts) = tokio::task::spawn_blocking(move || {
+        (konsens_model::history::declared_authors(&doc), konsens_model::history::change_facts(&doc))
+    })
+    .await
+    .map_err(ApiError::internal)?;
     // (participant, verified) per change.
     let mut authors = std::collections::HashMap::new();
     for fact in &mut facts {

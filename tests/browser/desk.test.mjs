@@ -166,7 +166,7 @@ test("history: typing is one session in German; two versions compare by paragrap
   await fatima.page.keyboard.type("Alles bleibt, wie es ist.")
   await waitSynced(fatima.page)
   await page.waitForFunction(() => window.fieldText("recommendation") === "Alles bleibt, wie es ist.", null, { timeout: 15_000 })
-  await page.locator("#timeline li", { hasText: "Fatima Facilitator" }).waitFor({ timeout: 15_000 })
+  await page.locator("#timeline li", { hasText: "Fatima Facilitator (Skills Think Tank) hat „Empfehlung“ bearbeitet" }).waitFor({ timeout: 15_000 })
   await typed.getByRole("button", { name: "Diese Fassung öffnen" }).click()
   await page.locator("#version[open]").waitFor()
   const inView = await page.locator("#version").evaluate(el => {
@@ -210,7 +210,10 @@ test("the facilitator organises the process; participants and observers cannot, 
 
   const process = await api(`/api/processes/${processId}`)
   assert.deepEqual(process.workshops.map(w => w.title), ["Bleiberecht", "Anerkennung von Abschlüssen"])
-  const rec = await (await fetch(`${server.base}/api/docs/${recId}/sessions`, { headers: { Authorization: `Bearer ${server.adminToken}` } })).json()
+  const rec = await api(`/api/docs/${recId}/sessions`).catch(e => {
+    const log = server.log()
+    throw new Error(`${e.message}\n${log.slice(Math.max(0, log.indexOf("panicked") - 500), log.indexOf("panicked") + 1500)}`)
+  })
   assert.ok(rec.some(s => s.field === "workshop" && s.value === "bleiberecht"), JSON.stringify(rec))
 
   // Search: a word of the text, any case.

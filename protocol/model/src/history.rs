@@ -17,7 +17,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use automerge::legacy::{Key, ObjectId, OpType};
-use automerge::{ActorId, Automerge, Change, ObjType, Prop, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{ActorId, Automerge, Change, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 /// Two changes by the same person to the same field less than this apart
 /// (five minutes, in milliseconds) belong to one session.
@@ -62,48 +62,32 @@ pub struct ChangeFacts {
     pub value: Option<String>,
 }
 
-/// The top-level field an object belongs to, found once per object.
-struct Fields<'a> {
-    doc: &'a Automerge,
+/// The top-level field of every object, learnt from the operations that
+/// made them (changes come in causal order, so an object is made before it
+/// is used). Automerge's own `parents` cannot be asked about objects deleted
+/// since (a paragraph that was removed), which history is full of.
+#[derive(Default)]
+struct Fields {
     known: HashMap<(u64, ActorId), Option<String>>,
 }
 
-impl Fields<'_> {
-    fn of(&mut self, counter: u64, actor: &ActorId) -> Option<String> {
-        if let Some(field) = self.known.get(&(counter, actor.clone())) {
-            return field.clone();
-        }
-        let field = self
-            .doc
-            .import_obj(&format!("{counter}@{}", actor.to_hex_string()))
-            .ok()
-            .and_then(|obj| self.doc.parents(obj).ok())
-            .and_then(|parents| parents.last())
-            .and_then(|top| match top.prop {
-                Prop::Map(key) => Some(key),
-                Prop::Seq(_) => None,
-            });
-        self.known.insert((counter, actor.clone()), field.clone());
-        field
+impl Fields {
+    fn of(&self, counter: u64, actor: &ActorId) -> Option<String> {
+        self.known.get(&(counter, actor.clone())).cloned().flatten()
     }
 }
 
 /// What each change of `doc` did, in causal order.
 pub fn change_facts(doc: &Automerge) -> Vec<ChangeFacts> {
-    let mut fields = Fields { doc, known: HashMap::new() };
-    // The text objects of the top-level fields, so typing needs no lookup.
-    for key in doc.keys(ROOT) {
-        if let Ok(Some((Value::Object(_), automerge::ObjId::Id(counter, actor, _)))) = doc.get(ROOT, key.as_str()) {
-            fields.known.insert((counter, actor), Some(key));
-        }
-    }
+    let mut fields = Fields::default();
     doc.get_changes(&[]).iter().map(|change| facts(change, &mut fields)).collect()
 }
 
-fn facts(change: &Change, fields: &mut Fields<'_>) -> ChangeFacts {
+fn facts(change: &Change, fields: &mut Fields) -> ChangeFacts {
     let mut touched = BTreeSet::new();
     let (mut inserted, mut deleted, mut value) = (0u64, 0u64, None);
-    for op in change.decode().operations {
+    let start = change.start_op().get();
+    for (index, op) in change.decode().operations.into_iter().enumerate() {
         let field = match &op.obj {
             ObjectId::Root => match &op.key {
                 Key::Map(key) => Some(key.to_string()),
@@ -111,6 +95,9 @@ fn facts(change: &Change, fields: &mut Fields<'_>) -> ChangeFacts {
             },
             ObjectId::Id(automerge::legacy::OpId(counter, actor)) => fields.of(*counter, actor),
         };
+        if let OpType::Make(_) = op.action {
+            fields.known.insert((start + index as u64, change.actor_id().clone()), field.clone());
+        }
         let Some(field) = field else { continue };
         if field == "authors" {
             continue;
@@ -206,10 +193,11 @@ pub fn sessions<A: Clone + PartialEq>(facts: &[ChangeFacts], author: impl Fn(&Ch
     for fact in facts {
         let who = author(fact);
         let alone = fact.field == "created" || fact.value.is_some();
+        // A change that touched nothing a reader would name (only objects
+        // deleted since, or nothing at all) joins whatever its author did then.
+        let unnamed = fact.field == "other" && fact.inserted == 0 && fact.deleted == 0;
         let open = (!alone)
-            .then(|| {
-                out.iter_mut().rev().find(|s| s.author == who && s.field == fact.field && s.value.is_none())
-            })
+            .then(|| out.iter_mut().rev().find(|s| s.author == who && (unnamed || (s.field == fact.field && s.value.is_none()))))
             .flatten()
             .filter(|s| fact.time - s.end < SESSION_GAP_MS && fact.time >= s.end - SESSION_GAP_MS);
         match open {
@@ -364,6 +352,32 @@ mod tests {
         let sessions = sessions(&change_facts(&doc), by_actor);
         let statuses: Vec<(&str, Option<&str>)> = sessions.iter().skip(1).map(|s| (s.field.as_str(), s.value.as_deref())).collect();
         assert_eq!(statuses, vec![("status", Some("discussion")), ("status", Some("consensus"))]);
+    }
+
+    #[test]
+    fn a_change_that_names_nothing_joins_its_authors_session() {
+        let mut doc = new_recommendation();
+        edit(&mut doc, 1, 1_001, |tx| {
+            tx.put(ROOT, "authors", "x").expect("put");
+        });
+        type_into(&mut doc, 2, "problem", 2_000, "ab");
+        let sessions = sessions(&change_facts(&doc), by_actor);
+        assert_eq!(sessions.iter().map(|s| s.changes.len()).collect::<Vec<_>>(), vec![2, 2], "{sessions:#?}");
+    }
+
+    #[test]
+    fn paragraphs_deleted_since_are_still_counted_in_their_field() {
+        let mut doc = new_recommendation();
+        edit(&mut doc, 2, 2_000, |tx| {
+            schema::set_rich_text(tx, "problem", crate::richtext::to_spans("Eins.\n\nZwei.")).expect("set");
+        });
+        edit(&mut doc, 3, 2_010, |tx| {
+            schema::set_rich_text(tx, "problem", crate::richtext::to_spans("Alles neu.")).expect("set");
+        });
+        // Marks on a paragraph that is gone now.
+        let facts = change_facts(&doc);
+        assert!(facts.iter().skip(1).all(|f| f.field == "problem"), "{facts:#?}");
+        assert_eq!(facts[1].inserted, "Eins.Zwei.".len() as u64);
     }
 
     #[test]
