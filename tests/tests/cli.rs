@@ -75,7 +75,7 @@ fn two_stores_edit_offline_and_converge() -> Result<()> {
     assert!(listed.as_array().is_some_and(|l| l.iter().any(|p| p["url"] == s.process.as_str())), "{listed}");
 
     // History names people, not actor ids.
-    let history = json(a.path(), &["history", &s.rec])?;
+    let history = json(a.path(), &["history", &s.rec, "--all"])?;
     let names: Vec<&str> = history.as_array().context("list")?.iter().filter_map(|h| h["name"].as_str()).collect();
     assert!(names.contains(&"Alice Martin") && names.contains(&"Bora Yilmaz"), "{history}");
     assert!(history.as_array().context("list")?.iter().any(|h| h["summary"] == "comment on recommendation"));

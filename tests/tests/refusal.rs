@@ -86,7 +86,9 @@ fn a_refused_adoption_is_set_aside_and_later_text_still_arrives() -> Result<()> 
     // Offline, as facilitator: adopt, then keep writing on top of it.
     ok(member.path(), &["rec", "status", &rec, "adopted"])?;
     ok(member.path(), &["rec", "set", &rec, "--field", "recommendation", "--value", "Employers pay all recruitment costs. Agencies publish their fees."])?;
-    // Meanwhile she is made a participant.
+    // Meanwhile she is made a participant (a process keeps a facilitator:
+    // another one is invited first).
+    invite(admin.path(), &process, "facilitator", "Frank Facilitator")?;
     ok(admin.path(), &["revoke", &token_id])?;
     let (link, _) = invite(admin.path(), &process, "participant", "Fatima Facilitator")?;
     ok(member.path(), &["join", &link])?;
