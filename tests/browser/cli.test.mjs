@@ -56,10 +56,13 @@ test("browser and CLI edit the same recommendation and agree", async () => {
   rec = await show(url)
   assert.equal(text("recommendation").trim(), (await editorText(a.page, "Recommendation")).trim())
 
-  // History names the browser user, with the messages the browser gave its changes.
+  // History names the browser user, in sessions (typing is one entry), and
+  // every change with the message the browser gave it under --all.
   const history = await konsens("history", url)
   assert.match(history, /Ada Lovelace/)
-  assert.match(history, /status → discussion/)
+  assert.match(history, /moved it to discussion/)
   assert.match(history, /Carla CLI/)
+  assert.equal(history.trim().split("\n").filter(l => /Ada Lovelace.*edited recommendation/.test(l)).length, 1, history)
+  assert.match(await konsens("history", url, "--all"), /status → discussion/)
   await a.context.close()
 })

@@ -190,6 +190,11 @@ pub fn declared_sessions(doc: &Automerge) -> Vec<crate::api::HistorySession> {
 /// inside a stretch of typing.
 pub fn sessions<A: Clone + PartialEq>(facts: &[ChangeFacts], author: impl Fn(&ChangeFacts) -> Option<A>) -> Vec<Session<A>> {
     let mut out: Vec<Session<A>> = Vec::new();
+    // Changes that name nothing and had no session of their author to join
+    // yet (the empty change a new document starts with): they join the
+    // author's next one, or stand alone at the end.
+    let mut waiting: Vec<(Option<A>, &ChangeFacts)> = Vec::new();
+    let near = |s: &Session<A>, time: i64| time - s.end < SESSION_GAP_MS && time >= s.end - SESSION_GAP_MS;
     for fact in facts {
         let who = author(fact);
         let alone = fact.field == "created" || fact.value.is_some();
@@ -199,28 +204,62 @@ pub fn sessions<A: Clone + PartialEq>(facts: &[ChangeFacts], author: impl Fn(&Ch
         let open = (!alone)
             .then(|| out.iter_mut().rev().find(|s| s.author == who && (unnamed || (s.field == fact.field && s.value.is_none()))))
             .flatten()
-            .filter(|s| fact.time - s.end < SESSION_GAP_MS && fact.time >= s.end - SESSION_GAP_MS);
+            .filter(|s| near(s, fact.time));
         match open {
-            Some(session) => {
-                session.end = session.end.max(fact.time);
-                session.inserted += fact.inserted;
-                session.deleted += fact.deleted;
-                session.changes.push(fact.hash.clone());
+            Some(session) => add(session, fact),
+            None if unnamed => waiting.push((who, fact)),
+            None => {
+                let mut session = Session {
+                    author: who.clone(),
+                    field: fact.field.clone(),
+                    start: fact.time,
+                    end: fact.time,
+                    inserted: 0,
+                    deleted: 0,
+                    value: fact.value.clone(),
+                    changes: Vec::new(),
+                    before: fact.deps.clone(),
+                };
+                let (earlier, rest): (Vec<_>, Vec<_>) =
+                    waiting.drain(..).partition(|(w, f)| *w == who && fact.time - f.time < SESSION_GAP_MS);
+                waiting = rest;
+                if let Some((_, first)) = earlier.first() {
+                    session.start = first.time;
+                    session.before = first.deps.clone();
+                }
+                for (_, f) in earlier {
+                    session.changes.push(f.hash.clone());
+                }
+                add(&mut session, fact);
+                session.start = session.start.min(fact.time);
+                out.push(session);
             }
-            None => out.push(Session {
-                author: who,
-                field: fact.field.clone(),
-                start: fact.time,
-                end: fact.time,
-                inserted: fact.inserted,
-                deleted: fact.deleted,
-                value: fact.value.clone(),
-                changes: vec![fact.hash.clone()],
-                before: fact.deps.clone(),
-            }),
         }
     }
+    for (who, fact) in waiting {
+        let mut session = Session {
+            author: who,
+            field: fact.field.clone(),
+            start: fact.time,
+            end: fact.time,
+            inserted: 0,
+            deleted: 0,
+            value: None,
+            changes: Vec::new(),
+            before: fact.deps.clone(),
+        };
+        add(&mut session, fact);
+        out.push(session);
+    }
+    out.sort_by_key(|s| s.start);
     out
+}
+
+fn add<A>(session: &mut Session<A>, fact: &ChangeFacts) {
+    session.end = session.end.max(fact.time);
+    session.inserted += fact.inserted;
+    session.deleted += fact.deleted;
+    session.changes.push(fact.hash.clone());
 }
 
 /// Who each actor declares itself to be in the document's `authors` map
@@ -363,6 +402,19 @@ mod tests {
         type_into(&mut doc, 2, "problem", 2_000, "ab");
         let sessions = sessions(&change_facts(&doc), by_actor);
         assert_eq!(sessions.iter().map(|s| s.changes.len()).collect::<Vec<_>>(), vec![2, 2], "{sessions:#?}");
+    }
+
+    #[test]
+    fn the_empty_change_a_document_starts_with_joins_its_creation() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        doc.empty_commit(CommitOptions::default().with_time(999));
+        edit(&mut doc, 1, 1_000, |tx| schema::init_recommendation(tx, "automerge:x", "w", "T", &[]).expect("init"));
+        let facts = change_facts(&doc);
+        assert_eq!(facts.len(), 2);
+        let sessions = sessions(&facts, by_actor);
+        assert_eq!(sessions.len(), 1, "{sessions:#?}");
+        assert_eq!((sessions[0].field.as_str(), sessions[0].changes.len(), sessions[0].start), ("created", 2, 999_000));
+        assert!(sessions[0].before.is_empty());
     }
 
     #[test]
