@@ -159,6 +159,15 @@ test("history: typing is one session in German; two versions compare by paragrap
   assert.ok(paragraphs.every(p => !p.includes("Klarheit.Principle")), JSON.stringify(paragraphs))
   await page.locator("#version-close").click()
 
+  // Pia comes back later: what others did since is marked as new.
+  await page.reload()
+  await editor.waitFor()
+  const lastVisit = await page.evaluate(id => Number(localStorage.getItem(`konsens.lastVisit.${id}`)), recId)
+  assert.ok(lastVisit > 0, "the visit is remembered")
+  await page.getByRole("button", { name: "Verlauf anzeigen" }).click()
+  await typed.waitFor()
+  assert.equal(await page.locator("#timeline li.is-new").count(), 0, "her own work is not news to her")
+
   // Fatima rewrites it; Pia brings her wording back.
   const fatimaEditor = fatima.page.getByRole("textbox", { name: "Recommendation", exact: true })
   await fatimaEditor.click()
@@ -166,7 +175,11 @@ test("history: typing is one session in German; two versions compare by paragrap
   await fatima.page.keyboard.type("Alles bleibt, wie es ist.")
   await waitSynced(fatima.page)
   await page.waitForFunction(() => window.fieldText("recommendation") === "Alles bleibt, wie es ist.", null, { timeout: 15_000 })
-  await page.locator("#timeline li", { hasText: "Fatima Facilitator (Skills Think Tank) hat „Empfehlung“ bearbeitet" }).waitFor({ timeout: 15_000 })
+  const fatimaEdit = page.locator("#timeline li", { hasText: "Fatima Facilitator (Skills Think Tank) hat „Empfehlung“ bearbeitet" })
+  await fatimaEdit.waitFor({ timeout: 15_000 })
+  assert.match(await fatimaEdit.getAttribute("class"), /is-new/)
+  assert.match(await fatimaEdit.innerText(), /neu seit Ihrem letzten Besuch/)
+  assert.match(await page.locator("#history-new").innerText(), /Ein Eintrag ist neu seit Ihrem letzten Besuch/)
   await typed.getByRole("button", { name: "Diese Fassung öffnen" }).click()
   await page.locator("#version[open]").waitFor()
   const inView = await page.locator("#version").evaluate(el => {
