@@ -5,7 +5,8 @@
 //! - A facilitator invites a list from a CSV file as Excel writes it in
 //!   Germany (byte-order mark, semicolons, German role names): everyone gets
 //!   a link; the list shows them as invited, then as joined once they use it.
-//! - A list with mistakes invites nobody and names every mistake by line.
+//! - A list with mistakes (saved as Windows-1252) invites nobody and names
+//!   every mistake by line.
 //! - Nobody revokes the last facilitator of a process, nor their own access;
 //!   a revoked member stays listed, as revoked.
 //! - `konsens history` shows sessions, not one entry per change.
@@ -78,7 +79,8 @@ fn a_list_with_mistakes_invites_nobody_and_names_every_line() -> Result<()> {
     let admin = tempfile::tempdir()?;
     let process = setup(&server, admin.path())?;
     let csv = admin.path().join("list.csv");
-    std::fs::write(&csv, "name,organisation,role\nAnna,Caritas,participant\nBora,,observer\nCem,Union,Königin\n")?;
+    // Saved by Excel on German Windows: Windows-1252, not UTF-8.
+    std::fs::write(&csv, b"name,organisation,role\nAnna,Caritas,participant\nBora,,observer\nCem,Union,K\xf6nigin\n")?;
     let (_, stderr) = exits(admin.path(), &["invite", &process, "--csv", csv.to_str().context("path")?], 1)?;
     assert!(stderr.contains("line 3: the organisation is empty"), "{stderr}");
     assert!(stderr.contains("line 4: unknown role \"Königin\""), "{stderr}");

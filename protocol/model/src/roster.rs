@@ -244,6 +244,21 @@ pub fn parse(text: &str) -> Result<Vec<RosterEntry>, Vec<RosterError>> {
     if errors.is_empty() { Ok(entries) } else { Err(errors) }
 }
 
+/// A file's bytes as text: UTF-8 (with or without a byte-order mark) when
+/// they are, else Windows-1252, which Excel on German Windows writes for
+/// "CSV (Trennzeichen-getrennt)" (its "CSV UTF-8" is the other choice).
+pub fn decode_text(bytes: &[u8]) -> String {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return text.to_owned();
+    }
+    // 0x80–0x9F are Windows-1252's own; the rest is Latin-1.
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜',
+        '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+    ];
+    bytes.iter().map(|&b| if (0x80..0xa0).contains(&b) { HIGH[usize::from(b - 0x80)] } else { char::from(b) }).collect()
+}
+
 /// Enough of a check to catch a column mix-up (a name in the e-mail column);
 /// whether the address works is for the mail server to say.
 fn looks_like_email(text: &str) -> bool {
@@ -313,6 +328,15 @@ mod tests {
         );
         assert_eq!(problems("\u{feff}\n\n"), vec![(1, RosterProblem::Empty)]);
         assert_eq!(problems("name;organisation;role\n\"Anna;Caritas;participant\n"), vec![(2, RosterProblem::UnclosedQuote)]);
+    }
+
+    #[test]
+    fn a_windows_1252_file_reads_with_its_umlauts() {
+        let bytes = b"Name;Organisation;Rolle\r\nJ\xf6rg M\xfcller;Stra\xdfenbau \x80 GmbH;Teilnehmende\r\n";
+        let entries = parse(&decode_text(bytes)).expect("valid");
+        assert_eq!(entries[0].invitation.name, "Jörg Müller");
+        assert_eq!(entries[0].invitation.organisation, "Straßenbau € GmbH");
+        assert_eq!(decode_text("\u{feff}Grüße".as_bytes()), "\u{feff}Grüße");
     }
 
     #[test]

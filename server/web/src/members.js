@@ -75,7 +75,7 @@ export function membersSection(app, id) {
     accept: ".csv,text/csv,text/plain",
     onChange: async () => {
       const chosen = file.files?.[0]
-      if (chosen) csv.value = await chosen.text()
+      if (chosen) csv.value = decodeText(await chosen.arrayBuffer())
     },
   })
   const bulkErrors = h("ul", { id: "bulk-errors", class: "error" })
@@ -289,6 +289,18 @@ async function post(url, body) {
     return { ok: res.ok, status: res.status, body: await res.json().catch(() => ({})) }
   } catch {
     return { ok: false, status: 0, body: { error: t("desk_offline") } }
+  }
+}
+
+/**
+ * A file's text: UTF-8 when it is, else Windows-1252, which Excel on German
+ * Windows writes for "CSV (Trennzeichen-getrennt)" (as konsens_model::roster::decode_text).
+ */
+function decodeText(buffer) {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(buffer)
+  } catch {
+    return new TextDecoder("windows-1252").decode(buffer)
   }
 }
 

@@ -61,7 +61,7 @@ pub async fn invite(args: InviteArgs, cx: &Context) -> Result<()> {
     let process = doc_id(&args.process)?;
     if let Some(path) = &args.csv {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let csv = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text (save it as \"CSV UTF-8\")", path.display()))?;
+        let csv = konsens_model::roster::decode_text(&bytes);
         let invited = cx.ws.invite_roster(process, &csv).await?;
         cx.out.note(format_args!("{} member(s) invited", invited.invited.len()));
         return cx.out.show(&invited);
