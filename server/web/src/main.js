@@ -158,13 +158,13 @@ function identityForm(done, editing = false) {
         h(
           "dl",
           { class: "identity-facts" },
-          h("dt", {}, t("yourName")),
+          h("dt", {}, t("memberName")),
           h("dd", { id: "identity-name" }, me.name),
-          admin ? null : [h("dt", {}, t("yourOrganisation")), h("dd", { id: "identity-organisation" }, me.organisation)],
+          admin ? null : [h("dt", {}, t("memberOrganisation")), h("dd", { id: "identity-organisation" }, me.organisation)],
           h("dt", {}, t("role")),
           h("dd", { id: "identity-role" }, t(`role_${session.role}`))
         ),
-        h("p", { class: "hint", id: "identity-note" }, t(admin ? "identityVerifiedNoteAdmin" : "identityVerifiedNote")),
+        h("p", { class: "hint", id: "identity-note" }, t(admin ? "identityVerifiedNoteAdmin" : session.role === "facilitator" ? "identityVerifiedNoteFacilitator" : "identityVerifiedNote")),
         h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onClick: done }, t("close")))
       )
     )
