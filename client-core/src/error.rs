@@ -78,8 +78,15 @@ pub enum ClientError {
 
 impl ClientError {
     /// The server could not be reached or did not answer in time (the CLI
-    /// exits 3 for these).
+    /// exits 3 for these): no connection, no answer in time, a document
+    /// that only the unreachable server could have provided, or a proxy or
+    /// gateway in front of it saying so (502 bad gateway, 503 unavailable,
+    /// 504 gateway timeout).
     pub fn is_network(&self) -> bool {
-        matches!(self, ClientError::Connect { .. } | ClientError::Unreachable { .. } | ClientError::TimedOut(_))
+        match self {
+            ClientError::Connect { .. } | ClientError::Unreachable { .. } | ClientError::TimedOut(_) | ClientError::NotLocal(_) => true,
+            ClientError::Api { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
     }
 }

@@ -79,6 +79,15 @@ pub const DEFAULT_MAX_INFLATED_BYTES: usize = konsens_sync::DEFAULT_MAX_FRAME_BY
 /// (260,000 operations) fits four times over.
 pub const DEFAULT_MAX_OPERATIONS: usize = 1_000_000;
 
+/// The language of the `--demo` process's content (`--demo-lang`). German
+/// by default: the processes konsens serves are German-speaking.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DemoLanguage {
+    #[default]
+    German,
+    English,
+}
+
 /// Everything the server needs to know to run.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

@@ -2,6 +2,10 @@
 //! first look at the web app shows workshops, recommendations in different
 //! states, comments and endorsements. Written straight into the store before
 //! the server starts serving, with the same schema operations the CLI uses.
+//!
+//! The content is German by default (`--demo-lang de`), as the processes
+//! konsens serves are, and English with `--demo-lang en`. Each language is
+//! seeded once, under its own marker.
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, ObjType, ROOT, ReadDoc, Value};
@@ -10,10 +14,35 @@ use konsens_model::richtext;
 use konsens_sync::{DocumentId, StorageWrite};
 use konsens_store::ChunkStore;
 
+use crate::config::DemoLanguage;
 use crate::error::ServerError;
 
-/// Meta key holding the demo process's id once seeded.
-const MARKER: &str = "demo/process";
+/// Meta key holding the demo process's id once seeded, per language (the
+/// English one keeps the key of the time it was the only one).
+fn marker(language: DemoLanguage) -> &'static str {
+    match language {
+        DemoLanguage::German => "demo/process/de",
+        DemoLanguage::English => "demo/process",
+    }
+}
+
+/// One language's demo: the process, its workshops and recommendations.
+struct Demo {
+    title: &'static str,
+    description: &'static str,
+    workshops: &'static [WorkshopSeed],
+    recs: &'static [Rec],
+}
+
+/// A workshop: id, title, theme, sectors.
+type WorkshopSeed = (&'static str, &'static str, &'static str, &'static [&'static str]);
+
+fn content(language: DemoLanguage) -> &'static Demo {
+    match language {
+        DemoLanguage::German => &DE,
+        DemoLanguage::English => &EN,
+    }
+}
 
 /// A demo participant: participant id, name, organisation, actor bytes.
 struct Person {
@@ -54,7 +83,113 @@ struct Rec {
     endorsements: &'static [(usize, Stance, &'static str)],
 }
 
-const RECS: &[Rec] = &[
+static EN: Demo = Demo {
+    title: "Skilled immigration: from recruitment to retention (demo)",
+    description: "An example process: six workshops with employers, unions, ministries and NGOs draft recommendations for the final report.",
+    workshops: &[
+        ("financing-models", "Financing models", "Who pays for recruitment, language and recognition?", &["care", "construction"]),
+        ("language-and-integration", "Language and integration", "Learning German on the job; arriving in the community", &["care"]),
+        ("recognition-of-qualifications", "Recognition of qualifications", "Faster, simpler recognition procedures", &["care", "construction"]),
+        ("fair-recruitment", "Fair recruitment", "Ethical recruitment and the employer-pays principle", &["care"]),
+        ("digital-innovation", "Digital innovation", "Digital procedures from visa to first day at work", &["care", "construction", "green skills"]),
+        ("green-skills", "Green skills", "Skills for the energy transition", &["construction", "green skills"]),
+    ],
+    recs: EN_RECS,
+};
+
+static DE: Demo = Demo {
+    title: "Fachkräfteeinwanderung: von der Anwerbung bis zum Verbleib (Demo)",
+    description: "Ein Beispielprozess: In sechs Workshops erarbeiten Arbeitgeber, Gewerkschaften, Ministerien und Nichtregierungsorganisationen Empfehlungen für den Abschlussbericht.",
+    workshops: &[
+        ("finanzierungsmodelle", "Finanzierungsmodelle", "Wer trägt die Kosten für Anwerbung, Sprachkurse und Anerkennung?", &["Pflege", "Bau"]),
+        ("sprache-und-integration", "Sprache und Integration", "Deutsch lernen im Beruf, ankommen vor Ort", &["Pflege"]),
+        (
+            "anerkennung-auslaendischer-berufsqualifikationen",
+            "Anerkennung ausländischer Berufsqualifikationen",
+            "Schnellere und einfachere Anerkennungsverfahren",
+            &["Pflege", "Bau"],
+        ),
+        ("faire-anwerbung", "Faire Anwerbung", "Ethische Anwerbung und das Arbeitgeber-zahlt-Prinzip", &["Pflege"]),
+        ("digitale-innovation", "Digitale Innovation", "Digitale Verfahren vom Visum bis zum ersten Arbeitstag", &["Pflege", "Bau", "Green Skills"]),
+        ("green-skills", "Green Skills", "Kompetenzen für die Energiewende", &["Bau", "Green Skills"]),
+    ],
+    recs: DE_RECS,
+};
+
+const DE_RECS: &[Rec] = &[
+    Rec {
+        workshop: "finanzierungsmodelle",
+        title: "Kosten der internationalen Anwerbung gemeinsam tragen",
+        problem: "Kleine Pflegeeinrichtungen können Anwerbung, Sprachkurse und Anerkennung nicht vorfinanzieren; je Pflegefachkraft kommen **mehr als 10.000 €** zusammen.",
+        recommendation: "Arbeitgeber und Staat richten gemeinsam einen *Anwerbefonds* ein, der die Kosten vorfinanziert und über drei Jahre zurückgezahlt wird.",
+        rationale: "Verteilen sich die Kosten, können auch kleine Arbeitgeber fair anwerben, nicht nur große Klinikverbünde.",
+        addressees: &["Bundesministerium für Arbeit und Soziales", "Arbeitgeberverbände"],
+        moves: &[(Status::Discussion, "erste Lesung im Workshop")],
+        comment: Some(("über drei Jahre zurückgezahlt", "Wer trägt das Risiko, wenn die Fachkraft den Arbeitgeber vorzeitig verlässt?", 2)),
+        endorsements: &[(2, Stance::Concerns, "Rückzahlungsfrist zu kurz")],
+    },
+    Rec {
+        workshop: "sprache-und-integration",
+        title: "Berufsbezogene Deutschkurse während der Arbeitszeit",
+        problem: "Abendkurse nach der Schicht werden häufig abgebrochen.",
+        recommendation: "Arbeitgeber stellen für berufsbezogene Deutschkurse bezahlte Arbeitszeit bereit, im ersten Jahr mindestens vier Stunden pro Woche.",
+        rationale: "Sprache ist der Schlüssel zur Patientensicherheit und zum Verbleib im Beruf.\n\n- weniger Abbrüche\n- schnellere Anerkennung",
+        addressees: &["Arbeitgeber", "Bundesamt für Migration und Flüchtlinge"],
+        moves: &[(Status::Discussion, ""), (Status::Consensus, "in der zweiten Sitzung vereinbart")],
+        comment: None,
+        endorsements: &[
+            (1, Stance::Support, ""),
+            (3, Stance::Support, "auch auf Baustellen nötig"),
+            (4, Stance::Concerns, "Finanzierung für kleine Arbeitgeber offen"),
+        ],
+    },
+    Rec {
+        workshop: "anerkennung-auslaendischer-berufsqualifikationen",
+        title: "Anerkennung aus einer Hand innerhalb von drei Monaten",
+        problem: "Anerkennungsverfahren dauern ein Jahr oder länger, und mehrere Behörden sind beteiligt.",
+        recommendation: "Jedes Land richtet eine zentrale Anlaufstelle ein, die das Anerkennungsverfahren vollständig führt und **innerhalb von drei Monaten** entscheidet.",
+        rationale: "Lange Wartezeiten drängen Fachkräfte in Helfertätigkeiten oder in andere Länder.",
+        addressees: &["Länder", "Kammern"],
+        moves: &[(Status::Discussion, ""), (Status::Consensus, ""), (Status::Adopted, "von der Steuerungsgruppe angenommen")],
+        comment: None,
+        endorsements: &[(1, Stance::Support, ""), (2, Stance::Support, ""), (3, Stance::Support, ""), (5, Stance::Support, "")],
+    },
+    Rec {
+        workshop: "faire-anwerbung",
+        title: "Keine Vermittlungsgebühren für Beschäftigte",
+        problem: "Im Ausland angeworbene Beschäftigte zahlen Agenturen oft Gebühren, für die sie sich verschulden.",
+        recommendation: "Öffentlich geförderte Vermittlung nur über Agenturen, die von Beschäftigten keine Gebühren verlangen und alle Gebühren offenlegen, die sie Arbeitgebern berechnen.",
+        rationale: "Das Arbeitgeber-zahlt-Prinzip ist internationaler Standard (ILO).",
+        addressees: &["Bundesagentur für Arbeit", "Personalvermittlungsagenturen"],
+        moves: &[(Status::Discussion, "")],
+        comment: Some(("alle Gebühren offenlegen", "Offenlegen wo – in einem öffentlichen Register?", 4)),
+        endorsements: &[(4, Stance::Support, "")],
+    },
+    Rec {
+        workshop: "digitale-innovation",
+        title: "Visum und Anerkennung durchgängig digital",
+        problem: "Antragstellende schicken Papierunterlagen an mehrere Stellen.",
+        recommendation: "Ein digitaler Antrag für Visum und Anerkennung, dessen Bearbeitungsstand Antragstellende und Arbeitgeber jederzeit einsehen können.",
+        rationale: "",
+        addressees: &["Auswärtiges Amt"],
+        moves: &[],
+        comment: None,
+        endorsements: &[],
+    },
+    Rec {
+        workshop: "green-skills",
+        title: "Green-Skills-Module in der Bauausbildung",
+        problem: "Wärmepumpen, Dämmung und Solarmontage fehlen in vielen Ausbildungsplänen.",
+        recommendation: "Die Bauausbildung erhält modulare Green-Skills-Einheiten, die auch anerkannten ausländischen Fachkräften offenstehen.",
+        rationale: "Die Energiewende braucht diese Kompetenzen jetzt.",
+        addressees: &["Handwerkskammern", "Berufsschulen"],
+        moves: &[(Status::Discussion, ""), (Status::Consensus, ""), (Status::Rejected, "durch die laufende Ausbildungsreform abgedeckt")],
+        comment: None,
+        endorsements: &[(3, Stance::Object, "")],
+    },
+];
+
+const EN_RECS: &[Rec] = &[
     Rec {
         workshop: "financing-models",
         title: "Share the cost of international recruitment",
@@ -123,10 +258,11 @@ const RECS: &[Rec] = &[
     },
 ];
 
-/// Write the demo process and its recommendations unless they exist already;
-/// returns the process's id either way.
-pub(crate) fn seed(store: &ChunkStore) -> Result<DocumentId, ServerError> {
-    if let Some(bytes) = store.get_meta(MARKER)?
+/// Write the demo process and its recommendations in `language` unless they
+/// exist already; returns the process's id either way.
+pub(crate) fn seed(store: &ChunkStore, language: DemoLanguage) -> Result<DocumentId, ServerError> {
+    let demo = content(language);
+    if let Some(bytes) = store.get_meta(marker(language))?
         && let Ok(id) = String::from_utf8_lossy(&bytes).parse::<DocumentId>()
         && store.contains(&id)?
     {
@@ -144,26 +280,15 @@ pub(crate) fn seed(store: &ChunkStore) -> Result<DocumentId, ServerError> {
     let process_id = new_id();
     let mut process = Automerge::new();
     let facilitator = person(&people, 1)?;
-    write(&mut process, facilitator, tick(), "create process \"Skilled immigration: from recruitment to retention\"", |tx| {
-        schema::init_process(
-            tx,
-            "Skilled immigration: from recruitment to retention (demo)",
-            "An example process: six workshops with employers, unions, ministries and NGOs draft recommendations for the final report.",
-        )?;
+    write(&mut process, facilitator, tick(), &format!("create process {:?}", demo.title), |tx| {
+        schema::init_process(tx, demo.title, demo.description)?;
         for p in &people {
             let role = if p.participant == facilitator.participant { MemberRole::Facilitator } else { MemberRole::Participant };
             schema::put_member(tx, p.participant, &Member { name: p.name.into(), organisation: p.organisation.into(), role })?;
         }
         Ok(())
     })?;
-    let workshops: [(&str, &str, &str, &[&str]); 6] = [
-        ("financing-models", "Financing models", "Who pays for recruitment, language and recognition?", &["care", "construction"]),
-        ("language-and-integration", "Language and integration", "Learning German on the job; arriving in the community", &["care"]),
-        ("recognition-of-qualifications", "Recognition of qualifications", "Faster, simpler recognition procedures", &["care", "construction"]),
-        ("fair-recruitment", "Fair recruitment", "Ethical recruitment and the employer-pays principle", &["care"]),
-        ("digital-innovation", "Digital innovation", "Digital procedures from visa to first day at work", &["care", "construction", "green skills"]),
-        ("green-skills", "Green skills", "Skills for the energy transition", &["construction", "green skills"]),
-    ];
+    let workshops = demo.workshops;
     for (i, (id, title, theme, sectors)) in workshops.iter().enumerate() {
         let workshop = Workshop {
             id: (*id).into(),
@@ -175,7 +300,7 @@ pub(crate) fn seed(store: &ChunkStore) -> Result<DocumentId, ServerError> {
         write(&mut process, facilitator, tick(), &format!("add workshop {title:?}"), |tx| schema::add_workshop(tx, &workshop))?;
     }
 
-    for rec in RECS {
+    for rec in demo.recs {
         let id = new_id();
         let sectors = workshops
             .iter()
@@ -219,7 +344,7 @@ pub(crate) fn seed(store: &ChunkStore) -> Result<DocumentId, ServerError> {
     }
     store.write(&process_id, &StorageWrite::Snapshot(process.save()))?;
     store.auth()?.set_document_process(&process_id, &process_id)?;
-    store.put_meta(MARKER, process_id.to_string().as_bytes())?;
+    store.put_meta(marker(language), process_id.to_string().as_bytes())?;
     store.flush()?;
     tracing::info!(process = %process_id.url(), "demo process seeded");
     Ok(process_id)
@@ -274,28 +399,91 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn seeds_once_and_documents_read_back() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = std::env::temp_dir().join(format!("konsens-demo-test-{}", uuid::Uuid::new_v4()));
-        let store = ChunkStore::open(&dir)?;
-        let id = seed(&store)?;
-        assert_eq!(seed(&store)?, id, "a second seed reuses the first");
-        let load = |id: &DocumentId| -> Result<Automerge, Box<dyn std::error::Error>> {
-            let mut doc = Automerge::new();
-            for chunk in store.load(id)? {
-                doc.load_incremental(&chunk.bytes)?;
-            }
-            Ok(doc)
-        };
-        let process = Process::from_doc(&load(&id)?)?;
-        assert_eq!(process.workshops.len(), 6);
-        let mut statuses = std::collections::BTreeSet::new();
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn load(store: &ChunkStore, id: &DocumentId) -> Result<Automerge, Box<dyn std::error::Error>> {
+        let mut doc = Automerge::new();
+        for chunk in store.load(id)? {
+            doc.load_incremental(&chunk.bytes)?;
+        }
+        Ok(doc)
+    }
+
+    /// The process and its recommendations, read back as the model reads them.
+    fn read(store: &ChunkStore, id: &DocumentId) -> Result<(Process, Vec<Recommendation>), Box<dyn std::error::Error>> {
+        let process = Process::from_doc(&load(store, id)?)?;
+        let mut recs = Vec::new();
         for url in process.recommendations.values().flatten() {
             let rec_id: DocumentId = url.trim_start_matches("automerge:").parse()?;
-            let rec = Recommendation::from_doc(&load(&rec_id)?)?;
-            statuses.insert(rec.status);
+            recs.push(Recommendation::from_doc(&load(store, &rec_id)?)?);
         }
-        assert!(statuses.len() >= 4, "recommendations in different states: {statuses:?}");
+        Ok((process, recs))
+    }
+
+    fn temp_store() -> Result<(std::path::PathBuf, ChunkStore), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("konsens-demo-test-{}", uuid::Uuid::new_v4()));
+        let store = ChunkStore::open(&dir)?;
+        Ok((dir, store))
+    }
+
+    #[test]
+    fn seeds_once_and_documents_read_back() -> TestResult {
+        let (dir, store) = temp_store()?;
+        for language in [DemoLanguage::German, DemoLanguage::English] {
+            let id = seed(&store, language)?;
+            assert_eq!(seed(&store, language)?, id, "a second seed reuses the first");
+            let (process, recs) = read(&store, &id)?;
+            assert_eq!(process.workshops.len(), 6);
+            assert_eq!(recs.len(), 6);
+            let statuses: std::collections::BTreeSet<_> = recs.iter().map(|r| r.status).collect();
+            assert!(statuses.len() >= 4, "recommendations in different states: {statuses:?}");
+            assert!(recs.iter().any(|r| !r.comments.is_empty()), "a comment, anchored in its quote");
+        }
+        assert_ne!(seed(&store, DemoLanguage::German)?, seed(&store, DemoLanguage::English)?, "one process per language");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn german_by_default_with_german_content() -> TestResult {
+        assert_eq!(DemoLanguage::default(), DemoLanguage::German);
+        let (dir, store) = temp_store()?;
+        let (process, recs) = read(&store, &seed(&store, DemoLanguage::default())?)?;
+        assert!(process.title.0.starts_with("Fachkräfteeinwanderung"), "{}", process.title.0);
+        let titles: Vec<&str> = process.workshops.iter().map(|w| w.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "Finanzierungsmodelle",
+                "Sprache und Integration",
+                "Anerkennung ausländischer Berufsqualifikationen",
+                "Faire Anwerbung",
+                "Digitale Innovation",
+                "Green Skills"
+            ]
+        );
+        let sectors: std::collections::BTreeSet<&str> = process.workshops.iter().flat_map(|w| w.sectors.iter().map(String::as_str)).collect();
+        assert_eq!(sectors, ["Bau", "Green Skills", "Pflege"].into_iter().collect());
+        assert!(recs.iter().any(|r| r.title.0 == "Anerkennung aus einer Hand innerhalb von drei Monaten"));
+        // Nothing of the English demo leaked into the German one.
+        for rec in &recs {
+            for english in ["recruitment", "Recognition", "workers", "care"] {
+                assert!(!rec.title.0.contains(english), "{english} in {}", rec.title.0);
+            }
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn english_on_request_keeps_the_english_content() -> TestResult {
+        let (dir, store) = temp_store()?;
+        let (process, recs) = read(&store, &seed(&store, DemoLanguage::English)?)?;
+        assert_eq!(process.title.0, "Skilled immigration: from recruitment to retention (demo)");
+        assert_eq!(process.workshops[0].title, "Financing models");
+        assert!(recs.iter().any(|r| r.title.0 == "One-stop recognition within three months"));
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

@@ -30,7 +30,22 @@ use crate::hub::Hub;
 const COOKIE_MAX_AGE_SECS: u64 = 31_536_000;
 
 pub(crate) fn routes() -> Router<Arc<Hub>> {
-    Router::new().route("/join/{token}", get(show).post(accept))
+    Router::new()
+        .route("/join/{token}", get(show).post(accept))
+        // A link pasted with a trailing slash is the same link.
+        .route("/join/{token}/", get(show).post(accept))
+        // What is left of a link cut or garbled on its way (no token, more
+        // segments) gets the same page as an invalid token, in the member's
+        // language, instead of a bare 404 the browser fills with its own
+        // words.
+        .route("/join", get(malformed))
+        .route("/join/", get(malformed))
+        .route("/join/{token}/{*rest}", get(malformed))
+}
+
+async fn malformed(headers: HeaderMap) -> Response {
+    tracing::info!("malformed invitation link");
+    invalid(Lang::from_headers(&headers))
 }
 
 /// The member an invitation link names, or the answer instead: on an
@@ -116,10 +131,19 @@ async fn process_title(hub: &Hub, who: &Principal) -> Option<String> {
     Process::from_doc(&doc).ok().map(|p| p.title.0).filter(|t| !t.trim().is_empty())
 }
 
+/// The page for a link that does not work: what happened, what to do (ask
+/// for a new one), and a way into the app for a browser that has a session.
 fn invalid(lang: Lang) -> Response {
     let s = lang.strings();
-    let body = format!("<h1>{}</h1>\n<p>{}</p>", escape(s.invalid_title), escape(s.invalid));
-    page(StatusCode::UNAUTHORIZED, lang, &body)
+    let body = format!(
+        "<h1>{}</h1>\n<p>{}</p>\n<p><strong>{}</strong></p>\n<p class=\"hint\">{} <a href=\"/\">{}</a></p>",
+        escape(s.invalid_title),
+        escape(s.invalid),
+        escape(s.invalid_what_to_do),
+        escape(s.invalid_signed_in),
+        escape(s.open_app),
+    );
+    page_titled(StatusCode::UNAUTHORIZED, lang, s.invalid_title, "join-invalid", &body)
 }
 
 fn confirmation(lang: Lang, token: &str, who: &Principal, process: Option<&str>, current: Option<&Principal>) -> String {
@@ -158,10 +182,16 @@ fn confirmation(lang: Lang, token: &str, who: &Principal, process: Option<&str>,
 /// cached (the link's page names a person) nor leak its URL (the token), which
 /// `Referrer-Policy` (set for every response) already prevents.
 fn page(status: StatusCode, lang: Lang, body: &str) -> Response {
+    page_titled(status, lang, lang.strings().invitation, "join-page", body)
+}
+
+/// [`page`] with its own title and card id.
+fn page_titled(status: StatusCode, lang: Lang, title: &str, id: &str, body: &str) -> Response {
     let html = format!(
-        "<!doctype html>\n<html lang=\"{code}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<link rel=\"icon\" href=\"data:,\">\n<title>{title} · konsens</title>\n<link rel=\"stylesheet\" href=\"/assets/app.css\">\n</head>\n<body>\n<header class=\"top\"><span class=\"brand\">konsens</span></header>\n<main id=\"main\">\n<section class=\"card narrow\" id=\"join-page\">\n{body}\n</section>\n</main>\n</body>\n</html>\n",
+        "<!doctype html>\n<html lang=\"{code}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<link rel=\"icon\" href=\"data:,\">\n<title>{title} · konsens</title>\n<link rel=\"stylesheet\" href=\"/assets/app.css\">\n</head>\n<body>\n<header class=\"top\"><a class=\"brand\" href=\"/\">konsens</a></header>\n<main id=\"main\">\n<section class=\"card narrow join\" id=\"{id}\">\n{body}\n</section>\n</main>\n</body>\n</html>\n",
         code = lang.code(),
-        title = escape(lang.strings().invitation),
+        title = escape(title),
+        id = escape(id),
     );
     (
         status,
@@ -237,6 +267,9 @@ struct Strings {
     personal: &'static str,
     invalid_title: &'static str,
     invalid: &'static str,
+    invalid_what_to_do: &'static str,
+    invalid_signed_in: &'static str,
+    open_app: &'static str,
     role_facilitator: &'static str,
     role_participant: &'static str,
     role_observer: &'static str,
@@ -252,8 +285,11 @@ static EN: Strings = Strings {
     invited_as_no_org: "This personal link is for {name}, as {role}.",
     replaces: "This browser is signed in as {current}. Joining signs it out of that session.",
     personal: "The link is personal: please do not pass it on.",
-    invalid_title: "This link does not work",
-    invalid: "This invitation link is invalid, expired or revoked. Ask your facilitator for a new one.",
+    invalid_title: "This invitation link does not work",
+    invalid: "The link is invalid, has expired or was revoked, or it was cut off when it was copied.",
+    invalid_what_to_do: "Please ask the facilitators of your process for a new personal link.",
+    invalid_signed_in: "Already signed in with this browser?",
+    open_app: "Open konsens",
     role_facilitator: "facilitator",
     role_participant: "participant",
     role_observer: "observer",
@@ -262,19 +298,22 @@ static EN: Strings = Strings {
 
 static DE: Strings = Strings {
     invitation: "Einladung",
-    admin_heading: "konsens-Verwaltung",
+    admin_heading: "konsens-Administration",
     join_process: "„{process}“ als {name} beitreten",
     join_admin: "Weiter als {name}",
     invited_as: "Dieser persönliche Link ist für {name} ({organisation}), Rolle: {role}.",
     invited_as_no_org: "Dieser persönliche Link ist für {name}, Rolle: {role}.",
     replaces: "Dieser Browser ist als {current} angemeldet. Mit dem Beitritt wird diese Sitzung beendet.",
     personal: "Der Link ist persönlich: Bitte geben Sie ihn nicht weiter.",
-    invalid_title: "Dieser Link funktioniert nicht",
-    invalid: "Dieser Einladungslink ist ungültig, abgelaufen oder widerrufen. Bitten Sie Ihre Moderation um einen neuen.",
+    invalid_title: "Dieser Einladungslink funktioniert nicht",
+    invalid: "Der Link ist ungültig, abgelaufen oder wurde widerrufen – oder er wurde beim Kopieren abgeschnitten.",
+    invalid_what_to_do: "Bitte wenden Sie sich an die Moderation Ihres Prozesses und lassen Sie sich einen neuen persönlichen Link schicken.",
+    invalid_signed_in: "Sind Sie in diesem Browser schon angemeldet?",
+    open_app: "konsens öffnen",
     role_facilitator: "Moderation",
     role_participant: "Teilnehmende",
     role_observer: "Beobachtende",
-    role_admin: "Verwaltung",
+    role_admin: "Administration",
 };
 
 /// `template` with each `{key}` replaced by its (already escaped) value, in

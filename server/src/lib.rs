@@ -37,7 +37,7 @@ pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT_SECS, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_EVICT_SECS, DEFAULT_LISTEN,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_OPERATIONS,
     DEFAULT_MESSAGES_PER_SECOND, DEFAULT_OUTBOUND_QUEUE, DEFAULT_REQUEST_TIMEOUT_SECS, DEFAULT_THROTTLE_CLOSE_SECS,
-    DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE, DEFAULT_WORKER_THREADS, Limits, PublicUrl, PublicUrlError, ServerConfig,
+    DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE, DEFAULT_WORKER_THREADS, DemoLanguage, Limits, PublicUrl, PublicUrlError, ServerConfig,
 };
 pub use error::ServerError;
 
@@ -125,9 +125,10 @@ impl Server {
         })
     }
 
-    /// Write the demo process (`--demo`) unless it is there already; returns its id.
-    pub fn seed_demo(&self) -> Result<konsens_sync::DocumentId, ServerError> {
-        demo::seed(&self.hub.store)
+    /// Write the demo process (`--demo`) in `language` unless it is there
+    /// already; returns its id.
+    pub fn seed_demo(&self, language: DemoLanguage) -> Result<konsens_sync::DocumentId, ServerError> {
+        demo::seed(&self.hub.store, language)
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {

@@ -88,11 +88,32 @@ struct Args {
     /// Seed an example process (once) before serving.
     #[arg(long)]
     demo: bool,
+    /// Language of the example process's content (`--demo`).
+    #[arg(long, value_enum, default_value_t = DemoLang::De)]
+    demo_lang: DemoLang,
     /// The URL browsers reach the server at, e.g. https://konsens.example.org
     /// behind a TLS proxy: links start with it, only its origin may use the
     /// session cookie, and with https the cookie is Secure.
     #[arg(long, env = "KONSENS_PUBLIC_URL")]
     public_url: Option<konsens_server::PublicUrl>,
+}
+
+/// `--demo-lang`: the languages the example process is written in.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DemoLang {
+    /// German (the default).
+    De,
+    /// English.
+    En,
+}
+
+impl From<DemoLang> for konsens_server::DemoLanguage {
+    fn from(lang: DemoLang) -> Self {
+        match lang {
+            DemoLang::De => Self::German,
+            DemoLang::En => Self::English,
+        }
+    }
 }
 
 impl Args {
@@ -177,10 +198,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("open {}/join/{token}", base.trim_end_matches('/'));
         return Ok(());
     }
-    let demo = args.demo;
+    let demo = args.demo.then_some(args.demo_lang);
     let server = Server::bind(args.into_config()).await.context("starting konsens-server")?;
-    if demo {
-        let id = server.seed_demo().context("seeding the demo process")?;
+    if let Some(language) = demo {
+        let id = server.seed_demo(language.into()).context("seeding the demo process")?;
         tracing::info!(url = %format!("/p/{id}"), "demo process ready");
     }
     server.run(shutdown_signal()).await.context("running konsens-server")?;

@@ -2,7 +2,9 @@
 //! from `server/web/src/` with npm and committed) is compiled in with
 //! `include_bytes!`, so the one run command serves the app with no Node on the
 //! machine. `/`, `/p/<id>` and `/r/<id>` are the app's own routes and all get
-//! `index.html`; the script routes in the browser.
+//! `index.html`; the script routes in the browser. `/sw.js` is the service
+//! worker that keeps these assets on the member's device for offline use
+//! (its cache is named after the bundle's hash, see `server/web/build.mjs`).
 
 use std::sync::OnceLock;
 
@@ -44,6 +46,7 @@ static INDEX: Asset = Asset::new(include_bytes!("../web/dist/index.html"), "text
 static APP_JS: Asset = Asset::new(include_bytes!("../web/dist/assets/app.js"), "text/javascript; charset=utf-8", false);
 static APP_CSS: Asset = Asset::new(include_bytes!("../web/dist/assets/app.css"), "text/css; charset=utf-8", false);
 static WASM: Asset = Asset::new(include_bytes!("../web/dist/assets/automerge.wasm.gz"), "application/wasm", true);
+static SERVICE_WORKER: Asset = Asset::new(include_bytes!("../web/dist/sw.js"), "text/javascript; charset=utf-8", false);
 
 /// The app's routes, to be merged into the server's router.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -54,6 +57,18 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/assets/app.js", get(|headers: HeaderMap| async move { serve(&APP_JS, &headers) }))
         .route("/assets/app.css", get(|headers: HeaderMap| async move { serve(&APP_CSS, &headers) }))
         .route("/assets/automerge.wasm", get(|headers: HeaderMap| async move { serve(&WASM, &headers) }))
+        .route("/sw.js", get(service_worker))
+}
+
+/// The service worker, for the whole origin (`Service-Worker-Allowed: /`:
+/// it is served from the root already, so this states the scope it is
+/// registered with rather than widening it). Browsers check it for updates
+/// on every navigation, bypassing their HTTP cache; `no-cache` keeps proxies
+/// from serving an old one.
+async fn service_worker(headers: HeaderMap) -> Response {
+    let mut response = serve(&SERVICE_WORKER, &headers);
+    response.headers_mut().insert("service-worker-allowed", HeaderValue::from_static("/"));
+    response
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -119,6 +134,19 @@ mod tests {
         assert!(accepts_gzip(&h));
         h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br;q=1.0, gzip;q=0"));
         assert!(!accepts_gzip(&h));
+    }
+
+    #[tokio::test]
+    async fn the_service_worker_is_served_for_the_whole_origin() {
+        let response = service_worker(HeaderMap::new()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let h = response.headers();
+        assert_eq!(h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some("text/javascript; charset=utf-8"));
+        assert_eq!(h.get("service-worker-allowed").and_then(|v| v.to_str().ok()), Some("/"));
+        assert_eq!(h.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()), Some("no-cache"));
+        let source = std::str::from_utf8(SERVICE_WORKER.bytes).unwrap_or_default();
+        assert!(!source.contains("__KONSENS_BUILD__"), "the build wrote the bundle's hash into the worker");
+        assert!(source.contains("(api|sync|join|health)"), "the worker names what it never keeps");
     }
 
     #[test]

@@ -85,7 +85,7 @@ test("a comment on a phrase survives concurrent edits around it", async () => {
   await card.getByLabel("Your reply").fill("Placement and travel.")
   await card.getByRole("button", { name: "Reply" }).click()
   await a.page.locator(".comment .replies", { hasText: "Placement and travel." }).waitFor({ timeout: 15_000 })
-  await a.page.locator(".comment", { hasText: "Which fees exactly?" }).getByRole("button", { name: "Resolve" }).click()
+  await a.page.locator(".comment", { hasText: "Which fees exactly?" }).getByRole("button", { name: "Mark as resolved" }).click()
   await b.page.locator(".comment.is-resolved", { hasText: "Which fees exactly?" }).waitFor({ state: "attached", timeout: 15_000 })
   assert.equal(await anchored(b.page), "", "a resolved comment is no longer highlighted")
   await a.context.close()

@@ -1,7 +1,7 @@
 // A first-time participant with a German browser: asked for name and
-// organisation, then the demo process (konsens-server --demo) with its
-// workshops, filters, German labels in the editor, history, and the report
-// download.
+// organisation, then the demo process (konsens-server --demo, German by
+// default) with its workshops, filters, German labels in the editor,
+// history, and the report download.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
 import { readFile } from "node:fs/promises"
@@ -37,18 +37,18 @@ test("demo process, filters, German labels, history and report download", async 
   await page.waitForFunction(() => document.querySelectorAll("#workshops li.rec").length === 1)
   assert.match(await page.locator("#workshops li.rec").innerText(), /Angenommen/)
   await page.getByLabel("Nach Status filtern").selectOption("")
-  await page.getByLabel("Nach Branche filtern").selectOption("green skills")
+  await page.getByLabel("Nach Branche filtern").selectOption("Green Skills")
   await page.waitForFunction(() => document.querySelectorAll("#workshops li.rec").length === 2)
 
   const download = page.waitForEvent("download")
   await page.getByRole("button", { name: "Bericht herunterladen (Markdown)" }).click()
   const report = await readFile(await (await download).path(), "utf8")
-  assert.match(report, /One-stop recognition within three months/)
+  assert.match(report, /Anerkennung aus einer Hand innerhalb von drei Monaten/)
 
   await page.getByLabel("Nach Branche filtern").selectOption("")
-  await page.getByRole("link", { name: "One-stop recognition within three months" }).click()
+  await page.getByRole("link", { name: "Anerkennung aus einer Hand innerhalb von drei Monaten" }).click()
   await page.getByRole("textbox", { name: "Empfehlung", exact: true }).waitFor()
-  assert.equal(await page.getByLabel("Titel", { exact: true }).inputValue(), "One-stop recognition within three months")
+  assert.equal(await page.getByLabel("Titel", { exact: true }).inputValue(), "Anerkennung aus einer Hand innerhalb von drei Monaten")
   for (const name of ["Problem", "Empfehlung", "Begründung"]) await page.getByRole("textbox", { name, exact: true }).waitFor()
   assert.match(await page.locator("#endorsements").innerText(), /Gewerkschaft Bau/)
 

@@ -316,7 +316,7 @@ async fn an_invitation_link_asks_before_it_sets_the_session() -> Result<()> {
         let reply = request(w.addr(), method, "/join/not-a-token", &[("Accept-Language", "de"), ("Sec-Fetch-Site", "same-origin")], None).await?;
         assert_eq!(reply.status, 401, "{method}");
         assert!(reply.header("set-cookie").is_none());
-        assert!(reply.body.contains("Einladungslink ist ungültig"), "{}", reply.body);
+        assert!(reply.body.contains("Dieser Einladungslink funktioniert nicht"), "{}", reply.body);
     }
     Ok(())
 }

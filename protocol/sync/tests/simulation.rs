@@ -1156,7 +1156,7 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
         None => (0..env_u64("KONSENS_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect(),
     };
     let mut total = Stats::default();
-    let (mut deferred_rounds, mut received_known) = (0, 0);
+    let (mut deferred_rounds, mut received_known, mut since_recent) = (0, 0, 0);
     let mut failures = Vec::new();
     for &seed in &seeds {
         let fast = run_seed(seed, true, false);
@@ -1172,6 +1172,7 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
                 total.add(&fast.stats);
                 deferred_rounds += fast.fast.deferred;
                 received_known += fast.fast.received_known;
+                since_recent += fast.fast.since_recent;
                 if !fast.same_run(&slow) {
                     let text = format!(
                         "fast paths on and off differ: heads equal {}, acknowledged equal {}, stats on {:?} off {:?}",
@@ -1194,12 +1195,13 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
             }
         }
     }
-    println!("{} seeds (each with fast paths on and off), totals with fast paths on: {total:#?}; deferred rounds {deferred_rounds}, received on the recent graph {received_known}", seeds.len());
+    println!("{} seeds (each with fast paths on and off), totals with fast paths on: {total:#?}; deferred rounds {deferred_rounds}, received on the recent graph {received_known}, changes since a recorded state {since_recent}", seeds.len());
     if seeds.len() >= 20 {
         // Reconnects and reloads happen in most seeds; resuming must be exercised.
         assert!(total.sync_states_saved > 0 && total.sync_states_restored > 0, "no sync state was kept or restored: {total:#?}");
         assert!(deferred_rounds > 0, "no server deferred a change");
         assert!(received_known > 0, "no server received on the recent changes' graph");
+        assert!(since_recent > 0, "no peer's changes were taken from a recorded state");
     }
     assert!(
         failures.is_empty(),

@@ -1,5 +1,5 @@
 // The Repo, and what the header shows about it: online / offline / syncing,
-// and how many local changes the server has not acknowledged yet. konsens
+// and in how many fields the server has not acknowledged local edits yet. konsens
 // advertises heads only once they are flushed to disk, so "acknowledged"
 // here means "safe on the server" (see README: Connecting a client). And the
 // server's refusals, which the WebSocket adapter itself only logs.
@@ -61,14 +61,52 @@ function watchRefusals(adapter, onRefusal) {
   }
 }
 
+// What the server has, kept across reloads: its storage id, and for each
+// document the heads it last acknowledged. A reload without a connection
+// still knows what is not on the server yet.
+const SERVER_KEY = "konsens.server"
+const KEEP_HEADS = 500
+
+function loadServer() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(SERVER_KEY) ?? "null")
+    if (kept && typeof kept.storageId === "string" && kept.heads && typeof kept.heads === "object") return kept
+  } catch {
+    // A damaged entry: start over, the next sync fills it.
+  }
+  return { storageId: null, heads: {} }
+}
+
+// The top-level keys of a document, as the member knows them. A text field
+// edited a hundred times is one field with unsaved edits; each comment is one.
+const NAMED = new Set(["title", "description", "problem", "recommendation", "rationale", "addressees", "sectors"])
+const BOOKKEEPING = new Set(["authors"])
+function fieldOf(path) {
+  const [top, next] = path
+  if (BOOKKEEPING.has(top)) return null
+  if (NAMED.has(top)) return { key: top, label: top }
+  if (top === "status" || top === "statusLog") return { key: "status", label: "field_status" }
+  if (top === "comments") return { key: `comments/${next ?? ""}`, label: "field_comments" }
+  if (top === "endorsements") return { key: `endorsements/${next ?? ""}`, label: "field_endorsements" }
+  if (top === "workshops" || top === "recommendations") return { key: "workshops", label: "field_workshops" }
+  return { key: String(top), label: "field_other" }
+}
+
 class ConnectionStatus {
   constructor(adapter) {
     this.connected = false
-    this.storageId = null
+    this.server = loadServer()
+    this.storageId = this.server.storageId
     this.handles = new Set()
     this.listeners = new Set()
     adapter.on("peer-candidate", ({ peerMetadata }) => {
-      this.storageId = peerMetadata?.storageId ?? this.storageId
+      const storageId = peerMetadata?.storageId
+      if (storageId && storageId !== this.server.storageId) {
+        // Another server (or its data was reset): what we knew of it is void.
+        this.server = { storageId, heads: {} }
+        this.save()
+      }
+      this.storageId = storageId ?? this.storageId
       this.setConnected(true)
     })
     adapter.on("peer-disconnected", () => this.setConnected(false))
@@ -89,29 +127,82 @@ class ConnectionStatus {
     this.notify()
   }
 
+  save() {
+    try {
+      const ids = Object.keys(this.server.heads)
+      for (const id of ids.slice(0, Math.max(0, ids.length - KEEP_HEADS))) delete this.server.heads[id]
+      localStorage.setItem(SERVER_KEY, JSON.stringify(this.server))
+    } catch {
+      // No storage (private mode, full quota): pending is known while the page lives.
+    }
+  }
+
+  /** The heads the server acknowledged for `handle` (hex), or null if we never heard. */
+  serverHeads(handle) {
+    const id = handle.documentId
+    const told = this.storageId ? handle.getSyncInfo(this.storageId)?.lastHeads : null
+    if (told) {
+      const heads = decodeHeads(told)
+      const kept = this.server.heads[id]
+      if (!kept || !sameHeads(kept, heads)) {
+        // Re-inserted, so the most recently synced documents are the ones kept.
+        delete this.server.heads[id]
+        this.server.heads[id] = heads
+        this.saveSoon()
+      }
+      return heads
+    }
+    return this.server.heads[id] ?? null
+  }
+
+  saveSoon() {
+    if (this.saving) return
+    this.saving = setTimeout(() => {
+      this.saving = null
+      this.save()
+    }, 500)
+  }
+
+  /**
+   * What the server does not have yet, as a member would name it: the
+   * fields (and comments, and positions) with edits it has not
+   * acknowledged, not the number of Automerge changes (one per keystroke).
+   * `unsynced` is whether any document differs from the server at all.
+   */
   pending() {
-    // Before the first contact there is nothing to compare with.
-    if (!this.storageId) return 0
-    let count = 0
+    const fields = new Map()
+    let unsynced = false
+    if (!this.storageId) return { count: 0, labels: [], unsynced }
     for (const handle of this.handles) {
       if (!handle.isReady()) continue
       const doc = handle.doc()
       const ours = A.getHeads(doc)
-      const theirs = decodeHeads(handle.getSyncInfo(this.storageId)?.lastHeads ?? [])
-      if (sameHeads(ours, theirs)) continue
+      const theirs = this.serverHeads(handle)
+      if (theirs && sameHeads(ours, theirs)) continue
+      unsynced = true
+      const id = handle.documentId
+      if (!theirs || theirs.length === 0) {
+        fields.set(`${id}:document`, "field_document")
+        continue
+      }
+      // The server has changes we have not received yet: we are behind, and
+      // whether we are also ahead shows once they are here.
+      if (!A.hasHeads(doc, theirs)) continue
       try {
-        // Changes we have that are not behind the server's heads.
-        count += A.hasHeads(doc, theirs) ? A.getChangesSince(doc, theirs).length : 1
+        for (const patch of A.diff(doc, theirs, ours)) {
+          const field = fieldOf(patch.path)
+          if (field) fields.set(`${id}:${field.key}`, field.label)
+        }
       } catch {
-        count += 1
+        fields.set(`${id}:other`, "field_other")
       }
     }
-    return count
+    return { count: fields.size, labels: [...new Set(fields.values())], unsynced }
   }
 
   state() {
-    const pending = this.pending()
-    return { state: !this.connected ? "offline" : pending > 0 ? "syncing" : "online", pending }
+    const { count, labels, unsynced } = this.pending()
+    return { state: !this.connected ? "offline" : unsynced ? "syncing" : "online", pending: count, fields: labels, connected: this.connected }
   }
 
   subscribe(fn) {

@@ -26,8 +26,9 @@ const STRINGS = {
     filterStatus: "Filter by status",
     filterSector: "Filter by sector",
     all: "All",
-    endorsementsCount: "{n} endorsements",
-    endorsementsCount_one: "1 endorsement",
+    endorsementsCount: "{n} positions",
+    endorsementsCount_one: "1 position",
+    endorsementsCount_other: "{n} positions",
     openComments: "{n} open comments",
     openComments_one: "1 open comment",
     exportMarkdown: "Download report (Markdown)",
@@ -54,7 +55,7 @@ const STRINGS = {
     cancel: "Cancel",
     reply: "Reply",
     replyBody: "Your reply",
-    resolve: "Resolve",
+    resolve: "Mark as resolved",
     reopen: "Reopen",
     resolved: "Resolved",
     showResolved: "Resolved comments ({n})",
@@ -62,7 +63,7 @@ const STRINGS = {
     textGone: "(the commented text was deleted)",
     endorsements: "Endorsements",
     noEndorsements: "No organisation has taken a position yet.",
-    stance: "Position of {org}",
+    stance: "Position of your organisation ({org})",
     support: "Support", concerns: "Concerns", object: "Object",
     endorsementNote: "Note (optional)",
     endorse: "Save position",
@@ -81,9 +82,9 @@ const STRINGS = {
     unknownAuthor: "unknown author",
     online: "Online",
     offline: "Offline",
-    syncing: "Syncing…",
-    pending: "{n} changes not yet on the server",
-    pending_one: "1 change not yet on the server",
+    syncing: "Syncing …",
+    pending: "Unsaved edits in {n} fields",
+    pending_one: "Unsaved edits in 1 field",
     allSaved: "All changes saved on the server",
     needInvitation: "This konsens server is private. Open the personal invitation link your facilitator sent you.",
     members: "Members",
@@ -96,13 +97,13 @@ const STRINGS = {
     role_participant: "participant",
     role_observer: "observer",
     revoke: "Revoke access",
-    identityTitle: "Welcome to konsens",
-    identityIntro: "Before you start writing: who are you? Others will see your name next to your changes.",
+    identityTitle: "About you",
+    identityIntro: "Others see your name and organisation next to your edits and comments.",
     yourName: "Your name",
     yourOrganisation: "Your organisation",
     save: "Save",
-    changeIdentity: "Change name or organisation",
-    loading: "Loading…",
+    changeIdentity: "Name and organisation",
+    loading: "Loading …",
     notFound: "This document could not be found. Check the link, or try again once you are online.",
     wrongKind: "This document is not a {kind}.",
     backToProcess: "Back to the process",
@@ -131,6 +132,26 @@ const STRINGS = {
     changedSinceAdoptionFacilitator: "These edits were merged after the adoption: they were written before their authors knew of it (for example offline). The report keeps the adopted wording. Re-open the recommendation to take them up, or leave it adopted.",
     changedSinceAdoptionMember: "These edits were merged after the adoption: they were written before their authors knew of it (for example offline). The report keeps the adopted wording; a facilitator decides whether to re-open the recommendation.",
     role_admin: "administrator",
+    // The app shell: identity, offline, breadcrumb (main.js, connection.js, recommendation.js)
+    pending_other: "Unsaved edits in {n} fields",
+    pendingDetail: "Not on the server yet: {fields}",
+    field_comments: "comments",
+    field_endorsements: "position of your organisation",
+    field_status: "status",
+    field_document: "new document",
+    field_workshops: "workshops",
+    field_other: "other details",
+    identityVerifiedTitle: "Signed in as",
+    identityVerifiedNote: "Your name and organisation come from your personal invitation and cannot be changed here. If they are wrong, ask the facilitators of your process for a new invitation.",
+    identityVerifiedNoteFacilitator: "Your name and organisation come from your personal invitation and cannot be changed here. If they are wrong, ask the administrator for a new invitation.",
+    identityVerifiedNoteAdmin: "This is the administrator's access. The name comes from the server and cannot be changed here.",
+    identityRole: "Role: {role}",
+    close: "Close",
+    breadcrumb: "You are here",
+    presenceOffline: "Offline: who else is here shows again once you are back online.",
+    waitingForConnection: "This document is not stored on this device yet. It opens as soon as you are back online.",
+    menu: "Menu",
+    resolvedBadge: "Resolved",
     // Refusals (refusals.js, recovery.js)
     refusalNoticeLabel: "Changes the server did not accept",
     refusalTitle: "Not accepted by the server:",
@@ -270,6 +291,7 @@ const STRINGS = {
     all: "Alle",
     endorsementsCount: "{n} Positionierungen",
     endorsementsCount_one: "1 Positionierung",
+    endorsementsCount_other: "{n} Positionierungen",
     openComments: "{n} offene Kommentare",
     openComments_one: "1 offener Kommentar",
     exportMarkdown: "Bericht herunterladen (Markdown)",
@@ -284,7 +306,7 @@ const STRINGS = {
     status: "Status",
     statusNote: "Notiz zur Statusänderung",
     changeStatus: "Status ändern",
-    moveTo: "Wechseln zu",
+    moveTo: "Neuer Status",
     statusLog: "Statusverlauf",
     draft: "Entwurf", discussion: "Diskussion", consensus: "Konsens", adopted: "Angenommen", rejected: "Abgelehnt",
     comments: "Kommentare",
@@ -296,7 +318,7 @@ const STRINGS = {
     cancel: "Abbrechen",
     reply: "Antworten",
     replyBody: "Ihre Antwort",
-    resolve: "Erledigt",
+    resolve: "Als erledigt markieren",
     reopen: "Wieder öffnen",
     resolved: "Erledigt",
     showResolved: "Erledigte Kommentare ({n})",
@@ -304,7 +326,7 @@ const STRINGS = {
     textGone: "(der kommentierte Text wurde gelöscht)",
     endorsements: "Positionierungen",
     noEndorsements: "Noch keine Organisation hat sich positioniert.",
-    stance: "Position von {org}",
+    stance: "Position Ihrer Organisation ({org})",
     support: "Unterstützung", concerns: "Bedenken", object: "Ablehnung",
     endorsementNote: "Notiz (optional)",
     endorse: "Position speichern",
@@ -320,12 +342,12 @@ const STRINGS = {
     readOnly: "Dies ist eine frühere Fassung; sie kann nicht bearbeitet werden.",
     changesSince: "Änderungen zwischen dieser Fassung und jetzt",
     noDifferences: "Keine Unterschiede.",
-    unknownAuthor: "unbekannt",
+    unknownAuthor: "Person unbekannt",
     online: "Online",
     offline: "Offline",
-    syncing: "Synchronisiere…",
-    pending: "{n} Änderungen noch nicht auf dem Server",
-    pending_one: "1 Änderung noch nicht auf dem Server",
+    syncing: "Wird synchronisiert …",
+    pending: "Ungespeicherte Änderungen in {n} Feldern",
+    pending_one: "Ungespeicherte Änderungen in 1 Feld",
     allSaved: "Alle Änderungen auf dem Server gespeichert",
     needInvitation: "Dieser konsens-Server ist nicht öffentlich. Öffnen Sie den persönlichen Einladungslink, den Sie von Ihrer Moderation erhalten haben.",
     members: "Mitglieder",
@@ -338,13 +360,13 @@ const STRINGS = {
     role_participant: "Teilnehmende",
     role_observer: "Beobachtende",
     revoke: "Zugang entziehen",
-    identityTitle: "Willkommen bei konsens",
-    identityIntro: "Bevor Sie loslegen: Wer sind Sie? Andere sehen Ihren Namen bei Ihren Änderungen.",
+    identityTitle: "Ihre Angaben",
+    identityIntro: "Andere sehen Ihren Namen und Ihre Organisation bei Ihren Änderungen und Kommentaren.",
     yourName: "Ihr Name",
     yourOrganisation: "Ihre Organisation",
     save: "Speichern",
-    changeIdentity: "Name oder Organisation ändern",
-    loading: "Wird geladen…",
+    changeIdentity: "Name und Organisation",
+    loading: "Wird geladen …",
     notFound: "Dieses Dokument wurde nicht gefunden. Prüfen Sie den Link oder versuchen Sie es erneut, wenn Sie online sind.",
     wrongKind: "Dieses Dokument ist nicht vom Typ „{kind}“.",
     backToProcess: "Zurück zum Prozess",
@@ -354,7 +376,7 @@ const STRINGS = {
     bulletList: "Aufzählung",
     heading: "Überschrift",
     formatting: "Formatierung: {field}",
-    forbiddenMove: "Eine Empfehlung kann nicht von {from} zu {to} wechseln.",
+    forbiddenMove: "Eine Empfehlung kann nicht von „{from}“ zu „{to}“ wechseln.",
     workshop: "Workshop",
     by: "von {name}",
     process: "Prozess",
@@ -373,6 +395,26 @@ const STRINGS = {
     changedSinceAdoptionFacilitator: "Diese Änderungen kamen nach der Annahme dazu: Sie wurden geschrieben, bevor ihre Autorinnen und Autoren davon wussten (zum Beispiel offline). Der Bericht enthält den angenommenen Wortlaut. Öffnen Sie die Empfehlung wieder, um die Änderungen aufzunehmen, oder lassen Sie sie angenommen.",
     changedSinceAdoptionMember: "Diese Änderungen kamen nach der Annahme dazu: Sie wurden geschrieben, bevor ihre Autorinnen und Autoren davon wussten (zum Beispiel offline). Der Bericht enthält den angenommenen Wortlaut; die Moderation entscheidet, ob die Empfehlung wieder geöffnet wird.",
     role_admin: "Administration",
+    // Die App-Hülle: Identität, offline, Navigationspfad (main.js, connection.js, recommendation.js)
+    pending_other: "Ungespeicherte Änderungen in {n} Feldern",
+    pendingDetail: "Noch nicht auf dem Server: {fields}",
+    field_comments: "Kommentare",
+    field_endorsements: "Position Ihrer Organisation",
+    field_status: "Status",
+    field_document: "neues Dokument",
+    field_workshops: "Workshops",
+    field_other: "weitere Angaben",
+    identityVerifiedTitle: "Angemeldet als",
+    identityVerifiedNote: "Name und Organisation stammen aus Ihrer persönlichen Einladung und lassen sich hier nicht ändern. Stimmt etwas nicht, bitten Sie die Moderation Ihres Prozesses um eine neue Einladung.",
+    identityVerifiedNoteFacilitator: "Name und Organisation stammen aus Ihrer persönlichen Einladung und lassen sich hier nicht ändern. Stimmt etwas nicht, bitten Sie die Administration um eine neue Einladung.",
+    identityVerifiedNoteAdmin: "Dies ist der Zugang der Administration. Der Name stammt vom Server und lässt sich hier nicht ändern.",
+    identityRole: "Rolle: {role}",
+    close: "Schließen",
+    breadcrumb: "Sie sind hier",
+    presenceOffline: "Offline: Wer sonst hier ist, sehen Sie wieder, sobald die Verbindung steht.",
+    waitingForConnection: "Dieses Dokument ist auf diesem Gerät noch nicht gespeichert. Es öffnet sich, sobald die Verbindung wieder steht.",
+    menu: "Menü",
+    resolvedBadge: "Erledigt",
     // Zurückgewiesene Änderungen (refusals.js, recovery.js)
     refusalNoticeLabel: "Vom Server nicht angenommene Änderungen",
     refusalTitle: "Vom Server nicht angenommen:",
@@ -494,14 +536,60 @@ export const lang = (navigator.languages?.length ? navigator.languages : [naviga
   ? "de"
   : "en"
 
+/** The locale for Intl: German as printed in Germany, English as in Britain (day before month). */
+export const locale = lang === "de" ? "de-DE" : "en-GB"
+
+const plurals = new Intl.PluralRules(locale)
+const numbers = new Intl.NumberFormat(locale)
+
+/**
+ * The string `key` in the member's language with `{name}` placeholders
+ * filled. With a number `n`, the plural form the language's rules choose
+ * (`key_one`, `key_other`, …, see Intl.PluralRules), else `key` itself; a
+ * string missing in German falls back to English.
+ */
 export function t(key, vars = {}) {
-  // One form for exactly one, another for every other number (enough for English and German).
-  const k = vars.n === 1 && (STRINGS[lang][`${key}_one`] ?? STRINGS.en[`${key}_one`]) ? `${key}_one` : key
-  const template = STRINGS[lang][k] ?? STRINGS.en[k] ?? key
-  return template.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`))
+  const table = STRINGS[lang]
+  let template
+  if (typeof vars.n === "number") {
+    const form = `${key}_${plurals.select(vars.n)}`
+    template = table[form] ?? table[key] ?? STRINGS.en[`${key}_${new Intl.PluralRules("en").select(vars.n)}`]
+  }
+  template ??= table[key] ?? STRINGS.en[key] ?? key
+  return template.replace(/\{(\w+)\}/g, (_, name) => {
+    if (!(name in vars)) return `{${name}}`
+    const value = vars[name]
+    return typeof value === "number" ? numbers.format(value) : String(value)
+  })
 }
 
+/** A moment (milliseconds since the epoch) as people write it: "20. Januar 2027, 14:05" / "20 January 2027, 14:05". */
 export function formatTime(ms) {
   if (!ms) return ""
-  return new Intl.DateTimeFormat(lang === "de" ? "de-DE" : "en-GB", { dateStyle: "medium", timeStyle: "short" }).format(new Date(ms))
+  const date = new Date(ms)
+  if (Number.isNaN(date.getTime())) return ""
+  return `${formatDay(date)}, ${new Intl.DateTimeFormat(locale, { timeStyle: "short" }).format(date)}`
+}
+
+/**
+ * A calendar date as people write it ("20. Januar 2027" / "20 January 2027"):
+ * an ISO date "2027-01-20" (as workshops store it), or a Date. Anything else
+ * is returned as it is.
+ */
+export function formatDate(value) {
+  if (value instanceof Date) return formatDay(value)
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(value ?? "").trim())
+  if (!m) return String(value ?? "")
+  // Noon UTC, formatted in UTC: the same day in every time zone.
+  const date = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), 12))
+  return Number.isNaN(date.getTime()) ? String(value) : formatDay(date, "UTC")
+}
+
+function formatDay(date, timeZone) {
+  return new Intl.DateTimeFormat(locale, { dateStyle: "long", ...(timeZone ? { timeZone } : {}) }).format(date)
+}
+
+/** A list as people say it: "Titel, Problem und Begründung" / "title, problem and rationale". */
+export function formatList(items) {
+  return new Intl.ListFormat(locale, { style: "long", type: "conjunction" }).format(items)
 }

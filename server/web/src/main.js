@@ -4,7 +4,7 @@
 import "./style.css"
 import { initializeWasm } from "@automerge/automerge/slim"
 import { h, fill, field } from "./dom.js"
-import { t, lang } from "./i18n.js"
+import { t, lang, formatList } from "./i18n.js"
 import { identity, saveIdentity, adoptServerIdentity, setSession } from "./model.js"
 import { openRepo } from "./connection.js"
 import * as A from "@automerge/automerge/slim"
@@ -20,6 +20,7 @@ let cleanup = () => {}
 async function boot() {
   document.documentElement.lang = lang
   document.title = t("appName")
+  keepForOffline()
   await initializeWasm(fetch("/assets/automerge.wasm"))
   // Under access control the server knows who we are (the invitation link
   // set a session cookie): use its verified name instead of asking.
@@ -47,15 +48,13 @@ async function boot() {
   }
   app.onRecovered = () => route(app)
   header(app)
-  // The server's identity is not ours to edit.
-  if (!app.me.open) document.getElementById("identity")?.setAttribute("disabled", "")
   document.addEventListener("click", event => {
     const link = event.target.closest?.("a[href]")
     if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return
     const url = new URL(link.href)
     if (url.origin !== location.origin || link.hasAttribute("download") || !/^\/($|p\/|r\/)/.test(url.pathname)) return
     event.preventDefault()
-    navigate(url.pathname + url.search)
+    navigate(url.pathname + url.search + url.hash)
   })
   window.addEventListener("popstate", () => route(app))
   route(app)
@@ -82,21 +81,54 @@ function route(app) {
   else view = startPage(app)
   cleanup = () => view?.destroy?.()
   main.focus({ preventScroll: true })
+  if (location.hash) scrollToTarget(decodeURIComponent(location.hash.slice(1)))
+}
+
+/**
+ * A link into a page (`/p/<id>#ws-<workshop>`, the breadcrumb's workshop):
+ * the page draws once its document is loaded, so wait a little for the target.
+ */
+function scrollToTarget(id) {
+  const until = Date.now() + 3000
+  const look = () => {
+    const el = document.getElementById(id)
+    if (el) el.scrollIntoView({ block: "start" })
+    else if (Date.now() < until) setTimeout(look, 50)
+  }
+  look()
+}
+
+/**
+ * Keep the app itself on this device (sw.js), so that a reload without a
+ * connection opens it and the documents kept in IndexedDB. Service workers
+ * need a secure context (https, or localhost); elsewhere the app still
+ * works online.
+ */
+function keepForOffline() {
+  if (!("serviceWorker" in navigator) || !window.isSecureContext) return
+  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(err => console.warn("konsens: the app is not kept for offline use", err))
 }
 
 function header(app) {
-  const statusEl = h("span", { id: "connection", role: "status", "aria-live": "polite", "data-state": "offline", "data-pending": "0" })
-  app.status.subscribe(({ state, pending }) => {
+  const statusText = h("span", { class: "status-text" })
+  const statusEl = h("span", { id: "connection", role: "status", "aria-live": "polite", "data-state": "offline", "data-pending": "0" }, h("span", { class: "dot", "aria-hidden": "true" }), statusText)
+  app.status.subscribe(({ state, pending, fields }) => {
     statusEl.dataset.state = state
     statusEl.dataset.pending = String(pending)
-    fill(statusEl, h("span", { class: "dot", "aria-hidden": "true" }), t(state), pending > 0 ? ` · ${t("pending", { n: pending })}` : "")
-    statusEl.title = pending > 0 ? t("pending", { n: pending }) : state === "online" ? t("allSaved") : t(state)
+    const said = pending > 0 ? t("pending", { n: pending }) : t(state)
+    fill(statusText, said)
+    // The dot alone stands for the state on a phone: the words stay for screen readers and as a tooltip.
+    const detail = pending > 0 && fields.length ? ` (${t("pendingDetail", { fields: formatList(fields.map(f => t(f))) })})` : ""
+    statusEl.title = pending > 0 ? `${said}${detail}` : state === "online" ? t("allSaved") : t(state)
+    statusEl.setAttribute("aria-label", statusEl.title)
   })
-  const who = h("button", { type: "button", class: "link", id: "identity", onClick: () => identityForm(() => route(app), true) })
+  const who = h("button", { type: "button", class: "link who-am-i", id: "identity", onClick: () => identityForm(() => route(app), true) })
   const updateWho = () => {
     const me = identity()
-    fill(who, me ? `${me.name} (${me.organisation})` : "")
-    who.setAttribute("aria-label", `${t("changeIdentity")}: ${me ? `${me.name}, ${me.organisation}` : ""}`)
+    const label = me ? (me.organisation ? `${me.name} (${me.organisation})` : me.name) : ""
+    fill(who, h("span", { class: "who-label", id: "identity-label" }, h("span", { class: "who-name" }, me?.name ?? ""), me?.organisation ? h("span", { class: "who-org" }, ` (${me.organisation})`) : null))
+    who.title = label
+    who.setAttribute("aria-label", `${t("changeIdentity")}: ${label}`)
   }
   updateWho()
   app.updateWho = updateWho
@@ -105,9 +137,41 @@ function header(app) {
   bar.after(refusalNotice())
 }
 
+/**
+ * Who writes here. On an --open server people name themselves (asked once,
+ * kept in this browser). A member of a secure server is who the server
+ * says: the name and organisation of their invitation, shown, not edited
+ * (the server would ignore an edit: it records who delivered each change).
+ */
 function identityForm(done, editing = false) {
-  cleanup()
   const me = identity()
+  const session = window.konsens?.me
+  if (session && !session.open && me) {
+    cleanup()
+    const admin = session.role === "admin"
+    fill(
+      main,
+      h(
+        "section",
+        { class: "card narrow", id: "identity-card", "aria-labelledby": "identity-title" },
+        h("h1", { id: "identity-title" }, t("identityVerifiedTitle")),
+        h(
+          "dl",
+          { class: "identity-facts" },
+          h("dt", {}, t("memberName")),
+          h("dd", { id: "identity-name" }, me.name),
+          admin ? null : [h("dt", {}, t("memberOrganisation")), h("dd", { id: "identity-organisation" }, me.organisation)],
+          h("dt", {}, t("role")),
+          h("dd", { id: "identity-role" }, t(`role_${session.role}`))
+        ),
+        h("p", { class: "hint", id: "identity-note" }, t(admin ? "identityVerifiedNoteAdmin" : session.role === "facilitator" ? "identityVerifiedNoteFacilitator" : "identityVerifiedNote")),
+        h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onClick: done }, t("close")))
+      )
+    )
+    main.querySelector("button")?.focus()
+    return
+  }
+  cleanup()
   const name = h("input", { type: "text", required: true, autocomplete: "name", value: me?.name ?? "" })
   const org = h("input", { type: "text", required: true, autocomplete: "organization", value: me?.organisation ?? "" })
   const form = h(

@@ -15,11 +15,35 @@ import { createRichText } from "./richtext.js"
 import { historyPanel, wordDiff } from "./history.js"
 import { readOnlyNotice } from "./start.js"
 
-const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#e377c2", "#8c564b", "#ff7f0e", "#17becf"]
-const colorFor = participant => {
+// Presence colours: dark enough for white names on them (contrast ≥ 4.5:1)
+// and far apart from each other (CIELAB ΔE ≥ 37 for every pair; the
+// earlier palette had a purple and a pink 28 apart).
+export const PRESENCE_COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#9e5a00", "#5d4037"]
+const hashOf = participant => {
   let n = 0
-  for (const c of participant) n = (n * 31 + c.charCodeAt(0)) >>> 0
-  return COLORS[n % COLORS.length]
+  for (const c of String(participant)) n = (n * 31 + c.charCodeAt(0)) >>> 0
+  return n
+}
+const colorFor = participant => PRESENCE_COLOURS[hashOf(participant) % PRESENCE_COLOURS.length]
+
+/**
+ * The colour each person present is drawn in on this screen: their own
+ * choice unless someone drawn earlier has it (ourselves first, then by
+ * participant id), then the next free one. Two people share a colour only
+ * when there are more people than colours.
+ */
+function assignColours(mine, participants) {
+  const taken = new Set([mine.color])
+  const out = new Map([[mine.participant, mine.color]])
+  for (const participant of [...new Set(participants)].sort()) {
+    if (out.has(participant)) continue
+    const start = hashOf(participant) % PRESENCE_COLOURS.length
+    let colour = PRESENCE_COLOURS[start]
+    for (let i = 0; i < PRESENCE_COLOURS.length && taken.has(colour); i++) colour = PRESENCE_COLOURS[(start + i) % PRESENCE_COLOURS.length]
+    taken.add(colour)
+    out.set(participant, colour)
+  }
+  return out
 }
 
 /**
@@ -45,9 +69,19 @@ export function recommendationPage(app, id) {
   const root = h("div", { class: "editor-page" }, h("p", {}, t("loading")))
   fill(app.main, root)
 
+  // A document kept on this device opens from IndexedDB at once, connection
+  // or not. One that is not waits for the server, which offline never
+  // answers: say so instead of "Loading …" forever (it opens when back online).
+  let found = false
+  const waiting = setTimeout(() => {
+    if (alive && !found && !app.status.connected) fill(root, h("p", { role: "status", id: "waiting-for-connection" }, t("waitingForConnection")))
+  }, 1500)
+  cleanups.push(() => clearTimeout(waiting))
+
   app.repo
     .find(`automerge:${id}`)
     .then(handle => {
+      found = true
       if (!alive) return
       if (M.str(handle.doc()?.schema) !== M.RECOMMENDATION_SCHEMA) {
         fill(root, h("p", { role: "alert" }, t("wrongKind", { kind: t("recommendationKind") })))
@@ -79,11 +113,18 @@ function editor(app, handle, root) {
   const presence = new Presence({ handle })
   const user = { name: me.name, organisation: me.organisation, participant: me.participant, color: colorFor(me.participant) }
   presence.start({ initialState: { user, cursor: null }, heartbeatMs: 5000, peerTtlMs: 15000 })
-  const peers = () =>
-    Object.entries(presence.getPeerStates().value ?? {})
+  // Without a connection nobody's presence is current: show none (their
+  // last heartbeat would otherwise keep them "here" until it expires).
+  let connected = app.status.connected
+  const peers = () => {
+    if (!connected) return []
+    const list = Object.entries(presence.getPeerStates().value ?? {})
       .filter(([peerId]) => peerId !== app.repo.peerId)
       .map(([peerId, s]) => ({ peerId, ...s.value }))
       .filter(p => p.user?.name)
+    const colours = assignColours(user, list.map(p => p.user.participant ?? p.user.name))
+    return list.map(p => ({ ...p, user: { ...p.user, color: colours.get(p.user.participant ?? p.user.name) ?? p.user.color } }))
+  }
 
   // -- title --------------------------------------------------------------
   const title = h("input", { type: "text", id: "title", class: "title-input", autocomplete: "off", readonly: !wordingOpen(doc0) })
@@ -333,6 +374,7 @@ function editor(app, handle, root) {
     const replies = h("ol", { class: "replies" })
     const replyInput = h("input", { type: "text", "aria-label": t("replyBody"), placeholder: t("replyBody") })
     const resolveBtn = h("button", { type: "button" })
+    const state = h("span", { class: "badge resolved-badge", hidden: true }, t("resolvedBadge"))
     const replyForm = h(
       "form",
       {
@@ -362,7 +404,7 @@ function editor(app, handle, root) {
     // Observers read the discussion; they do not take part in it.
     replyForm.hidden = !mayWrite
     resolveBtn.hidden = !mayWrite
-    card = { el: h("article", { class: "comment", id: `comment-${cid}`, dataset: { comment: cid } }, quote, meta, body, replies, replyForm, resolveBtn), quote, meta, body, replies, resolveBtn }
+    card = { el: h("article", { class: "comment", id: `comment-${cid}`, dataset: { comment: cid } }, state, quote, meta, body, replies, replyForm, resolveBtn), quote, meta, body, replies, resolveBtn, state }
     cards.set(cid, card)
     return card
   }
@@ -389,6 +431,48 @@ function editor(app, handle, root) {
     h("button", { type: "submit" }, t("endorse"))
   )
 
+  // -- breadcrumb: process › workshop › this recommendation -----------------------
+  // Which workshop a recommendation belongs to is in its process document:
+  // the names are filled in once that is loaded (or left as plain links).
+  const crumbProcess = h("a", { href: processId ? `/p/${processId}` : "/", id: "crumb-process" }, t("backToProcess"))
+  const crumbWorkshop = h("a", { id: "crumb-workshop", hidden: true })
+  const crumbHere = h("span", { "aria-current": "page", id: "crumb-here" })
+  const crumbs = h(
+    "nav",
+    { class: "crumbs", "aria-label": t("breadcrumb") },
+    h("ol", {}, h("li", {}, h("a", { href: "/" }, t("backToStart"))), processId ? h("li", {}, crumbProcess) : null, h("li", { class: "crumb-workshop", hidden: true }, crumbWorkshop), h("li", {}, crumbHere))
+  )
+  let processHandle = null
+  const cleanupsLocal = []
+  let gone = false
+  const renderCrumbs = () => {
+    const doc = handle.doc()
+    fill(crumbHere, M.str(doc.title) || "—")
+    const process = processHandle?.isReady() ? processHandle.doc() : null
+    if (!process) return
+    fill(crumbProcess, M.str(process.title) || t("backToProcess"))
+    const wid = M.str(doc.workshop)
+    const workshop = (process.workshops ?? []).find(w => M.str(w.id) === wid)
+    crumbWorkshop.hidden = !workshop
+    crumbWorkshop.parentElement.hidden = !workshop
+    if (workshop) {
+      fill(crumbWorkshop, M.str(workshop.title))
+      crumbWorkshop.setAttribute("href", `/p/${processId}#ws-${wid}`)
+    }
+  }
+  if (processId) {
+    app.repo
+      .find(`automerge:${processId}`)
+      .then(hd => {
+        if (gone) return
+        processHandle = hd
+        hd.on("change", renderCrumbs)
+        cleanupsLocal.push(() => hd.off("change", renderCrumbs))
+        renderCrumbs()
+      })
+      .catch(() => {})
+  }
+
   // -- history --------------------------------------------------------------------
   const history = historyPanel(app, handle)
 
@@ -398,7 +482,7 @@ function editor(app, handle, root) {
   const changedSince = h("section", { id: "changed-since-adoption", class: "notice changed", hidden: true, "aria-labelledby": "h-changed-since" })
   fill(
     root,
-    h("nav", { class: "crumbs" }, h("a", { href: "/" }, t("backToStart")), processId ? [" › ", h("a", { href: `/p/${processId}` }, t("backToProcess"))] : null),
+    crumbs,
     readOnlyNotice(app),
     h("div", { class: "editor-head" }, field(t("title"), title), presenceEl),
     sectorsEl,
@@ -441,6 +525,7 @@ function editor(app, handle, root) {
     const doc = handle.doc()
     const label = p => M.participantLabel(doc, p)
     document.title = `${M.str(doc.title) || "—"} · konsens`
+    renderCrumbs()
     const open = wordingOpen(doc)
     title.readOnly = !open
     for (const ed of Object.values(editors)) ed.setEditable(open)
@@ -506,6 +591,7 @@ function editor(app, handle, root) {
       fill(card.body, M.str(c.body))
       fill(card.replies, (c.replies ?? []).map(rp => h("li", {}, h("span", { class: "meta" }, `${label(M.str(rp.author))} · ${formatTime(rp.at)}`), h("p", {}, M.str(rp.body)))))
       fill(card.resolveBtn, c.resolved ? t("reopen") : t("resolve"))
+      card.state.hidden = !c.resolved
       card.el.classList.toggle("is-resolved", Boolean(c.resolved))
       card.el.classList.toggle("active", cid === activeComment)
       ;(c.resolved ? done : unresolved).push(card.el)
@@ -582,10 +668,12 @@ function editor(app, handle, root) {
 
   const renderPresence = batched(() => {
     const list = peers()
+    presenceEl.dataset.connected = String(connected)
     fill(
       presenceEl,
       h("span", { class: "meta" }, `${t("hereNow")}: `),
       h("span", { class: "who", style: `--c: ${user.color}` }, `${me.name} (${t("you")})`),
+      connected ? null : h("span", { class: "meta", id: "presence-offline" }, t("presenceOffline")),
       list.map(p =>
         h("span", { class: "who", style: `--c: ${p.user.color}`, dataset: { peer: p.user.name }, title: p.cursor ? t(p.cursor.field) : "" }, `${p.user.name} (${p.user.organisation})`, p.cursor ? ` · ${t(p.cursor.field)}` : "")
       )
@@ -593,6 +681,11 @@ function editor(app, handle, root) {
     refreshOverlays()
   })
   for (const ev of ["update", "snapshot", "heartbeat", "goodbye", "pruning"]) presence.on(ev, renderPresence)
+  const unsubscribeStatus = app.status.subscribe(s => {
+    if (s.connected === connected) return
+    connected = s.connected
+    renderPresence()
+  })
 
   handle.on("change", syncTitle)
   handle.on("change", render)
@@ -600,6 +693,9 @@ function editor(app, handle, root) {
   renderPresence()
 
   return () => {
+    unsubscribeStatus()
+    gone = true
+    for (const fn of cleanupsLocal) fn()
     handle.off("change", syncTitle)
     handle.off("change", render)
     clearTimeout(broadcastTimer)

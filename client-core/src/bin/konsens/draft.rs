@@ -18,16 +18,24 @@ use crate::values::doc_ref;
 pub enum DraftCommand {
     /// Fork a recommendation into a local draft.
     Fork {
+        /// The recommendation to fork: its URL (`automerge:…`) or bare id.
         rec: String,
+        /// A name for the draft (used as `draft:NAME` by the other commands).
         #[arg(long)]
         name: String,
     },
     /// List drafts.
     List,
     /// What the draft changes against the current upstream.
-    Diff { name: String },
+    Diff {
+        /// The draft's name (from `draft list`).
+        name: String,
+    },
     /// Merge the draft into its upstream (and sync when a server is set).
-    Merge { name: String },
+    Merge {
+        /// The draft's name (from `draft list`).
+        name: String,
+    },
 }
 
 /// How long a merge waits for the server.

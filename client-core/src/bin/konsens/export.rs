@@ -12,7 +12,9 @@ use crate::values::{FormatArg, doc_id};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// The process: its URL (`automerge:…`, as `process create` printed it) or its bare id.
     process: String,
+    /// The report's format.
     #[arg(long, value_enum, default_value = "markdown")]
     format: FormatArg,
     /// Write the report here instead of to stdout.
@@ -22,6 +24,7 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    /// The process: its URL (`automerge:…`, as `process create` printed it) or its bare id.
     process: String,
     /// A Markdown dossier: one `##` section per recommendation.
     file: PathBuf,

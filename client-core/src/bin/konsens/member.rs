@@ -15,7 +15,8 @@ use crate::values::{RoleArg, doc_id};
 
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    /// http://host:port/join/<token>
+    /// Your personal invitation link, http://host:port/join/<token> (from
+    /// your facilitator, or the administrator link the server printed).
     link: String,
 }
 

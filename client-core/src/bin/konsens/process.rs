@@ -16,13 +16,18 @@ use crate::values::doc_id;
 pub enum ProcessCommand {
     /// Create a process; prints its URL.
     Create {
+        /// The process's title.
         #[arg(long)]
         title: String,
+        /// What the process is about (one paragraph).
         #[arg(long, default_value = "")]
         description: String,
     },
     /// Show a process: workshops, members, recommendations.
-    Show { process: String },
+    Show {
+        /// The process: its URL (`automerge:…`, as `process create` printed it) or its bare id.
+        process: String,
+    },
 }
 
 /// `{"url": …}`, printed as the URL: what `create` commands answer.

@@ -22,20 +22,26 @@ use crate::values::{StanceArg, StatusArg, doc_id, doc_ref};
 pub enum RecCommand {
     /// Create a recommendation; prints its URL.
     New {
+        /// The process: its URL (`automerge:…`, as `process create` printed it) or its bare id.
         process: String,
+        /// The workshop it comes from: its id, as `workshop add` printed it.
         #[arg(long)]
         workshop: String,
+        /// The recommendation's title.
         #[arg(long)]
         title: String,
     },
     /// List a process's recommendations.
     List {
+        /// The process: its URL (`automerge:…`, as `process create` printed it) or its bare id.
         process: String,
+        /// Only recommendations with this status.
         #[arg(long, value_enum)]
         status: Option<StatusArg>,
     },
     /// Show a recommendation (optionally as of earlier heads).
     Show {
+        /// The recommendation: its URL (`automerge:…`, as `rec new` printed it), its bare id, or `draft:NAME`.
         rec: String,
         /// Comma-separated change hashes (from `konsens history`).
         #[arg(long)]
@@ -45,15 +51,20 @@ pub enum RecCommand {
     Set(SetArgs),
     /// Edit a text field as Markdown in $EDITOR.
     Edit {
+        /// The recommendation: its URL (`automerge:…`, as `rec new` printed it), its bare id, or `draft:NAME`.
         rec: String,
+        /// The text field: problem, recommendation or rationale.
         #[arg(long)]
         field: String,
     },
     /// Move to another status.
     Status {
+        /// The recommendation: its URL (`automerge:…`, as `rec new` printed it), its bare id, or `draft:NAME`.
         rec: String,
+        /// The new status (adopting, rejecting and re-opening a decided one are the facilitators').
         #[arg(value_enum)]
         status: StatusArg,
+        /// Why, for the status history.
         #[arg(long, default_value = "")]
         note: String,
     },
@@ -61,29 +72,39 @@ pub enum RecCommand {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
+    /// The recommendation: its URL (`automerge:…`, as `rec new` printed it), its bare id, or `draft:NAME`.
     rec: String,
+    /// The field: title, problem, recommendation, rationale, addressees or sectors (both comma-separated), or workshop (its id).
     #[arg(long)]
     field: String,
+    /// The new value (Markdown for the text fields).
     #[arg(long, conflicts_with = "from_file", required_unless_present = "from_file")]
     value: Option<String>,
+    /// Read the new value from this file instead (Markdown for the text fields).
     #[arg(long)]
     from_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct CommentArgs {
+    /// The recommendation: its URL (`automerge:…`, as `rec new` printed it), its bare id, or `draft:NAME`.
     rec: String,
+    /// The passage the comment is about: text that occurs in problem, recommendation or rationale.
     #[arg(long)]
     quote: String,
+    /// The comment.
     #[arg(long)]
     body: String,
 }
 
 #[derive(Debug, Args)]
 pub struct EndorseArgs {
+    /// The recommendation: its URL (`automerge:…`, as `rec new` printed it), its bare id, or `draft:NAME`.
     rec: String,
+    /// Your organisation's position.
     #[arg(long, value_enum)]
     stance: StanceArg,
+    /// A note on the position, e.g. the concerns.
     #[arg(long, default_value = "")]
     note: String,
 }

@@ -39,20 +39,41 @@ mirror!(
 
 mirror!(
     /// An organisation's position on a recommendation.
-    StanceArg => Stance { Support, Concerns, Object }
+    StanceArg => Stance {
+        /// The organisation supports the recommendation.
+        Support,
+        /// Supports it with concerns (say which in --note).
+        Concerns,
+        /// Objects to it.
+        Object,
+    }
 );
 
 mirror!(
     /// Where a recommendation stands.
-    StatusArg => Status { Draft, Discussion, Consensus, Adopted, Rejected }
+    StatusArg => Status {
+        /// Being written.
+        Draft,
+        /// Open for discussion in the workshop.
+        Discussion,
+        /// The workshop agrees; ready for a decision.
+        Consensus,
+        /// Adopted by the facilitators: the wording is fixed and goes into the report.
+        Adopted,
+        /// Rejected by the facilitators.
+        Rejected,
+    }
 );
 
 mirror!(
     /// A report format.
     FormatArg => ReportFormat {
+        /// Markdown (alias: md).
         #[value(alias = "md")]
         Markdown,
+        /// A standalone HTML page.
         Html,
+        /// JSON, for further processing.
         Json,
     }
 );

@@ -12,14 +12,18 @@ use crate::values::doc_id;
 pub enum WorkshopCommand {
     /// Add a workshop; prints its id.
     Add {
+        /// The process: its URL (`automerge:…`, as `process create` printed it) or its bare id.
         process: String,
+        /// The workshop's title.
         #[arg(long)]
         title: String,
+        /// Its theme, in a line.
         #[arg(long, default_value = "")]
         theme: String,
+        /// A sector it concerns, e.g. care; repeat for several.
         #[arg(long = "sector")]
         sectors: Vec<String>,
-        /// YYYY-MM-DD
+        /// The day it takes place, as YYYY-MM-DD.
         #[arg(long)]
         date: Option<String>,
     },

@@ -55,45 +55,86 @@ pub(super) struct Document {
     recent: Recent,
 }
 
-/// How many recent changes keep their dependencies at hand (see [`Recent`]).
+/// How many recent changes keep their dependencies and bytes at hand (see [`Recent`]).
 const RECENT_CHANGES: usize = 4096;
 
-/// The dependencies of the most recently added changes. The changes we
-/// sent a peer and it has not confirmed are recent ones, and every
-/// descendant of a recent change is recent too (it was added later), so
-/// whether a recent change lies below a peer's heads is found by walking
+/// The most recently added changes (their dependencies and bytes), and the
+/// heads the document had after each addition.
+///
+/// The changes we sent a peer and it has not confirmed are recent ones, and
+/// every descendant of a recent change is recent too (it was added later),
+/// so whether a recent change lies below a peer's heads is found by walking
 /// recent changes only: Automerge 0.12's `filter_changes` walks the whole
 /// history for it, on every message.
+///
+/// And a lagging peer's base is usually heads we had (a message of ours it
+/// acknowledged). Every change we had then lies below those heads and every
+/// change added since does not, so the changes since such a base are exactly
+/// the ones added after it, in the order added: no walk at all, where
+/// Automerge's `get_changes` builds a clock over the whole history and
+/// re-encodes the changes it finds.
 #[derive(Debug, Default)]
 struct Recent {
     /// Dependencies, and the number of the change in the order added.
     deps: HashMap<ChangeHash, (Vec<ChangeHash>, u64)>,
-    order: VecDeque<ChangeHash>,
+    /// The changes themselves, oldest first; `changes[0]` is number `added - changes.len()`.
+    changes: VecDeque<Change>,
     added: u64,
+    /// Heads after an addition, with how many changes had been added then
+    /// (at most [`RECENT_CHANGES`], oldest first).
+    states: VecDeque<(Vec<ChangeHash>, u64)>,
 }
 
 impl Recent {
-    fn add(&mut self, hash: ChangeHash, deps: Vec<ChangeHash>) {
+    fn add(&mut self, change: Change) {
+        let hash = change.hash();
         if let std::collections::hash_map::Entry::Vacant(entry) = self.deps.entry(hash) {
-            entry.insert((deps, self.added));
+            entry.insert((change.deps().to_vec(), self.added));
             self.added += 1;
-            self.order.push_back(hash);
+            self.changes.push_back(change);
         }
-        while self.order.len() > RECENT_CHANGES {
-            if let Some(old) = self.order.pop_front() {
-                self.deps.remove(&old);
+        while self.changes.len() > RECENT_CHANGES {
+            if let Some(old) = self.changes.pop_front() {
+                self.deps.remove(&old.hash());
             }
         }
     }
 
-    fn clear(&mut self) {
+    /// The document's heads are now `heads`.
+    fn record_state(&mut self, heads: Vec<ChangeHash>) {
+        if self.states.back().is_some_and(|(last, _)| *last == heads) {
+            return;
+        }
+        self.states.push_back((heads, self.added));
+        while self.states.len() > RECENT_CHANGES {
+            self.states.pop_front();
+        }
+    }
+
+    /// The changes added after the document's heads were `base`, when that
+    /// state is recorded and all of them are still kept.
+    fn since_state(&self, base: &[ChangeHash]) -> Option<Vec<Change>> {
+        // Heads are kept sorted, as Automerge keeps them.
+        let mut base = base.to_vec();
+        base.sort_unstable();
+        let (_, at) = self.states.iter().rev().find(|(heads, _)| *heads == base)?;
+        let first = self.added - self.changes.len() as u64;
+        let skip = usize::try_from(at.checked_sub(first)?).ok()?;
+        Some(self.changes.range(skip..).cloned().collect())
+    }
+
+    fn clear(&mut self, heads: Vec<ChangeHash>) {
         self.deps.clear();
-        self.order.clear();
+        self.changes.clear();
+        self.states.clear();
+        self.record_state(heads);
     }
 }
 
 impl Document {
     pub(super) fn new(applied: Automerge) -> Self {
+        let mut recent = Recent::default();
+        recent.record_state(applied.get_heads());
         Self {
             applied,
             deferred: Vec::new(),
@@ -102,7 +143,7 @@ impl Document {
             seqs: None,
             handed: 0,
             applied_unhanded: false,
-            recent: Recent::default(),
+            recent,
         }
     }
 
@@ -147,13 +188,14 @@ impl Document {
         let result = f(&mut self.applied);
         if self.applied.get_heads() != before {
             self.applied_unhanded = true;
-            for meta in self.applied.get_changes_meta(&before) {
+            for change in self.applied.get_changes(&before) {
                 if let Some(seqs) = &mut self.seqs {
-                    let seq = seqs.entry(meta.actor.clone().into_owned()).or_insert(0);
-                    *seq = (*seq).max(meta.seq);
+                    let seq = seqs.entry(change.actor_id().clone()).or_insert(0);
+                    *seq = (*seq).max(change.seq());
                 }
-                self.recent.add(meta.hash, meta.deps);
+                self.recent.add(change);
             }
+            self.recent.record_state(self.applied.get_heads());
         }
         result
     }
@@ -167,7 +209,7 @@ impl Document {
         self.seqs = None;
         self.handed = 0;
         self.applied_unhanded = true;
-        self.recent.clear();
+        self.recent.clear(self.applied.get_heads());
     }
 
     /// Add the changes in `bytes` (concatenated storage chunks, as a sync
@@ -246,11 +288,12 @@ impl Document {
             }
             self.heads.retain(|h| !change.deps().contains(h));
             self.heads.push(change.hash());
-            self.recent.add(change.hash(), change.deps().to_vec());
+            self.recent.add(change.clone());
             self.deferred_index.insert(change.hash(), self.deferred.len());
             self.deferred.push(change);
         }
         self.heads.sort_unstable();
+        self.recent.record_state(self.heads.clone());
         true
     }
 
@@ -305,10 +348,18 @@ impl Document {
         debug_assert_eq!(heads, self.applied.get_heads(), "deferred heads differ from Automerge's");
     }
 
+    /// Our changes that are not ancestors of `base`, as
+    /// [`Document::walked_changes_since`] finds them, when `base` is a
+    /// recorded state of ours whose later changes are all kept (see
+    /// [`Recent`]); `None` otherwise.
+    pub(super) fn recent_changes_since(&self, base: &[ChangeHash]) -> Option<Vec<Change>> {
+        self.recent.since_state(base)
+    }
+
     /// Our changes that are not ancestors of `base` (hashes we have), in an
     /// order that respects dependencies: Automerge's `get_changes`, counting
     /// the deferred changes.
-    pub(super) fn changes_since(&self, base: &[ChangeHash]) -> Vec<Change> {
+    pub(super) fn walked_changes_since(&self, base: &[ChangeHash]) -> Vec<Change> {
         if self.deferred.is_empty() {
             return self.applied.get_changes(base);
         }
@@ -415,6 +466,16 @@ mod tests {
         (doc, text)
     }
 
+    /// Changes since `base` by the walk, checked against the recent
+    /// changes whenever `base` is a recorded state.
+    fn since_hashes(document: &Document, base: &[ChangeHash]) -> Vec<ChangeHash> {
+        let walked: Vec<ChangeHash> = document.walked_changes_since(base).iter().map(Change::hash).collect();
+        if let Some(recent) = document.recent_changes_since(base) {
+            assert_eq!(recent.iter().map(Change::hash).collect::<Vec<_>>(), walked, "recent and walked differ");
+        }
+        walked
+    }
+
     fn keystroke(doc: &mut Automerge, text: &automerge::ObjId, s: &str) -> Change {
         let mut tx = doc.transaction();
         tx.splice_text(text, 0, 0, s).expect("splice");
@@ -439,10 +500,10 @@ mod tests {
         assert_eq!(document.deferred_count(), 3, "typing is deferred");
         assert_eq!(document.heads(), reference.get_heads());
         assert!(document.has(&peer.get_heads()[0]));
-        let since: Vec<ChangeHash> = document.changes_since(&start).iter().map(Change::hash).collect();
+        let since: Vec<ChangeHash> = since_hashes(&document, &start);
         let expected: Vec<ChangeHash> = reference.get_changes(&start).iter().map(Change::hash).collect();
         assert_eq!(since, expected);
-        let since_mid: Vec<ChangeHash> = document.changes_since(&[Change::from_bytes(bytes[1].clone()).expect("c").hash()]).iter().map(Change::hash).collect();
+        let since_mid: Vec<ChangeHash> = since_hashes(&document, &[Change::from_bytes(bytes[1].clone()).expect("c").hash()]);
         assert_eq!(since_mid.len(), 1);
         assert_eq!(document.change_count(), reference.get_changes(&[]).len());
         // A change already deferred is ignored, as Automerge ignores one it has.
@@ -468,10 +529,64 @@ mod tests {
         assert_eq!(document.deferred_count(), 1, "a root change of a new actor is deferred");
         let mut reference = base.fork();
         reference.apply_changes([root.clone()]).expect("apply");
-        let since: Vec<ChangeHash> = document.changes_since(&[root.hash()]).iter().map(Change::hash).collect();
+        let since: Vec<ChangeHash> = since_hashes(&document, &[root.hash()]);
         let expected: Vec<ChangeHash> = reference.get_changes(&[root.hash()]).iter().map(Change::hash).collect();
         assert_eq!(since, expected);
         assert_eq!(since.len(), 6, "the text object's change and five keystrokes");
+    }
+
+    /// Two typists, concurrent, their changes arriving interleaved, some
+    /// deferred and some loaded by Automerge: at every state the document
+    /// had, the changes added since are what Automerge finds below it.
+    #[test]
+    fn changes_since_a_recorded_state_are_those_added_after_it() {
+        let (base, text) = typed(10);
+        let mut anna = base.fork().with_actor(ActorId::from(vec![4u8; 16]));
+        let mut ben = base.fork().with_actor(ActorId::from(vec![5u8; 16]));
+        let mut document = Document::new(base.fork());
+        let mut reference = base.fork();
+        let mut states = vec![document.heads()];
+        for round in 0..12 {
+            let a = keystroke(&mut anna, &text, "a");
+            let b = keystroke(&mut ben, &text, "b");
+            // Every third round Automerge loads the pair (as it would a batch
+            // that does not qualify for deferral).
+            let defer = round % 3 != 0;
+            let pair: Vec<u8> = a.raw_bytes().iter().chain(b.raw_bytes()).copied().collect();
+            document.add(&pair, defer).expect("add");
+            reference.apply_changes([a, b]).expect("apply");
+            states.push(document.heads());
+            if round % 4 == 3 {
+                // Each learns the other's typing: the branches merge.
+                anna.merge(&mut ben.clone()).expect("merge");
+                ben.merge(&mut anna.clone()).expect("merge");
+            }
+        }
+        assert_eq!(document.heads(), reference.get_heads());
+        for state in &states {
+            assert!(document.recent_changes_since(state).is_some(), "every state is recorded");
+            let expected: Vec<ChangeHash> = reference.get_changes(state).iter().map(Change::hash).collect();
+            assert_eq!(since_hashes(&document, state), expected);
+        }
+        // Heads we never had (one typist's change alone) are walked.
+        let lone = [anna.get_heads()[0]];
+        assert!(document.recent_changes_since(&lone).is_none());
+        let expected: Vec<ChangeHash> = reference.get_changes(&lone).iter().map(Change::hash).collect();
+        assert_eq!(since_hashes(&document, &lone), expected);
+    }
+
+    #[test]
+    fn a_state_whose_later_changes_were_dropped_is_walked() {
+        let (base, text) = typed(3);
+        let mut peer = base.fork().with_actor(ActorId::from(vec![6u8; 16]));
+        let mut document = Document::new(base.fork());
+        let start = document.heads();
+        for _ in 0..=RECENT_CHANGES {
+            let change = keystroke(&mut peer, &text, "k");
+            document.add(change.raw_bytes(), true).expect("add");
+        }
+        assert!(document.recent_changes_since(&start).is_none(), "the first change after it is no longer kept");
+        assert_eq!(document.walked_changes_since(&start).len(), RECENT_CHANGES + 1);
     }
 
     #[test]

@@ -260,8 +260,17 @@ pub(super) struct Since {
 }
 
 impl Since {
-    pub(super) fn compute(doc: &Document, base: Vec<ChangeHash>) -> Self {
-        let changes = doc.changes_since(&base);
+    pub(super) fn compute(doc: &Document, base: Vec<ChangeHash>, counts: &mut super::FastPathCounts) -> Self {
+        let changes = match doc.recent_changes_since(&base) {
+            Some(changes) => {
+                counts.since_recent += 1;
+                changes
+            }
+            None => {
+                counts.since_walked += 1;
+                doc.walked_changes_since(&base)
+            }
+        };
         let index = changes.iter().enumerate().map(|(i, c)| (c.hash(), i)).collect();
         let have = sync::Have {
             last_sync: base.clone(),

@@ -137,7 +137,7 @@ impl PeerSync {
                 let at = match since.iter().position(|s| s.base == base) {
                     Some(at) => at,
                     None => {
-                        since.push(Since::compute(doc, base));
+                        since.push(Since::compute(doc, base, counts));
                         since.len() - 1
                     }
                 };
