@@ -268,6 +268,7 @@ impl Since {
             }
             None => {
                 counts.since_walked += 1;
+                tracing::trace!(base = base.len(), "changes since a base that is no recorded state: walking the history");
                 doc.walked_changes_since(&base)
             }
         };
