@@ -122,12 +122,20 @@ pub enum RefusalCode {
     CreationLimit,
     /// The changes could not be decoded.
     Unreadable,
+    /// Only facilitators open, word and close consent rounds, and set whether
+    /// adoption requires consent.
+    Consent,
+    /// An answer into a consent round that is closed.
+    RoundClosed,
+    /// An adoption the process does not allow yet: its latest consent round
+    /// is missing, open, or ended with a block.
+    ConsentRequired,
     /// A code this version does not know (a newer server).
     Other,
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 12] = [
+    pub const ALL: [RefusalCode; 15] = [
         RefusalCode::ReadOnly,
         RefusalCode::ForeignActor,
         RefusalCode::Decision,
@@ -140,6 +148,9 @@ impl RefusalCode {
         RefusalCode::DocumentTooLarge,
         RefusalCode::CreationLimit,
         RefusalCode::Unreadable,
+        RefusalCode::Consent,
+        RefusalCode::RoundClosed,
+        RefusalCode::ConsentRequired,
     ];
 
     /// The code on the wire.
@@ -157,6 +168,9 @@ impl RefusalCode {
             RefusalCode::DocumentTooLarge => "document-too-large",
             RefusalCode::CreationLimit => "creation-limit",
             RefusalCode::Unreadable => "unreadable",
+            RefusalCode::Consent => "consent",
+            RefusalCode::RoundClosed => "round-closed",
+            RefusalCode::ConsentRequired => "consent-required",
             RefusalCode::Other => "other",
         }
     }
