@@ -35,10 +35,21 @@ pub enum ConsentError {
     NoOpenRound,
     #[error("an answer needs an organisation")]
     NoOrganisation,
+    /// Boxed: a schema error is large, and these results are returned often.
     #[error(transparent)]
-    Schema(#[from] SchemaError),
-    #[error(transparent)]
-    Automerge(#[from] automerge::AutomergeError),
+    Schema(Box<SchemaError>),
+}
+
+impl From<SchemaError> for ConsentError {
+    fn from(error: SchemaError) -> Self {
+        ConsentError::Schema(Box::new(error))
+    }
+}
+
+impl From<automerge::AutomergeError> for ConsentError {
+    fn from(error: automerge::AutomergeError) -> Self {
+        SchemaError::from(error).into()
+    }
 }
 
 /// Why a recommendation may not be adopted in a process that requires consent.
