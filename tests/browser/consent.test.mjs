@@ -8,7 +8,7 @@ import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
 import { createRequire } from "node:module"
 import { join } from "node:path"
-import { launch, waitSynced, startSecureServer, invite, fieldTextScript, root, joinLink } from "./helpers.mjs"
+import { launch, waitSynced, startSecureServer, invite, fieldTextScript, root, joinLink, mkArtifacts, artifacts } from "./helpers.mjs"
 
 const web = join(root, "server/web")
 const { decode } = createRequire(join(web, "package.json"))("cbor-x")
@@ -130,11 +130,16 @@ test("a consent round: opened, answered and changed, followed live by an observe
   assert.match(await olga.page.locator("#consent-pending").innerText(), /Alle Organisationen haben geantwortet/)
   assert.match(await olga.page.locator("#consent-tally").innerText(), /Zustimmung: 1/)
 
+  await mkArtifacts()
+  await fatima.page.locator("#consent").screenshot({ path: `${artifacts}/consent-open.png` })
+  await pia.page.locator("#consent").screenshot({ path: `${artifacts}/consent-open-de.png` })
+
   // The observer sees everything and has nothing to press.
   assert.equal(await olga.page.locator("#consent button:visible").count(), 0, "no buttons for the observer")
   assert.equal(await olga.page.locator("#consent-answer-form").isVisible(), false)
   assert.equal(await olga.page.locator("#consent-close-form").isVisible(), false)
   assert.equal(await pia.page.locator("#consent-close-form").isVisible(), false, "participants do not close rounds")
+  assert.equal(await fatima.page.locator("#consent-answer-form").isVisible(), false, "the facilitator moderates and does not answer")
 
   // The facilitator closes with an outcome; everyone sees it with the reasons.
   await fatima.page.getByLabel("Outcome").fill("Consensus; the Construction Union's concern about costs is recorded.")
@@ -148,6 +153,7 @@ test("a consent round: opened, answered and changed, followed live by an observe
     assert.equal(await page.locator("#consent-answer-form").isVisible(), false, "no answers after the close")
   }
   assert.match(await pia.page.locator('#consent li[data-organisation="Construction Union"]').innerText(), /Ablehnung/)
+  await olga.page.locator("#consent").screenshot({ path: `${artifacts}/consent-closed-de.png` })
   await fatima.page.getByRole("button", { name: "Open consent round" }).waitFor()
 
   assert.deepEqual(olga.sentChanges, [], "the observer's client sent no change")

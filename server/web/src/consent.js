@@ -99,7 +99,9 @@ function closeRound(d, outcome, me) {
 export function consentSection(app, handle, processId) {
   const me = M.identity()
   const mayDecide = M.can(app, "decide")
-  const mayAnswer = M.can(app, "write") && Boolean(me?.organisation)
+  // Participants answer for their organisations; facilitators moderate (on an
+  // --open server everybody may do everything).
+  const mayAnswer = M.can(app, "write") && Boolean(me?.organisation) && (app.me.open || app.me.role === "participant")
   let organisations = null // those expected to answer, from the server's members
   let requiresConsent = false
   let gone = false
@@ -235,20 +237,23 @@ export function consentSection(app, handle, processId) {
     const answered = Object.keys(round.answers ?? {})
     const pending = organisations ? organisations.filter(o => !answered.includes(o)) : null
     const due = Number(round.deadline)
+    const open = round.closed == null
     return [
       M.str(round.question) ? h("p", { class: "consent-question" }, M.str(round.question)) : null,
       h("p", { class: "meta" }, t("consentOpenedBy", { name: label(doc, M.str(round.openedBy)), time: formatTime(round.openedAt) })),
       h("p", { class: "meta consent-deadline" }, t("consentDeadlineIs", { time: formatTime(due) })),
       live && due && Date.now() > due ? h("p", { class: "hint" }, t("consentDeadlinePassed")) : null,
       live && wordingChanged(doc, round) ? h("p", { class: "notice changed", id: "consent-wording-changed" }, t("consentWordingChanged")) : null,
-      h("h3", {}, t("consentTally")),
+      h("h3", {}, t(open ? "consentTally" : "consentTallyClosed")),
       h(
         "ul",
         { class: "chips consent-tally", id: live ? "consent-tally" : null },
         ANSWERS.map(a => h("li", { class: `chip answer-${a}`, dataset: { answer: a, count: String(counts[a]) } }, `${t(`answer_${a}`)}: ${counts[a]}`))
       ),
-      organisations ? h("p", { class: "meta" }, t("consentAnswered", { n: organisations.filter(o => answered.includes(o)).length, total: organisations.length })) : null,
-      live && pending
+      organisations && !(live && open && pending.length === 0)
+        ? h("p", { class: "meta" }, t("consentAnswered", { n: organisations.filter(o => answered.includes(o)).length, total: organisations.length }))
+        : null,
+      live && open && pending
         ? h("p", { id: "consent-pending", dataset: { pending: pending.join("\n") } }, pending.length ? t("consentPending", { list: formatList(pending) }) : t("consentAllAnswered"))
         : null,
       h("h3", {}, t("consentAnswers")),
@@ -284,7 +289,13 @@ export function consentSection(app, handle, processId) {
       fill(answerLegend, t("consentYourAnswer", { organisation: me.organisation }))
       const mine = shown.answers?.[me.organisation]
       const answer = mine ? M.str(mine.answer) : null
-      for (const b of answerButtons) b.setAttribute("aria-pressed", String(b.dataset.answer === answer))
+      for (const b of answerButtons) {
+        const pressed = b.dataset.answer === answer
+        b.setAttribute("aria-pressed", String(pressed))
+        // The stylesheet knows no pressed buttons yet: mark the chosen one here.
+        b.style.outline = pressed ? "3px solid currentColor" : ""
+        b.style.fontWeight = pressed ? "bold" : ""
+      }
       fill(yourAnswer, answer ? t("consentYourAnswerIs", { answer: t(`answer_${answer}`) }) : "")
       if (mine && document.activeElement !== reason && !reason.dataset.touched) reason.value = M.str(mine.reason)
     }
