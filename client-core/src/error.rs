@@ -29,6 +29,9 @@ pub enum ClientError {
     /// The document does not have the expected shape or refuses the change.
     #[error(transparent)]
     Schema(#[from] konsens_model::schema::SchemaError),
+    /// A consent round cannot change that way (none open, one open already).
+    #[error(transparent)]
+    Consent(#[from] konsens_model::consent::ConsentError),
     /// No identity is set for this store.
     #[error("no identity: run `konsens identity --name NAME --org ORGANISATION` first")]
     NoIdentity,

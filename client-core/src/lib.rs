@@ -35,6 +35,7 @@
 
 pub mod api;
 mod clock;
+pub mod consent;
 mod dialer;
 mod error;
 mod membership;

@@ -319,6 +319,21 @@ impl Workspace {
         Ok((doc, process))
     }
 
+    /// Apply an operation to a process document (the caller checks the role).
+    pub(crate) async fn modify_process<T: Send + 'static, E: From<SchemaError> + Send + 'static>(
+        &self,
+        process: DocumentId,
+        message: String,
+        op: impl FnOnce(&mut Transaction<'_>, &Identity) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ClientError>
+    where
+        ClientError: From<E>,
+    {
+        let identity = self.identity()?.clone();
+        self.process(process).await?;
+        Ok(self.repo.change(process, move |doc| write(doc, &identity, message, op)).await??)
+    }
+
     /// Add a workshop; returns its id (a slug of the title, unique in the process).
     pub async fn add_workshop(
         &self,
@@ -484,6 +499,19 @@ impl Workspace {
         message: String,
         op: impl FnOnce(&mut Transaction<'_>, &Identity) -> Result<T, SchemaError> + Send + 'static,
     ) -> Result<T, ClientError> {
+        self.modify_with(r, message, op).await
+    }
+
+    /// [`Self::modify`] with an operation of another error type (consent rounds).
+    pub(crate) async fn modify_with<T: Send + 'static, E: From<SchemaError> + Send + 'static>(
+        &self,
+        r: &DocRef,
+        message: String,
+        op: impl FnOnce(&mut Transaction<'_>, &Identity) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ClientError>
+    where
+        ClientError: From<E>,
+    {
         self.allow(Action::Write)?;
         let identity = self.identity()?.clone();
         match r {
@@ -723,12 +751,12 @@ fn touched(doc: &Automerge, change: &automerge::Change) -> String {
 
 /// Run `op` in one transaction as `identity`, with a message and the time,
 /// recording the identity in `authors` in the same change.
-fn write<T>(
+pub(crate) fn write<T, E: From<SchemaError>>(
     doc: &mut Automerge,
     identity: &Identity,
     message: String,
-    op: impl FnOnce(&mut Transaction<'_>, &Identity) -> Result<T, SchemaError>,
-) -> Result<T, SchemaError> {
+    op: impl FnOnce(&mut Transaction<'_>, &Identity) -> Result<T, E>,
+) -> Result<T, E> {
     if let Ok(actor) = ActorId::from_str(&identity.actor) {
         doc.set_actor(actor);
     }

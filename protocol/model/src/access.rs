@@ -15,7 +15,13 @@
 //!   or archive workshops, move or archive recommendations (participants
 //!   only add links to their new recommendations);
 //! - a new document must be a recommendation of the sender's process (only
-//!   administrators create processes or documents outside any process).
+//!   administrators create processes or documents outside any process);
+//! - consent rounds (see `consent`): only facilitators open and close a
+//!   round or change its heads, deadline, question or outcome, and set
+//!   whether adoption requires consent; an organisation's answer is given
+//!   only by one of its members, in their own name, and never into a closed
+//!   round; where the process requires it, nobody adopts without a closed
+//!   round free of blocks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -25,6 +31,7 @@ use automerge::sync;
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use thiserror::Error;
 
+use crate::consent::{self, ConsentMissing};
 use crate::schema::{self, MemberRole, PROCESS_SCHEMA, RECOMMENDATION_SCHEMA, SchemaError};
 use konsens_sync::{DocumentId, RefusalCode, WireRefusal};
 
@@ -118,6 +125,10 @@ pub enum Refusal {
     DocumentTooLarge { limit: usize },
     #[error("at most {per_hour} new documents per hour")]
     CreationLimit { per_hour: usize },
+    #[error("the consent round is closed: answers can no longer be given or changed")]
+    RoundClosed,
+    #[error("this process adopts only after a consent round without a block: {0}")]
+    ConsentRequired(ConsentMissing),
 }
 
 impl Refusal {
@@ -130,6 +141,9 @@ impl Refusal {
             Refusal::FacilitatorOnly(Guarded::Membership) => RefusalCode::Membership,
             Refusal::FacilitatorOnly(Guarded::Kind) => RefusalCode::Kind,
             Refusal::FacilitatorOnly(Guarded::Structure) => RefusalCode::Structure,
+            Refusal::FacilitatorOnly(Guarded::Consent) => RefusalCode::Consent,
+            Refusal::RoundClosed => RefusalCode::RoundClosed,
+            Refusal::ConsentRequired(_) => RefusalCode::ConsentRequired,
             Refusal::Identity(..) => RefusalCode::Identity,
             Refusal::AdminOnly(_) => RefusalCode::AdminOnly,
             Refusal::OutsideProcess => RefusalCode::OutsideProcess,
@@ -155,6 +169,9 @@ pub enum Guarded {
     /// archived), which workshop each recommendation is in, and which are
     /// archived. Linking a new recommendation is everyone's.
     Structure,
+    /// Consent rounds (everything but the answers) and the process's
+    /// `adoptionRequiresConsent`.
+    Consent,
 }
 
 impl Guarded {
@@ -164,6 +181,7 @@ impl Guarded {
             Guarded::Membership => "change the members of a process",
             Guarded::Kind => "change what kind of document this is or which process it belongs to",
             Guarded::Structure => "rename, re-order, move or archive workshops and recommendations",
+            Guarded::Consent => "open, word or close a consent round, or decide whether adoption requires one",
         }
     }
 }
@@ -301,14 +319,44 @@ fn parse_chunks(mut bytes: &[u8]) -> Option<Vec<Change>> {
     Some(out)
 }
 
+/// What a document's process decides about it, beyond roles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Adopting needs a closed consent round without a block
+    /// (`adoptionRequiresConsent` in the process; see `consent::may_adopt`).
+    pub adoption_requires_consent: bool,
+}
+
+impl Policy {
+    /// The policy a process document sets.
+    pub fn of_process(process: &Automerge) -> Self {
+        Policy { adoption_requires_consent: consent::adoption_requires_consent(process) }
+    }
+}
+
 /// Decide on `changes` (new to `doc`, see [`incoming_changes`]) from `sender`.
-/// `owner_of` tells which member an actor already belongs to.
+/// `owner_of` tells which member an actor already belongs to. The process's
+/// [`Policy`] is taken as the default one (nothing beyond roles); see
+/// [`admit_under`].
 pub fn admit(
     document: DocumentId,
     doc: &Automerge,
     changes: &[Change],
     sender: &Sender,
     owner_of: &dyn Fn(&ActorId) -> Option<String>,
+) -> Result<Admitted, Refused> {
+    admit_under(document, doc, changes, sender, owner_of, &Policy::default)
+}
+
+/// [`admit`] under the process's policy. `policy` is asked only when the
+/// changes adopt a recommendation (reading it may mean loading the process).
+pub fn admit_under(
+    document: DocumentId,
+    doc: &Automerge,
+    changes: &[Change],
+    sender: &Sender,
+    owner_of: &dyn Fn(&ActorId) -> Option<String>,
+    policy: &dyn Fn() -> Policy,
 ) -> Result<Admitted, Refused> {
     let mut admitted = Admitted::default();
     if changes.is_empty() {
@@ -339,7 +387,7 @@ pub fn admit(
     if doc.is_empty() {
         admitted.creates_in = creation(document, changes, sender).map_err(|reason| Refused::all(reason, changes))?;
     } else {
-        check_meaning(doc, changes, sender)?;
+        check_meaning(doc, changes, sender, policy)?;
     }
     Ok(admitted)
 }
@@ -406,6 +454,9 @@ struct GuardedState {
     /// Workshop → the recommendation links under it. Links may be added
     /// (anywhere: concurrent additions interleave), never removed or moved.
     linked: BTreeMap<String, Vec<String>>,
+    /// The rounds without their answers, and the process's consent setting.
+    rounds: Option<String>,
+    consent_setting: Option<String>,
 }
 
 /// Whether a canonical value (as [`canonical_value`] writes it) is a decision
@@ -460,7 +511,14 @@ impl GuardedState {
             members: at_root("members").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
             structure,
             linked,
+            rounds: at_root("rounds").map(|(v, id)| rounds_without_answers(doc, &v, &id)),
+            consent_setting: at_root("adoptionRequiresConsent").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
         }
+    }
+
+    /// Whether the effective status is `adopted`.
+    fn is_adopted(&self) -> bool {
+        self.decided.as_deref() == Some(quoted(schema::Status::Adopted.as_str()).as_str())
     }
 
     fn changed(&self, after: &GuardedState) -> Option<Guarded> {
@@ -472,6 +530,8 @@ impl GuardedState {
             Some(Guarded::Membership)
         } else if self.structure != after.structure || !only_added(&self.linked, &after.linked) {
             Some(Guarded::Structure)
+        } else if self.rounds != after.rounds || self.consent_setting != after.consent_setting {
+            Some(Guarded::Consent)
         } else {
             None
         }
@@ -540,6 +600,113 @@ fn canonical(doc: &Automerge, obj: &automerge::ObjId, depth: usize) -> String {
         Err(_) => {}
     }
     out
+}
+
+/// The `rounds` value as canonical text, each round without its `answers`
+/// (answers are the members'; everything else about a round is the
+/// facilitators').
+fn rounds_without_answers(doc: &Automerge, value: &Value<'_>, id: &ObjId) -> String {
+    let Value::Object(ObjType::List) = value else {
+        return canonical_value(doc, value, id, 0);
+    };
+    let mut out = String::from("[");
+    for i in 0..doc.length(id) {
+        let Ok(Some((v, round))) = doc.get(id, i) else { continue };
+        if let Value::Object(ObjType::Map) = v {
+            out.push('{');
+            for key in doc.keys(&round).filter(|k| k != "answers") {
+                if let Ok(Some((v, c))) = doc.get(&round, key.as_str()) {
+                    out.push_str(&format!("{key:?}:{},", canonical_value(doc, &v, &c, 1)));
+                }
+            }
+            out.push('}');
+        } else {
+            out.push_str(&canonical_value(doc, &v, &round, 1));
+        }
+        out.push(',');
+    }
+    out.push(']');
+    out
+}
+
+/// The answers of every consent round, read the way `Named` reads names.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Answers {
+    /// (round index, organisation) → (the answer as canonical text, who
+    /// answered). A round's `answers` that is not a map is kept under the
+    /// organisation `None`, which nobody may change.
+    entries: BTreeMap<(usize, Option<String>), (String, Option<String>)>,
+    /// Rounds (by index) that are closed.
+    closed: BTreeSet<usize>,
+}
+
+impl Answers {
+    fn read(doc: &Automerge) -> Self {
+        let mut out = Answers::default();
+        let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(ROOT, "rounds") else { return out };
+        for i in 0..doc.length(&list) {
+            let Ok(Some((Value::Object(ObjType::Map), round))) = doc.get(&list, i) else { continue };
+            if !is_null_or_missing(doc, &round) {
+                out.closed.insert(i);
+            }
+            match doc.get(&round, "answers") {
+                Ok(Some((Value::Object(ObjType::Map), answers))) => {
+                    for org in doc.keys(&answers) {
+                        let Ok(Some((v, id))) = doc.get(&answers, org.as_str()) else { continue };
+                        let by = match &v {
+                            Value::Object(ObjType::Map) => string_at(doc, &id, "by"),
+                            _ => None,
+                        };
+                        out.entries.insert((i, Some(org)), (canonical_value(doc, &v, &id, 1), by));
+                    }
+                }
+                Ok(Some((v, id))) => {
+                    out.entries.insert((i, None), (canonical_value(doc, &v, &id, 1), None));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Why `after` could not have been written by `sender`: an answer for
+    /// another organisation or in someone else's name, or any answer changed
+    /// in a closed round.
+    fn refusal(&self, after: &Answers, sender: &Sender) -> Option<Refusal> {
+        for key in self.entries.keys().chain(after.entries.keys()) {
+            let now = after.entries.get(key);
+            if self.entries.get(key) == now {
+                continue;
+            }
+            let (round, org) = key;
+            let own = org.as_deref().is_some_and(|o| !o.is_empty() && o == sender.organisation);
+            if !own || now.is_some_and(|(_, by)| by.as_deref() != Some(sender.participant.as_str())) {
+                return Some(Refusal::Identity("a consent answer", format!("{}, {}", sender.name, sender.organisation)));
+            }
+            if self.closed.contains(round) || after.closed.contains(round) {
+                return Some(Refusal::RoundClosed);
+            }
+        }
+        None
+    }
+}
+
+/// Whether a round's `closed` is `null` or absent (the round is open).
+fn is_null_or_missing(doc: &Automerge, round: &ObjId) -> bool {
+    match doc.get(round, "closed") {
+        Ok(None) => true,
+        Ok(Some((Value::Scalar(s), _))) => matches!(s.as_ref(), ScalarValue::Null),
+        _ => false,
+    }
+}
+
+/// A string field, whether a scalar or a text (anything else is no string).
+fn string_at(doc: &Automerge, obj: &ObjId, key: &str) -> Option<String> {
+    match doc.get(obj, key).ok().flatten()? {
+        (Value::Scalar(s), _) => s.as_str().map(str::to_owned),
+        (Value::Object(ObjType::Text), id) => doc.text(&id).ok(),
+        _ => None,
+    }
 }
 
 /// Everything in a document that names a person or an organisation, entry
@@ -699,20 +866,40 @@ fn model_error(doc: &Automerge) -> Option<(&'static str, String)> {
 /// one by one to a copy and compare what only facilitators may change before
 /// and after each (so a flip and a flip back in one message is seen too),
 /// and refuse a document the model could read before and cannot after.
-fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender) -> Result<(), Refused> {
+fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender, policy: &dyn Fn() -> Policy) -> Result<(), Refused> {
     if only_text_edits(doc, changes) {
         return Ok(());
     }
     let guard = !sender.role.is_facilitator();
     let before = GuardedState::read(doc);
     let mut named = guard.then(|| Named::read(doc));
+    // Answers are checked for facilitators too: they answer only for their
+    // own organisation.
+    let mut answers = Answers::read(doc);
+    let mut was_adopted = before.is_adopted();
+    let mut policy_now: Option<Policy> = None;
     let mut copy = doc.fork();
     for change in changes {
         copy.apply_changes([change.clone()])
             .map_err(|e| Refused::all(Refusal::Unreadable(e.to_string()), changes))?;
-        if guard && let Some(what) = before.changed(&GuardedState::read(&copy)) {
+        let state = GuardedState::read(&copy);
+        if guard && let Some(what) = before.changed(&state) {
             return Err(Refused { reason: Refusal::FacilitatorOnly(what), changes: vec![change.hash()] });
         }
+        let answers_now = Answers::read(&copy);
+        if let Some(reason) = answers.refusal(&answers_now, sender) {
+            return Err(Refused { reason, changes: vec![change.hash()] });
+        }
+        answers = answers_now;
+        // An adoption, where the process requires consent, needs the latest
+        // round closed without a block, as the document stands with it.
+        if !was_adopted && state.is_adopted() && policy_now.get_or_insert_with(policy).adoption_requires_consent {
+            let verdict = consent::rounds(&copy).map_err(|_| ConsentMissing::NoRound).and_then(|rounds| consent::may_adopt(&rounds));
+            if let Err(missing) = verdict {
+                return Err(Refused { reason: Refusal::ConsentRequired(missing), changes: vec![change.hash()] });
+            }
+        }
+        was_adopted = state.is_adopted();
         if let Some(was) = named.as_mut() {
             let now = Named::read(&copy);
             if let Some(field) = was.forged(&now, sender) {
@@ -761,6 +948,11 @@ fn creation(document: DocumentId, changes: &[Change], sender: &Sender) -> Result
         if GuardedState::read(&scratch).decided.is_some() || !GuardedState::read(&scratch).decisions.is_empty() {
             return Err(Refusal::FacilitatorOnly(Guarded::Decision));
         }
+        // Nor with consent rounds a member made up.
+        let rounds = GuardedState::read(&scratch).rounds;
+        if !sender.role.is_facilitator() && rounds.is_some_and(|r| r != "[]") {
+            return Err(Refusal::FacilitatorOnly(Guarded::Consent));
+        }
         if let Some((kind, reason)) = model_error(&scratch) {
             return Err(Refusal::Malformed { kind, reason });
         }
@@ -774,7 +966,7 @@ fn creation(document: DocumentId, changes: &[Change], sender: &Sender) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{self, Member, Status};
+    use crate::schema::{self, Answer, Member, Status};
     use automerge::transaction::Transactable;
 
     fn actor(n: u8) -> ActorId {
@@ -1167,4 +1359,212 @@ mod tests {
         let facilitator = sender("f", AccessRole::Member(MemberRole::Facilitator), process_id());
         assert_eq!(refusal_of(&doc, &changes, &facilitator), None, "facilitators relay others' changes");
     }
+
+    // -- consent rounds ---------------------------------------------------------
+
+    fn facilitator() -> Sender {
+        sender("f", AccessRole::Member(MemberRole::Facilitator), process_id())
+    }
+
+    /// A recommendation at consensus, prepared by a facilitator's `setup`
+    /// (say, opening a round), and the changes `edit` makes on it.
+    fn on_round(
+        setup: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), consent::ConsentError>,
+        by: u8,
+        edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), consent::ConsentError>,
+    ) -> (Automerge, Vec<Change>) {
+        let (mut doc, _) = edited(2, |_| Ok(()));
+        doc.transact(setup).expect("setup");
+        let mut after = doc.fork().with_actor(actor(by));
+        after.transact(edit).expect("edit");
+        let changes = new_changes(&doc, &after);
+        (doc, changes)
+    }
+
+    fn opened(tx: &mut automerge::transaction::Transaction<'_>) -> Result<(), consent::ConsentError> {
+        consent::open(tx, "r1", "Zustimmung?", 10_000, "f", 1_000)
+    }
+
+    fn consent_refusal(doc: &Automerge, changes: &[Change], who: &Sender, requires: bool) -> Option<Refusal> {
+        let policy = move || Policy { adoption_requires_consent: requires };
+        admit_under(process_id(), doc, changes, who, &|_: &ActorId| None, &policy).err().map(|r| r.reason)
+    }
+
+    #[test]
+    fn only_facilitators_open_word_and_close_rounds() {
+        let (doc, changes) = on_round(|_| Ok(()), 7, opened);
+        assert_eq!(refusal_of(&doc, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Consent)));
+        assert_eq!(refusal_of(&doc, &changes, &facilitator()), None);
+
+        let (doc, changes) = on_round(opened, 7, |tx| consent::close(tx, "Angenommen", "p", 2_000));
+        assert_eq!(refusal_of(&doc, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Consent)), "a participant closing");
+        assert_eq!(refusal_of(&doc, &changes, &facilitator()), None);
+
+        for (key, value) in [("deadline", ScalarValue::Int(99)), ("question", ScalarValue::Str("Andere Frage".into()))] {
+            let (doc, changes) = on_round(opened, 7, |tx| {
+                let Some((_, list)) = tx.get(ROOT, "rounds")? else { return Err(consent::ConsentError::NoOpenRound) };
+                let Some((_, round)) = tx.get(&list, 0)? else { return Err(consent::ConsentError::NoOpenRound) };
+                tx.put(&round, key, value.clone())?;
+                Ok(())
+            });
+            assert_eq!(refusal_of(&doc, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Consent)), "{key}");
+        }
+        let (doc, changes) = on_round(opened, 7, |tx| {
+            tx.delete(ROOT, "rounds")?;
+            Ok(())
+        });
+        assert_eq!(refusal_of(&doc, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Consent)), "deleting the rounds");
+    }
+
+    #[test]
+    fn an_organisation_answers_only_through_its_own_members() {
+        let (doc, changes) = on_round(opened, 7, |tx| consent::answer(tx, "p org", Answer::Block, "Zu teuer", "p", 1_100));
+        assert_eq!(refusal_of(&doc, &changes, &participant()), None, "one's own organisation");
+        let observer = sender("o", AccessRole::Member(MemberRole::Observer), process_id());
+        assert_eq!(refusal_of(&doc, &changes, &observer), Some(Refusal::ReadOnly));
+
+        let (doc, changes) = on_round(opened, 7, |tx| consent::answer(tx, "Arbeitgeberverband", Answer::Agree, "", "p", 1_100));
+        assert!(matches!(refusal_of(&doc, &changes, &participant()), Some(Refusal::Identity("a consent answer", _))), "forged for another organisation");
+        assert!(matches!(refusal_of(&doc, &changes, &facilitator()), Some(Refusal::Identity("a consent answer", _))), "facilitators answer only for their own");
+
+        let (doc, changes) = on_round(opened, 7, |tx| consent::answer(tx, "p org", Answer::Agree, "", "someone-else", 1_100));
+        assert!(matches!(refusal_of(&doc, &changes, &participant()), Some(Refusal::Identity(..))), "in another member's name");
+
+        // Changing one's answer is fine; removing another organisation's is not.
+        let (doc, changes) = on_round(
+            |tx| {
+                opened(tx)?;
+                consent::answer(tx, "p org", Answer::Block, "", "p", 1_100)?;
+                consent::answer(tx, "q org", Answer::Agree, "", "q", 1_100)
+            },
+            7,
+            |tx| consent::answer(tx, "p org", Answer::Agree, "Nach Klärung", "p", 1_200),
+        );
+        assert_eq!(refusal_of(&doc, &changes, &participant()), None);
+        let (doc, changes) = on_round(
+            |tx| {
+                opened(tx)?;
+                consent::answer(tx, "q org", Answer::Agree, "", "q", 1_100)
+            },
+            7,
+            |tx| {
+                let Some((_, list)) = tx.get(ROOT, "rounds")? else { return Err(consent::ConsentError::NoOpenRound) };
+                let Some((_, round)) = tx.get(&list, 0)? else { return Err(consent::ConsentError::NoOpenRound) };
+                let Some((_, answers)) = tx.get(&round, "answers")? else { return Err(consent::ConsentError::NoOpenRound) };
+                tx.delete(&answers, "q org")?;
+                Ok(())
+            },
+        );
+        assert!(matches!(refusal_of(&doc, &changes, &participant()), Some(Refusal::Identity(..))));
+    }
+
+    #[test]
+    fn no_answer_goes_into_a_closed_round() {
+        // The member's client did not see the close yet: its answer arrives after it.
+        let (mut doc, _) = edited(2, |_| Ok(()));
+        doc.transact(opened).expect("open");
+        let mut member = doc.fork().with_actor(actor(7));
+        member
+            .transact(|tx| consent::answer(tx, "p org", Answer::Block, "", "p", 1_100))
+            .expect("answer");
+        let late = new_changes(&doc, &member);
+        doc.transact(|tx| consent::close(tx, "Konsens", "f", 1_050)).expect("close");
+        assert_eq!(refusal_of(&doc, &late, &participant()), Some(Refusal::RoundClosed));
+        assert_eq!(refusal_of(&doc, &late, &facilitator()), Some(Refusal::Identity("a consent answer", "f name, f org".into())));
+    }
+
+    #[test]
+    fn a_close_and_reopen_in_one_message_is_refused_at_the_close() {
+        let (mut doc, _) = edited(2, |_| Ok(()));
+        doc.transact(opened).expect("open");
+        let mut later = doc.fork().with_actor(actor(7));
+        later.transact(|tx| consent::close(tx, "Erledigt", "p", 2_000)).expect("close");
+        let close_hash = later.get_heads()[0];
+        later
+            .transact::<_, _, consent::ConsentError>(|tx| {
+                let Some((_, list)) = tx.get(ROOT, "rounds")? else { return Err(consent::ConsentError::NoOpenRound) };
+                let Some((_, round)) = tx.get(&list, 0)? else { return Err(consent::ConsentError::NoOpenRound) };
+                tx.put(&round, "closed", ScalarValue::Null)?;
+                Ok(())
+            })
+            .expect("re-open");
+        let both = new_changes(&doc, &later);
+        assert_eq!(both.len(), 2);
+        let refused = admit(process_id(), &doc, &both, &participant(), &|_: &ActorId| None).expect_err("refused");
+        assert_eq!(refused.reason, Refusal::FacilitatorOnly(Guarded::Consent));
+        assert_eq!(refused.changes, vec![close_hash]);
+    }
+
+    #[test]
+    fn where_required_adoption_needs_a_closed_round_without_a_block() {
+        let adopt = |tx: &mut automerge::transaction::Transaction<'_>| schema::change_status(tx, Status::Adopted, "f", 5_000, "").map(|_| ()).map_err(consent::ConsentError::from);
+        let (doc, changes) = on_round(|_| Ok(()), 4, adopt);
+        assert_eq!(consent_refusal(&doc, &changes, &facilitator(), false), None, "not required by default");
+        assert_eq!(consent_refusal(&doc, &changes, &facilitator(), true), Some(Refusal::ConsentRequired(ConsentMissing::NoRound)));
+
+        let (doc, changes) = on_round(opened, 4, adopt);
+        assert_eq!(consent_refusal(&doc, &changes, &facilitator(), true), Some(Refusal::ConsentRequired(ConsentMissing::RoundOpen)));
+
+        let blocked = |tx: &mut automerge::transaction::Transaction<'_>| {
+            opened(tx)?;
+            consent::answer(tx, "q org", Answer::Block, "Nein", "q", 1_100)?;
+            consent::close(tx, "Veto", "f", 2_000)
+        };
+        let (doc, changes) = on_round(blocked, 4, adopt);
+        let refusal = consent_refusal(&doc, &changes, &facilitator(), true);
+        assert_eq!(refusal, Some(Refusal::ConsentRequired(ConsentMissing::Blocked(vec!["q org".into()]))));
+        assert_eq!(refusal.map(|r| r.code()), Some(RefusalCode::ConsentRequired));
+
+        let agreed = |tx: &mut automerge::transaction::Transaction<'_>| {
+            blocked(tx)?;
+            consent::open(tx, "r2", "", 20_000, "f", 3_000)?;
+            consent::answer(tx, "q org", Answer::Disagree, "Bedenken bleiben", "q", 3_100)?;
+            consent::close(tx, "Konsens mit Bedenken", "f", 4_000)
+        };
+        let (doc, changes) = on_round(agreed, 4, adopt);
+        assert_eq!(consent_refusal(&doc, &changes, &facilitator(), true), None);
+
+        // Closing a blocked round and adopting in one message is judged as a whole.
+        let (doc, changes) = on_round(
+            |tx| {
+                opened(tx)?;
+                consent::answer(tx, "q org", Answer::Block, "Nein", "q", 1_100)
+            },
+            4,
+            |tx| {
+                consent::close(tx, "Veto", "f", 2_000)?;
+                adopt(tx)
+            },
+        );
+        assert!(matches!(consent_refusal(&doc, &changes, &facilitator(), true), Some(Refusal::ConsentRequired(ConsentMissing::Blocked(_)))));
+    }
+
+    #[test]
+    fn only_facilitators_set_whether_adoption_requires_consent() {
+        let mut process = Automerge::new().with_actor(actor(5));
+        process.transact::<_, _, schema::SchemaError>(|tx| schema::init_process(tx, "P", "")).expect("process");
+        let mut after = process.fork().with_actor(actor(6));
+        after.transact(|tx| consent::set_adoption_requires_consent(tx, true)).expect("on");
+        let changes = new_changes(&process, &after);
+        assert_eq!(refusal_of(&process, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Consent)));
+        assert_eq!(refusal_of(&process, &changes, &facilitator()), None);
+        assert_eq!(Refusal::FacilitatorOnly(Guarded::Consent).code(), RefusalCode::Consent);
+    }
+
+    #[test]
+    fn a_members_new_recommendation_cannot_bring_its_own_rounds() {
+        let base = Automerge::new();
+        let mut doc = recommendation(1);
+        doc.transact(|tx| {
+            opened(tx)?;
+            consent::close(tx, "Konsens", "p", 2)
+        })
+        .expect("made up");
+        let changes = new_changes(&base, &doc);
+        assert_eq!(
+            admit(DocumentId::from_random([2; 16]), &base, &changes, &participant(), &|_: &ActorId| None).map_err(|r| r.reason),
+            Err(Refusal::FacilitatorOnly(Guarded::Consent))
+        );
+    }
 }
+

@@ -5,7 +5,8 @@
 //! member may make ([`access`]), rich text as `@automerge/prosemirror` spans
 //! read and written as Markdown or HTML ([`richtext`]), reports ([`report`]),
 //! dossier import ([`dossier`]), setting refused changes aside ([`recovery`]),
-//! and the types of the server's JSON API.
+//! consent rounds before adoption ([`consent`]), and the types of the
+//! server's JSON API.
 //!
 //! **Architecture invariant:** no IO, and nothing about transport. This crate
 //! depends on `konsens-sync` only for ids and the wire form of a refusal; the
@@ -53,6 +54,7 @@
 
 pub mod access;
 pub mod api;
+pub mod consent;
 pub mod dossier;
 pub mod history;
 pub mod richtext;

@@ -48,6 +48,8 @@ pub enum SchemaError {
     UnknownStance(String),
     #[error("unknown role {0:?}; roles are facilitator, participant, observer")]
     UnknownRole(String),
+    #[error("unknown answer {0:?}; answers are agree, abstain, disagree, block")]
+    UnknownAnswer(String),
     #[error("no workshop {0:?} in this process")]
     UnknownWorkshop(String),
     #[error("the text {quote:?} does not occur in the {field} field")]
@@ -144,6 +146,17 @@ string_enum!(
         Facilitator => "facilitator",
         Participant => "participant",
         Observer => "observer",
+    }
+);
+
+string_enum!(
+    /// An organisation's answer in a consent round (see `consent`). A block
+    /// stops an adoption where the process requires consent.
+    Answer, UnknownAnswer, {
+        Agree => "agree",
+        Abstain => "abstain",
+        Disagree => "disagree",
+        Block => "block",
     }
 );
 
@@ -285,6 +298,10 @@ pub struct Process {
     /// Workshop id → archived (hidden by default with its recommendations).
     #[autosurgeon(rename = "archivedWorkshops", missing = "Default::default")]
     pub archived_workshops: BTreeMap<String, bool>,
+    /// Whether adopting needs a closed consent round without a block
+    /// (facilitators only; see `consent::may_adopt`).
+    #[autosurgeon(rename = "adoptionRequiresConsent", missing = "Default::default")]
+    pub adoption_requires_consent: bool,
 }
 
 impl Process {
@@ -363,6 +380,51 @@ pub struct Endorsement {
     pub at: i64,
 }
 
+/// A consent round on a recommendation's wording: facilitators open and
+/// close it, each organisation answers once (see `consent`).
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate)]
+pub struct Round {
+    pub id: Str,
+    #[autosurgeon(missing = "Default::default")]
+    pub question: Str,
+    /// The document's heads (hex change hashes) when the round opened: the
+    /// wording it asks about.
+    #[autosurgeon(missing = "Default::default")]
+    pub heads: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub deadline: i64,
+    #[autosurgeon(rename = "openedBy")]
+    pub opened_by: Str,
+    #[autosurgeon(rename = "openedAt")]
+    pub opened_at: i64,
+    /// Organisation → its answer.
+    #[autosurgeon(missing = "Default::default")]
+    pub answers: BTreeMap<String, RoundAnswer>,
+    /// `null` while the round is open.
+    #[autosurgeon(missing = "Default::default")]
+    pub closed: Option<RoundClosure>,
+}
+
+/// An organisation's answer in a round, given by one of its members.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate)]
+pub struct RoundAnswer {
+    pub answer: Answer,
+    #[autosurgeon(missing = "Default::default")]
+    pub reason: Str,
+    /// Participant id of who answered for the organisation.
+    pub by: Str,
+    pub at: i64,
+}
+
+/// How a facilitator closed a round.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate)]
+pub struct RoundClosure {
+    pub at: i64,
+    pub by: Str,
+    #[autosurgeon(missing = "Default::default")]
+    pub outcome: Str,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation {
     pub schema: String,
@@ -381,6 +443,8 @@ pub struct Recommendation {
     pub comments: BTreeMap<String, Comment>,
     /// Organisation → its endorsement.
     pub endorsements: BTreeMap<String, Endorsement>,
+    /// Consent rounds, oldest first.
+    pub rounds: Vec<Round>,
 }
 
 /// The stored shape, before rich text is read.
@@ -410,6 +474,8 @@ struct RawRecommendation {
     /// Organisation → its endorsement.
     #[autosurgeon(missing = "Default::default")]
     endorsements: BTreeMap<String, Endorsement>,
+    #[autosurgeon(missing = "Default::default")]
+    rounds: Vec<Round>,
 }
 
 impl Recommendation {
@@ -433,6 +499,7 @@ impl Recommendation {
             rationale: raw.rationale.load(doc)?,
             comments: raw.comments,
             endorsements: raw.endorsements,
+            rounds: raw.rounds,
         })
     }
 

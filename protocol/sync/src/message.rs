@@ -124,12 +124,20 @@ pub enum RefusalCode {
     CreationLimit,
     /// The changes could not be decoded.
     Unreadable,
+    /// Only facilitators open, word and close consent rounds, and set whether
+    /// adoption requires consent.
+    Consent,
+    /// An answer into a consent round that is closed.
+    RoundClosed,
+    /// An adoption the process does not allow yet: its latest consent round
+    /// is missing, open, or ended with a block.
+    ConsentRequired,
     /// A code this version does not know (a newer server).
     Other,
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 13] = [
+    pub const ALL: [RefusalCode; 16] = [
         RefusalCode::ReadOnly,
         RefusalCode::ForeignActor,
         RefusalCode::Decision,
@@ -143,6 +151,9 @@ impl RefusalCode {
         RefusalCode::DocumentTooLarge,
         RefusalCode::CreationLimit,
         RefusalCode::Unreadable,
+        RefusalCode::Consent,
+        RefusalCode::RoundClosed,
+        RefusalCode::ConsentRequired,
     ];
 
     /// The code on the wire.
@@ -161,6 +172,9 @@ impl RefusalCode {
             RefusalCode::DocumentTooLarge => "document-too-large",
             RefusalCode::CreationLimit => "creation-limit",
             RefusalCode::Unreadable => "unreadable",
+            RefusalCode::Consent => "consent",
+            RefusalCode::RoundClosed => "round-closed",
+            RefusalCode::ConsentRequired => "consent-required",
             RefusalCode::Other => "other",
         }
     }

@@ -170,7 +170,8 @@ impl Admission {
         let doc = if access::is_typing(engine.applied_doc(), &changes) { engine.applied_doc() } else { engine.doc() };
         let store = &ctx.auth.store;
         let owner_of = |actor: &automerge::ActorId| store.actor_owner(actor.to_bytes()).ok().flatten();
-        let admitted = access::admit(self.id, doc, &changes, &conn.principal.sender(), &owner_of).map_err(Verdict::Refused)?;
+        let policy = || process_policy(ctx, &self.id);
+        let admitted = access::admit_under(self.id, doc, &changes, &conn.principal.sender(), &owner_of, &policy).map_err(Verdict::Refused)?;
         if doc.is_empty() && !ctx.creations.allow(&conn.principal.participant) {
             return Err(refuse_all(access::Refusal::CreationLimit { per_hour: ctx.creations.per_hour }));
         }
@@ -206,4 +207,28 @@ impl Admission {
         }
         ctx.commit.submit_records(records).map_err(failed)
     }
+}
+
+/// The policy of the document's process, read from the process as flushed
+/// (what the server has acknowledged). Asked only when changes adopt a
+/// recommendation, so this rare read of sled stays on the owner's worker.
+/// A process that cannot be read sets no policy.
+fn process_policy(ctx: &DocumentContext, document: &DocumentId) -> access::Policy {
+    let Ok(Some(process)) = ctx.auth.store.document_process(document) else { return access::Policy::default() };
+    let mut doc = automerge::Automerge::new();
+    match ctx.store.load(&process) {
+        Ok(chunks) => {
+            for chunk in chunks {
+                if let Err(error) = doc.load_incremental(&chunk.bytes) {
+                    tracing::error!(%process, %error, "cannot read the process for its consent policy");
+                    return access::Policy::default();
+                }
+            }
+        }
+        Err(error) => {
+            tracing::error!(%process, %error, "cannot load the process for its consent policy");
+            return access::Policy::default();
+        }
+    }
+    access::Policy::of_process(&doc)
 }

@@ -14,6 +14,7 @@ import * as M from "./model.js"
 import { createRichText } from "./richtext.js"
 import { historyPanel, wordDiff } from "./history.js"
 import { readOnlyNotice } from "./start.js"
+import { consentSection } from "./consent.js"
 
 // Presence colours: dark enough for white names on them (contrast ≥ 4.5:1)
 // and far apart from each other (CIELAB ΔE ≥ 37 for every pair; the
@@ -475,6 +476,7 @@ function editor(app, handle, root) {
 
   // -- history --------------------------------------------------------------------
   const history = historyPanel(app, handle)
+  const consent = consentSection(app, handle, processId)
 
   // -- layout -----------------------------------------------------------------------
   const sectorsEl = h("p", { class: "meta", id: "sectors" })
@@ -510,7 +512,8 @@ function editor(app, handle, root) {
           commentsEl,
           resolvedEl
         ),
-        h("section", { "aria-labelledby": "h-endorsements" }, h("h2", { id: "h-endorsements" }, t("endorsements")), endorsementList, endorseForm)
+        h("section", { "aria-labelledby": "h-endorsements" }, h("h2", { id: "h-endorsements" }, t("endorsements")), endorsementList, endorseForm),
+        consent.el
       )
     ),
     history.el
@@ -620,6 +623,7 @@ function editor(app, handle, root) {
     const mine = doc.endorsements?.[me.organisation]
     if (mine && document.activeElement !== stance) stance.value = M.str(mine.stance)
 
+    consent.render(doc)
     history.refresh()
     refreshOverlays()
   })
@@ -701,6 +705,7 @@ function editor(app, handle, root) {
     clearTimeout(broadcastTimer)
     presence.stop()
     history.destroy()
+    consent.destroy()
     for (const ed of Object.values(editors)) ed.destroy()
   }
 }

@@ -14,6 +14,7 @@ mod member;
 mod output;
 mod process;
 mod recommendation;
+mod round;
 mod sync;
 mod values;
 mod workshop;
@@ -65,6 +66,9 @@ enum Command {
     Comment(recommendation::CommentArgs),
     /// Endorse a recommendation on behalf of your organisation.
     Endorse(recommendation::EndorseArgs),
+    /// Consent rounds: each organisation agrees, abstains, disagrees or blocks.
+    #[command(subcommand)]
+    Round(round::RoundCommand),
     /// Push and pull everything; returns once the server acknowledged it all.
     Sync(sync::SyncArgs),
     /// Changes the server refused, set aside by `sync`, with their wording
@@ -175,6 +179,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Rec(command) => recommendation::run(command, &cx).await,
         Command::Comment(args) => recommendation::comment(args, &cx).await,
         Command::Endorse(args) => recommendation::endorse(args, &cx).await,
+        Command::Round(command) => round::run(command, &cx).await,
         Command::Sync(args) => sync::run(args, &cx).await,
         Command::Refused => sync::refused(&cx),
         Command::Draft(command) => draft::run(command, &cx).await,
