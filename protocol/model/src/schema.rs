@@ -278,6 +278,12 @@ pub struct Process {
     /// Workshop id → `automerge:` URLs of its recommendations, in creation order.
     #[autosurgeon(missing = "Default::default")]
     pub recommendations: BTreeMap<String, Vec<String>>,
+    /// The language the process works and publishes in (`"de"`, `"en"`).
+    /// Kept as written: older documents have none and a newer client may
+    /// write another, so reading never fails on it; the report falls back to
+    /// German (`report::Language::of`).
+    #[autosurgeon(missing = "Default::default")]
+    pub language: Option<Str>,
 }
 
 impl Process {
