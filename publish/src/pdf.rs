@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use konsens_model::report::Report;
 use typst::diag::{FileError, FileResult, SourceDiagnostic};
 use typst::foundations::{Bytes, Datetime, Duration};
-use typst::layout::PagedDocument;
+use typst_layout::PagedDocument;
 use typst::syntax::{FileId, RootedPath, Source, VirtualPath, VirtualRoot};
 use typst::text::{Font, FontBook};
 use typst::utils::LazyHash;
@@ -107,7 +107,7 @@ pub(crate) fn render(report: &Report) -> Result<Vec<u8>, PublishError> {
         data: Bytes::new(json),
     };
     let document =
-        typst::compile::<PagedDocument>(&world).output.map_err(|errors| PublishError::Typeset(diagnostics(&errors)))?;
+        typst::compile::<PagedDocument>(&world).output.map_err(|errors| PublishError::Typeset(diagnostics(errors.as_slice())))?;
     typst_pdf::pdf(&document, &typst_pdf::PdfOptions::default())
-        .map_err(|errors| PublishError::Typeset(diagnostics(&errors)))
+        .map_err(|errors| PublishError::Typeset(diagnostics(errors.as_slice())))
 }
