@@ -23,6 +23,12 @@ if [ ! -x /usr/bin/chromium ]; then
   need_root apt-get update -q
   need_root apt-get install -y -q chromium
 fi
+# The report tests read PDFs back with Debian's poppler-utils (pdftotext, pdftoppm).
+if ! command -v pdftotext >/dev/null 2>&1; then
+  echo "test.sh: installing poppler-utils from Debian" >&2
+  need_root apt-get update -q
+  need_root apt-get install -y -q poppler-utils
+fi
 
 # The end-to-end tests spawn the real server binary.
 cargo build --workspace --bins --locked

@@ -17,7 +17,7 @@ use std::str::FromStr;
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash, ObjType, ROOT, ReadDoc, Value};
 use konsens_model::access::AccessRole;
-use konsens_model::report::ReportFormat;
+use konsens_model::report::{Language, Report, ReportKind, ReportOptions};
 use konsens_model::schema::{self, Endorsement, Member, MemberRole, Process, Recommendation, SchemaError, Stance, Status, Workshop};
 use konsens_sync::{AutomergeUrl, DocumentId};
 use konsens_store::ChunkStore;
@@ -395,6 +395,17 @@ impl Workspace {
         process: DocumentId,
         status: Option<Status>,
     ) -> Result<(Vec<(DocumentId, Recommendation)>, Vec<String>), ClientError> {
+        self.local_recommendations(process, status, true).await
+    }
+
+    /// Like [`Self::recommendations`]; `as_adopted` reads adopted ones at
+    /// their adopted wording, otherwise every one is read as it is now.
+    async fn local_recommendations(
+        &self,
+        process: DocumentId,
+        status: Option<Status>,
+        as_adopted: bool,
+    ) -> Result<(Vec<(DocumentId, Recommendation)>, Vec<String>), ClientError> {
         let (_, process_model) = self.process(process).await?;
         let local: std::collections::HashSet<DocumentId> = self.repo.local_documents()?.into_iter().collect();
         let mut found = Vec::new();
@@ -410,7 +421,7 @@ impl Workspace {
                     continue;
                 }
                 let doc = self.repo.find(parsed.document_id).await?;
-                let rec = Recommendation::from_doc_as_adopted(&doc)?;
+                let rec = if as_adopted { Recommendation::from_doc_as_adopted(&doc)? } else { Recommendation::from_doc(&doc)? };
                 if status.is_none_or(|s| s == rec.status) {
                     found.push((parsed.document_id, rec));
                 }
@@ -421,13 +432,22 @@ impl Workspace {
 
     // -- report and dossier ------------------------------------------------
 
-    /// The process's report in `format`, from the recommendations in the
-    /// local store; also the URLs of those that are not (left out).
-    pub async fn report(&self, process: DocumentId, format: ReportFormat) -> Result<(String, Vec<String>), ClientError> {
+    /// The process's report (final: adopted wording; interim: as it
+    /// stands), in `language` or the process's own, dated `date` (Unix
+    /// milliseconds), from the recommendations in the local store; also the
+    /// URLs of those that are not (left out).
+    pub async fn report(
+        &self,
+        process: DocumentId,
+        kind: ReportKind,
+        language: Option<Language>,
+        date: i64,
+    ) -> Result<(Report, Vec<String>), ClientError> {
         let (_, model) = self.process(process).await?;
-        let (recs, missing) = self.recommendations(process, None).await?;
+        let (recs, missing) = self.local_recommendations(process, None, kind == ReportKind::Final).await?;
         let recs: Vec<(String, Recommendation)> = recs.into_iter().map(|(id, r)| (id.url(), r)).collect();
-        Ok((konsens_model::report::render(&model, &process.url(), &recs, format), missing))
+        let options = ReportOptions { kind, language: language.unwrap_or_else(|| Language::of(&model)), date };
+        Ok((konsens_model::report::build(&model, &recs, &options), missing))
     }
 
     /// Start a recommendation in `workshop` for each `##` section of a

@@ -16,7 +16,7 @@ use konsens_model::api::{
     ProcessView, Revoked, VerifiedChange, WorkshopView, HistorySession,
 };
 use konsens_model::roster::{self, RosterError};
-use konsens_model::report::{self, ReportFormat};
+use konsens_model::report::{self, Language, ReportFormat, ReportKind, ReportOptions};
 use konsens_model::schema::{Process, Recommendation};
 use konsens_store::TokenRecord;
 use konsens_sync::DocumentId;
@@ -464,10 +464,16 @@ async fn sessions(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: 
     ))
 }
 
+/// `?format=markdown|html|json|pdf|docx&lang=de|en&kind=final|interim`;
+/// the defaults are Markdown, the process's language and the final report.
 #[derive(Debug, Deserialize)]
 struct ReportQuery {
     #[serde(default)]
     format: Option<String>,
+    #[serde(default)]
+    lang: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 async fn report_route(
@@ -480,17 +486,15 @@ async fn report_route(
     let who = caller(&hub, &headers, &uri)?;
     let id = document_id(&id)?;
     readable(&hub, &who, &id)?;
-    let format: ReportFormat = query
-        .format
-        .as_deref()
-        .unwrap_or("markdown")
-        .parse()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{e}")))?;
+    let bad_request = |e: report::ReportError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string());
+    let format: ReportFormat = query.format.as_deref().unwrap_or("markdown").parse().map_err(bad_request)?;
+    let kind: ReportKind = query.kind.as_deref().map(str::parse).transpose().map_err(bad_request)?.unwrap_or_default();
+    let language: Option<Language> = query.lang.as_deref().map(str::parse).transpose().map_err(bad_request)?;
     let doc = load(&hub, id).await?;
     let mut process = Process::from_doc(&doc).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    // Names in the report are the server's verified members, not what the
-    // document says (its `members` map is written by a client). On an open
-    // server there are no members; the document's list is all there is.
+    // Organisations in the report are the server's verified members, not
+    // what the document says (its `members` map is written by a client). On
+    // an open server there are no members; the document's list is all there is.
     if !hub.auth.open {
         process.members = people(&hub)?
             .into_values()
@@ -505,20 +509,32 @@ async fn report_route(
     for url in process.recommendations.values().flatten() {
         let Ok(rec_id) = document_id(url) else { continue };
         let Ok(rec_doc) = load(&hub, rec_id).await else { continue };
-        if let Ok(rec) = Recommendation::from_doc_as_adopted(&rec_doc) {
+        // The final report prints the adopted wording, the interim one the
+        // wording as it stands.
+        let rec = match kind {
+            ReportKind::Final => Recommendation::from_doc_as_adopted(&rec_doc),
+            ReportKind::Interim => Recommendation::from_doc(&rec_doc),
+        };
+        if let Ok(rec) = rec {
             recommendations.push((url.clone(), rec));
         }
     }
-    let body = report::render(&process, &id.url(), &recommendations, format);
-    let (content_type, extension) = match format {
-        ReportFormat::Markdown => ("text/markdown; charset=utf-8", "md"),
-        ReportFormat::Html => ("text/html; charset=utf-8", "html"),
-        ReportFormat::Json => ("application/json", "json"),
+    let options = ReportOptions {
+        kind,
+        language: language.unwrap_or_else(|| Language::of(&process)),
+        date: crate::util::now_millis(),
     };
+    let built = report::build(&process, &recommendations, &options);
+    let file_name = built.file_name(format);
+    // Typesetting a PDF takes a CPU for a moment: off the async workers.
+    let body = tokio::task::spawn_blocking(move || konsens_publish::render(&built, format))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     Ok((
         [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"report.{extension}\"")),
+            (header::CONTENT_TYPE, format.media_type().to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
         ],
         body,
     )

@@ -41,9 +41,17 @@ test("demo process, filters, German labels, history and report download", async 
   await page.waitForFunction(() => document.querySelectorAll("#workshops li.rec").length === 2)
 
   const download = page.waitForEvent("download")
-  await page.getByRole("button", { name: "Bericht herunterladen (Markdown)" }).click()
-  const report = await readFile(await (await download).path(), "utf8")
+  // The interim report as Markdown, rendered by the server in the process's
+  // language: German labels around the German text, no internal ids.
+  await page.getByLabel("Art des Berichts").selectOption("interim")
+  await page.getByLabel("Format").selectOption("markdown")
+  await page.getByRole("button", { name: "Bericht herunterladen" }).click()
+  const saved = await download
+  assert.equal(saved.suggestedFilename(), "zwischenbericht.md")
+  const report = await readFile(await saved.path(), "utf8")
   assert.match(report, /Anerkennung aus einer Hand innerhalb von drei Monaten/)
+  assert.match(report, /Zwischenbericht/)
+  assert.doesNotMatch(report, /automerge:/)
 
   await page.getByLabel("Nach Branche filtern").selectOption("")
   await page.getByRole("link", { name: "Anerkennung aus einer Hand innerhalb von drei Monaten" }).click()

@@ -302,6 +302,12 @@ pub struct Process {
     /// (facilitators only; see `consent::may_adopt`).
     #[autosurgeon(rename = "adoptionRequiresConsent", missing = "Default::default")]
     pub adoption_requires_consent: bool,
+    /// The language the process works and publishes in (`"de"`, `"en"`).
+    /// Kept as written: older documents have none and a newer client may
+    /// write another, so reading never fails on it; the report falls back to
+    /// German (`report::Language::of`).
+    #[autosurgeon(missing = "Default::default")]
+    pub language: Option<Str>,
 }
 
 impl Process {

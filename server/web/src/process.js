@@ -10,7 +10,7 @@ import { h, fill, field, batched } from "./dom.js"
 import { t } from "./i18n.js"
 import * as M from "./model.js"
 import { rememberProcess, readOnlyNotice } from "./start.js"
-import { downloadReport } from "./report.js"
+import { reportPanel } from "./report.js"
 import { membersSection } from "./members.js"
 import * as A from "@automerge/automerge/slim"
 import "./desk.css"
@@ -63,12 +63,7 @@ export function processPage(app, id) {
   const wsDate = h("input", { type: "date" })
   let handle = null
 
-  const exportButtons = h(
-    "div",
-    { class: "actions" },
-    h("button", { type: "button", onClick: () => handle && downloadReport(app, handle, recHandles, "markdown") }, t("exportMarkdown")),
-    h("button", { type: "button", onClick: () => handle && downloadReport(app, handle, recHandles, "html") }, t("exportHtml"))
-  )
+  const exportButtons = reportPanel(id)
 
   const newRecForm = h(
     "form",

@@ -4,19 +4,26 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use konsens_model::report::ReportFormat;
 use serde::Serialize;
 
 use crate::Context;
 use crate::output::{Render, Said, warn};
-use crate::values::{FormatArg, doc_id};
+use crate::values::{FormatArg, KindArg, LanguageArg, doc_id};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The process: its URL (`automerge:…`, as `process create` printed it) or its bare id.
     process: String,
-    /// The report's format.
+    /// The report's format; pdf and docx are binary: write them with --out (or redirect stdout).
     #[arg(long, value_enum, default_value = "markdown")]
     format: FormatArg,
+    /// The report's language; the process's own (German by default) if not given.
+    #[arg(long, value_enum)]
+    lang: Option<LanguageArg>,
+    /// The final report (adopted recommendations) or an interim one (all, with status).
+    #[arg(long, value_enum, default_value = "final")]
+    kind: KindArg,
     /// Write the report here instead of to stdout.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -34,19 +41,24 @@ pub struct ImportArgs {
 }
 
 pub async fn export(args: ExportArgs, cx: &Context) -> Result<()> {
-    let (report, missing) = cx.ws.report(doc_id(&args.process)?, args.format.into()).await?;
+    let format: ReportFormat = args.format.into();
+    let (report, missing) = cx
+        .ws
+        .report(doc_id(&args.process)?, args.kind.into(), args.lang.map(Into::into), konsens_client::now_millis())
+        .await?;
     if !missing.is_empty() {
         warn(format_args!(
             "warning: {} recommendation(s) are not in the local store and are left out; run `konsens sync`",
             missing.len()
         ));
     }
+    let bytes = konsens_publish::render(&report, format).with_context(|| format!("rendering the {format} report"))?;
     match args.out {
         Some(path) => {
-            std::fs::write(&path, report).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
             cx.out.show(&Said(format!("wrote {}", path.display())))
         }
-        None => cx.out.raw(report.as_bytes()),
+        None => cx.out.raw(&bytes),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use anyhow::{Result, anyhow, bail};
 use konsens_client::DocRef;
-use konsens_model::report::ReportFormat;
+use konsens_model::report::{Language, ReportFormat, ReportKind};
 use konsens_model::schema::{MemberRole, Stance, Status};
 use konsens_sync::DocumentId;
 
@@ -75,6 +75,23 @@ mirror!(
         Html,
         /// JSON, for further processing.
         Json,
+        Pdf,
+        Docx,
+    }
+);
+
+mirror!(
+    /// A report's language.
+    LanguageArg => Language { De, En }
+);
+
+mirror!(
+    /// Which report.
+    KindArg => ReportKind {
+        /// The adopted recommendations at their adopted wording.
+        Final,
+        /// Every recommendation as it stands, with its status.
+        Interim,
     }
 );
 
@@ -112,5 +129,7 @@ mod tests {
             assert_eq!(name.as_deref(), Some(ReportFormat::from(*format).as_str()));
         }
         assert_eq!(FormatArg::from_str("md", false), Ok(FormatArg::Markdown));
+        assert_eq!(names::<LanguageArg>(), domain(&Language::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>()));
+        assert_eq!(names::<KindArg>(), domain(&ReportKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()));
     }
 }

@@ -61,6 +61,8 @@ mod html;
 pub use html::escape_html;
 mod inline;
 mod markdown;
+mod outline;
+pub use outline::{OutlineBlock, OutlineKind, OutlineRun, to_outline};
 mod parse;
 mod read;
 #[cfg(test)]
@@ -114,23 +116,6 @@ pub fn update_spans_config() -> UpdateSpansConfig {
 const STRONG: &str = "strong";
 const EM: &str = "em";
 const LINK: &str = "link";
-
-/// Plain text (no Markdown syntax) as spans: paragraphs where the text has
-/// blank lines, hard breaks at single newlines. For rendering plain fields
-/// such as a process description with the same escaping as rich text.
-pub(crate) fn plain_text_spans(text: &str) -> Vec<Span> {
-    let normalised = text.replace("\r\n", "\n");
-    let mut spans = Vec::new();
-    for paragraph in normalised.split("\n\n") {
-        let paragraph = paragraph.trim_matches('\n');
-        if paragraph.trim().is_empty() {
-            continue;
-        }
-        spans.push(Span::Block(block_marker(BlockKind::Paragraph, &[])));
-        spans.push(Span::Text { text: paragraph.to_owned(), marks: None });
-    }
-    spans
-}
 
 /// Escape a plain one-line string (a title, a name) for use inside a line of
 /// Markdown; line breaks become spaces.

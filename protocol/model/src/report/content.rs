@@ -1,0 +1,331 @@
+//! The report's content, computed once for every format: which
+//! recommendations, in which order and numbering, and every sentence already
+//! in the report's language.
+
+use serde::Serialize;
+
+use super::labels::{self, Labels};
+use super::{Language, REPORT_SCHEMA, ReportKind, ReportOptions};
+use crate::richtext::{OutlineBlock, to_outline};
+use crate::schema::{MemberRole, Process, Recommendation, RichText, Stance, Status, Workshop};
+
+/// One report, language and kind resolved. Its serialisation is the JSON
+/// format and what the PDF template lays out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub language: Language,
+    pub kind: ReportKind,
+    /// "Abschlussbericht", "Interim report".
+    pub kind_label: &'static str,
+    /// The process's title.
+    pub title: String,
+    /// The process's description, plain text (paragraphs split by blank lines).
+    pub description: Vec<String>,
+    /// The report date, as people read it ("20. Januar 2027") and as ISO.
+    pub date: String,
+    pub date_iso: String,
+    /// The sentence under the title.
+    pub lede: String,
+    pub workshops: Vec<WorkshopSection>,
+    /// The organisations of the process's members (not observers),
+    /// alphabetical, each once.
+    pub organisations: Vec<String>,
+    /// The words around the content, for renderers outside this crate.
+    pub labels: &'static Labels,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkshopSection {
+    pub number: usize,
+    pub title: String,
+    pub theme: String,
+    /// As people read it; a date that is not ISO stays as written.
+    pub date: Option<String>,
+    pub sectors: Vec<String>,
+    /// How many of the workshop's recommendations (all of them, whatever
+    /// the report shows) are in which status.
+    pub summary: StatusCounts,
+    /// Interim reports: that as a sentence.
+    pub status_summary: Option<String>,
+    /// The one sentence of a workshop with nothing to show.
+    pub empty: Option<&'static str>,
+    pub recommendations: Vec<RecommendationSection>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub total: usize,
+    pub draft: usize,
+    pub discussion: usize,
+    pub consensus: usize,
+    pub adopted: usize,
+    pub rejected: usize,
+}
+
+impl StatusCounts {
+    fn count(&mut self, status: Status) {
+        self.total += 1;
+        match status {
+            Status::Draft => self.draft += 1,
+            Status::Discussion => self.discussion += 1,
+            Status::Consensus => self.consensus += 1,
+            Status::Adopted => self.adopted += 1,
+            Status::Rejected => self.rejected += 1,
+        }
+    }
+
+    /// In the order a summary names them: decided first.
+    pub(super) fn by_status(&self) -> [(Status, usize); 5] {
+        [
+            (Status::Adopted, self.adopted),
+            (Status::Rejected, self.rejected),
+            (Status::Consensus, self.consensus),
+            (Status::Discussion, self.discussion),
+            (Status::Draft, self.draft),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecommendationSection {
+    /// "2.3": workshop number, then position in it.
+    pub number: String,
+    pub title: String,
+    pub status: Status,
+    pub status_label: &'static str,
+    pub adopted_on: Option<String>,
+    pub addressees: Vec<String>,
+    pub sectors: Vec<String>,
+    /// Interim reports: unresolved comments.
+    pub open_comments: Option<usize>,
+    pub problem: Vec<OutlineBlock>,
+    pub recommendation: Vec<OutlineBlock>,
+    pub rationale: Vec<OutlineBlock>,
+    /// Every organisation's position, by organisation name.
+    pub positions: Vec<Position>,
+    /// Final reports: the organisations that support it.
+    pub endorsed_by: Vec<String>,
+    /// Final reports: the positions that are not support.
+    pub dissent: Vec<Position>,
+    /// The rich text itself, for the Markdown and HTML renderers.
+    #[serde(skip)]
+    pub(super) text: [RichText; 3],
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Position {
+    pub organisation: String,
+    pub stance: Stance,
+    /// "unterstützt", "has concerns".
+    pub stance_label: &'static str,
+    pub note: String,
+}
+
+impl Report {
+    /// The name a download of this report goes by: `bericht.pdf`,
+    /// `zwischenbericht.docx`, `report.md`, `interim-report.html`.
+    pub fn file_name(&self, format: super::ReportFormat) -> String {
+        let stem = match (self.language, self.kind) {
+            (Language::De, ReportKind::Final) => "bericht",
+            (Language::De, ReportKind::Interim) => "zwischenbericht",
+            (Language::En, ReportKind::Final) => "report",
+            (Language::En, ReportKind::Interim) => "interim-report",
+        };
+        format!("{stem}.{}", format.extension())
+    }
+
+    pub(super) fn to_json(&self) -> String {
+        // Plain structs and vectors: field order is declaration order and no
+        // map is involved, so the output does not depend on serde_json's
+        // `preserve_order` feature. Serialising them cannot fail.
+        match serde_json::to_string_pretty(self) {
+            Ok(mut json) => {
+                json.push('\n');
+                json
+            }
+            Err(e) => format!("{{\"error\": {:?}}}\n", e.to_string()),
+        }
+    }
+
+    /// How many recommendations the report shows.
+    pub fn shown(&self) -> usize {
+        self.workshops.iter().map(|w| w.recommendations.len()).sum()
+    }
+}
+
+impl RecommendationSection {
+    /// The three text fields: CSS class, heading, text.
+    pub(super) fn texts(&self, labels: &Labels) -> [(&'static str, &'static str, &RichText); 3] {
+        [
+            ("problem", labels.problem, &self.text[0]),
+            ("text", labels.recommendation_text, &self.text[1]),
+            ("rationale", labels.rationale, &self.text[2]),
+        ]
+    }
+}
+
+/// When a recommendation was last adopted, from its status log.
+fn adopted_at(rec: &Recommendation) -> Option<i64> {
+    rec.status_log.iter().rev().find(|c| c.to == Status::Adopted).map(|c| c.at)
+}
+
+/// A sort key that puts "Ärztekammer" among the A's and ignores case.
+fn collation_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len());
+    for c in name.trim().chars().flat_map(char::to_lowercase) {
+        match c {
+            'ä' | 'à' | 'á' | 'â' => key.push('a'),
+            'ö' | 'ó' | 'ò' | 'ô' => key.push('o'),
+            'ü' | 'ú' | 'ù' | 'û' => key.push('u'),
+            'é' | 'è' | 'ê' => key.push('e'),
+            'ß' => key.push_str("ss"),
+            c => key.push(c),
+        }
+    }
+    key
+}
+
+fn participating_organisations(process: &Process) -> Vec<String> {
+    let mut names: Vec<String> = process
+        .members
+        .values()
+        .filter(|m| m.role != MemberRole::Observer)
+        .map(|m| m.organisation.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    names.sort_by(|a, b| (collation_key(a), a).cmp(&(collation_key(b), b)));
+    names.dedup();
+    names
+}
+
+/// Build the report of `process` from its `recommendations`, given as
+/// `(automerge URL, recommendation)` pairs; the URL only orders them. For a
+/// final report pass the recommendations as adopted
+/// (`Recommendation::from_doc_as_adopted`), for an interim one as they are.
+pub fn build(process: &Process, recommendations: &[(String, Recommendation)], options: &ReportOptions) -> Report {
+    let language = options.language;
+    let kind = options.kind;
+    let labels = Labels::of(language);
+    let shows = |rec: &Recommendation| kind == ReportKind::Interim || rec.status == Status::Adopted;
+
+    let workshop_of = |rec: &Recommendation| {
+        process
+            .workshops
+            .iter()
+            .position(|w| w.id == rec.workshop)
+            .or_else(|| process.workshops.iter().position(|w| w.title == rec.workshop))
+    };
+    // Per workshop (and one more for the unknown ones): the entries shown.
+    let mut groups: Vec<Vec<(&str, &Recommendation)>> = vec![Vec::new(); process.workshops.len() + 1];
+    let mut counts = vec![StatusCounts::default(); process.workshops.len() + 1];
+    for (url, rec) in recommendations {
+        let index = workshop_of(rec).unwrap_or(process.workshops.len());
+        counts[index].count(rec.status);
+        if shows(rec) {
+            groups[index].push((url.as_str(), rec));
+        }
+    }
+
+    let mut workshops = Vec::new();
+    for ((index, mut entries), summary) in groups.into_iter().enumerate().zip(counts) {
+        let workshop: Option<&Workshop> = process.workshops.get(index);
+        if workshop.is_none() && entries.is_empty() {
+            continue;
+        }
+        let listed: &[String] =
+            workshop.and_then(|w| process.recommendations.get(&w.id)).map_or(&[], |v| v.as_slice());
+        let position = |url: &str| listed.iter().position(|u| u == url).unwrap_or(usize::MAX);
+        // Stable: exact ties (the same URL twice) keep the caller's order.
+        entries.sort_by(|(a_url, a), (b_url, b)| {
+            (position(*a_url), a.title.0.as_str(), *a_url).cmp(&(position(*b_url), b.title.0.as_str(), *b_url))
+        });
+        let number = index + 1;
+        let status_summary = (kind == ReportKind::Interim && !entries.is_empty())
+            .then(|| labels::status_summary(language, &summary.by_status()));
+        let sections = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (_, rec))| section(language, kind, format!("{number}.{}", i + 1), rec))
+            .collect::<Vec<_>>();
+        workshops.push(WorkshopSection {
+            number,
+            title: workshop.map_or(labels.other_recommendations, |w| w.title.trim()).to_owned(),
+            theme: workshop.map_or("", |w| w.theme.trim()).to_owned(),
+            date: workshop
+                .and_then(|w| w.date.as_deref())
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| labels::format_iso_date(language, d)),
+            sectors: workshop.map_or_else(Vec::new, |w| w.sectors.clone()),
+            summary,
+            status_summary,
+            empty: sections.is_empty().then(|| labels::empty_workshop(language, kind)),
+            recommendations: sections,
+        });
+    }
+
+    let shown: usize = workshops.iter().map(|w| w.recommendations.len()).sum();
+    let description = process
+        .description
+        .0
+        .replace("\r\n", "\n")
+        .split("\n\n")
+        .map(|p| p.trim().replace('\n', " "))
+        .filter(|p| !p.is_empty())
+        .collect();
+    Report {
+        schema: REPORT_SCHEMA,
+        language,
+        kind,
+        kind_label: labels.kind(kind),
+        title: process.title.0.trim().to_owned(),
+        description,
+        date: labels::format_date(language, options.date),
+        date_iso: labels::iso_date(options.date),
+        lede: labels::lede(language, kind, shown, process.workshops.len()),
+        workshops,
+        organisations: participating_organisations(process),
+        labels,
+    }
+}
+
+fn section(language: Language, kind: ReportKind, number: String, rec: &Recommendation) -> RecommendationSection {
+    let positions: Vec<Position> = rec
+        .endorsements
+        .iter()
+        .map(|(organisation, e)| Position {
+            organisation: organisation.trim().to_owned(),
+            stance: e.stance,
+            stance_label: labels::stance_name(language, e.stance),
+            note: e.note.trim().to_owned(),
+        })
+        .collect();
+    let (endorsed_by, dissent) = if kind == ReportKind::Final {
+        (
+            positions.iter().filter(|p| p.stance == Stance::Support).map(|p| p.organisation.clone()).collect(),
+            positions.iter().filter(|p| p.stance != Stance::Support).cloned().collect(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    RecommendationSection {
+        number,
+        title: rec.title.0.trim().to_owned(),
+        status: rec.status,
+        status_label: labels::status_name(language, rec.status),
+        adopted_on: (rec.status == Status::Adopted)
+            .then(|| adopted_at(rec))
+            .flatten()
+            .map(|at| labels::format_date(language, at)),
+        addressees: rec.addressees.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect(),
+        sectors: rec.sectors.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        open_comments: (kind == ReportKind::Interim).then(|| rec.comments.values().filter(|c| !c.resolved).count()),
+        problem: to_outline(&rec.problem.0),
+        recommendation: to_outline(&rec.recommendation.0),
+        rationale: to_outline(&rec.rationale.0),
+        positions: if kind == ReportKind::Interim { positions } else { Vec::new() },
+        endorsed_by,
+        dissent,
+        text: [rec.problem.clone(), rec.recommendation.clone(), rec.rationale.clone()],
+    }
+}
