@@ -23,6 +23,14 @@ async function layout(page) {
       scrollWidth: document.documentElement.scrollWidth,
       clientWidth: document.documentElement.clientWidth,
       bodyScrollWidth: document.body.scrollWidth,
+      // The deepest element reaching past the screen's right edge, to name in a failure.
+      widest: (() => {
+        let found = null
+        for (const el of document.body.querySelectorAll("*")) {
+          if (el.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5) found = el
+        }
+        return found ? `${found.tagName.toLowerCase()}${found.id ? "#" + found.id : ""}${found.className && typeof found.className === "string" ? "." + found.className.trim().split(/\s+/).join(".") : ""} “${(found.textContent ?? "").trim().slice(0, 40)}”` : null
+      })(),
       name: label
         ? {
             fits: label.scrollWidth <= label.clientWidth,
@@ -37,7 +45,7 @@ async function layout(page) {
 
 async function assertPhoneLayout(page, screen) {
   const l = await layout(page)
-  assert.ok(l.scrollWidth <= l.clientWidth && l.bodyScrollWidth <= l.clientWidth, `${screen}: scrolls sideways (${l.scrollWidth}/${l.bodyScrollWidth} > ${l.clientWidth})`)
+  assert.ok(l.scrollWidth <= l.clientWidth && l.bodyScrollWidth <= l.clientWidth, `${screen}: scrolls sideways (${l.scrollWidth}/${l.bodyScrollWidth} > ${l.clientWidth}; ${l.widest})`)
   if (l.name) {
     assert.ok(l.header > 0 && l.header <= 56, `${screen}: header is ${l.header}px high`)
     assert.ok(l.name.fits || l.name.ellipsis, `${screen}: the name is cut without an ellipsis`)
@@ -68,8 +76,8 @@ test("every main screen fits a 390 px phone", async () => {
 
   // Process page: workshops, filters, members with the invitation form.
   await page.locator("#workshops li.rec").nth(5).waitFor({ timeout: 15_000 })
-  await page.locator("#members-list li").first().waitFor()
-  await page.locator("#members form").waitFor()
+  await page.locator("#members-list .member").first().waitFor()
+  await page.locator("#members form.invite-one").waitFor()
   const first = await assertPhoneLayout(page, "process page")
   // The name is long: it must have been cut, with an ellipsis.
   assert.ok(!(await layout(page)).name.fits, "the long name does not fit a phone's header")
@@ -106,6 +114,9 @@ test("every main screen fits a 390 px phone", async () => {
   await page.locator("#timeline li").last().getByRole("button", { name: "Diese Fassung öffnen" }).click()
   await page.locator("#version .diff").waitFor()
   await assertPhoneLayout(page, "a past version")
+  // The version opens as a dialog where the reader is; close it to go on.
+  await page.locator("#version-close").click()
+  await page.locator("#version").waitFor({ state: "hidden" })
 
   // The identity card.
   await page.locator("#identity").click()

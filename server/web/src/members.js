@@ -262,7 +262,7 @@ export function membersSection(app, id) {
         h(
           "ul",
           { class: "members-plain" },
-          members.map(m => h("li", {}, `${m.name} (${m.organisation})`, h("span", { class: "role-label" }, t(`role_${m.role}`))))
+          members.map(m => h("li", {}, `${m.name} (${m.organisation}) · `, h("span", { class: "role-label" }, t(`role_${m.role}`))))
         )
       )
     }

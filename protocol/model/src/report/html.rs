@@ -161,7 +161,7 @@ fn positions(report: &Report, positions: &[Position], out: &mut String) {
 }
 
 const STYLE: &str = "<style>
-body { font-family: Georgia, 'Times New Roman', serif; line-height: 1.55; color: #1d1d1f; max-width: 46rem; margin: 2.5rem auto; padding: 0 1.25rem; overflow-wrap: break-word; hyphens: auto; }
+body { font-family: Georgia, 'Times New Roman', serif; line-height: 1.55; color: #1d1d1f; max-width: 46rem; margin: 2.5rem auto; padding: 0 1.25rem; overflow-wrap: anywhere; hyphens: auto; }
 h1, h2, h3, h4, h5, h6, .kind, .date, .lede, .summary, dl.meta, table, .status { font-family: 'Helvetica Neue', Arial, sans-serif; }
 .kind { text-transform: uppercase; letter-spacing: .08em; color: #1f4e79; font-weight: bold; margin-bottom: 0; }
 h1 { font-size: 2.1rem; line-height: 1.2; border-bottom: 3px solid #1f4e79; padding-bottom: .5rem; margin-top: .3rem; }
