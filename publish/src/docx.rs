@@ -8,7 +8,7 @@ use docx_rs::{
 use konsens_model::report::{Position, RecommendationSection, Report, ReportFormat, ReportKind};
 use konsens_model::richtext::{OutlineBlock, OutlineKind};
 
-use crate::PublishError;
+use crate::error::PublishError;
 
 const ACCENT: &str = "1F4E79";
 /// Twentieths of a point per list level.

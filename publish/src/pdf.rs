@@ -13,7 +13,7 @@ use typst::text::{Font, FontBook};
 use typst::utils::LazyHash;
 use typst::{Library, LibraryExt, World};
 
-use crate::PublishError;
+use crate::error::PublishError;
 
 /// The layout. It reads `report.json` and never evaluates report text.
 const TEMPLATE: &str = include_str!("template.typ");

@@ -12,6 +12,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::access::AccessRole;
 use crate::schema::MemberRole;
@@ -102,7 +103,7 @@ pub enum MemberStatus {
 }
 
 /// `POST /api/processes/{id}/invitations/bulk`: a roster as CSV (see
-/// [`crate::roster`]), parsed by the server; every line is valid or nobody
+/// the roster module), parsed by the server; every line is valid or nobody
 /// is invited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkInvitationRequest {
@@ -236,7 +237,46 @@ pub struct ApiErrorBody {
     pub code: Option<String>,
     /// For `invalid-roster`: every problem with its line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub lines: Vec<crate::roster::RosterError>,
+    pub lines: Vec<RosterError>,
+}
+
+// -- a roster's problems, line by line (parsed by the roster module) ----------
+
+/// What is wrong with one line of a roster (line 1 is the header).
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[serde(tag = "problem", rename_all = "kebab-case")]
+pub enum RosterProblem {
+    /// The file has no header row (or nothing at all).
+    #[error("the file is empty; the first line must name the columns name, organisation, role")]
+    Empty,
+    /// The header row lacks a required column.
+    #[error("the header row has no column {column:?}")]
+    MissingColumn { column: String },
+    #[error("the name is empty")]
+    EmptyName,
+    #[error("the organisation is empty")]
+    EmptyOrganisation,
+    #[error("unknown role {role:?}; roles are participant, observer, facilitator (Teilnehmende, Beobachtende, Moderation)")]
+    UnknownRole { role: String },
+    #[error("{value:?} is not an e-mail address")]
+    BadEmail { value: String },
+    /// A quoted field that never ends.
+    #[error("a quotation mark is not closed")]
+    UnclosedQuote,
+    /// The same name and organisation twice in the file.
+    #[error("{name} ({organisation}) is listed twice (first on line {first})")]
+    Duplicate { name: String, organisation: String, first: usize },
+    #[error("more than {max} people in one file")]
+    TooManyRows { max: usize },
+}
+
+/// A problem and the line it is on (1-based, counting the header).
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[error("line {line}: {problem}")]
+pub struct RosterError {
+    pub line: usize,
+    #[serde(flatten)]
+    pub problem: RosterProblem,
 }
 
 #[cfg(test)]

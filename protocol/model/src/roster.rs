@@ -11,52 +11,13 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use crate::api::InvitationRequest;
+pub use crate::api::{InvitationRequest, RosterError, RosterProblem};
 use crate::schema::MemberRole;
 
 /// More rows than this are refused: a process has about forty organisations,
 /// and a file of thousands is a mistake (or an attack on the token store).
 pub const MAX_ROWS: usize = 500;
-
-/// What is wrong with one line of a roster (line 1 is the header).
-#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
-#[serde(tag = "problem", rename_all = "kebab-case")]
-pub enum RosterProblem {
-    /// The file has no header row (or nothing at all).
-    #[error("the file is empty; the first line must name the columns name, organisation, role")]
-    Empty,
-    /// The header row lacks a required column.
-    #[error("the header row has no column {column:?}")]
-    MissingColumn { column: String },
-    #[error("the name is empty")]
-    EmptyName,
-    #[error("the organisation is empty")]
-    EmptyOrganisation,
-    #[error("unknown role {role:?}; roles are participant, observer, facilitator (Teilnehmende, Beobachtende, Moderation)")]
-    UnknownRole { role: String },
-    #[error("{value:?} is not an e-mail address")]
-    BadEmail { value: String },
-    /// A quoted field that never ends.
-    #[error("a quotation mark is not closed")]
-    UnclosedQuote,
-    /// The same name and organisation twice in the file.
-    #[error("{name} ({organisation}) is listed twice (first on line {first})")]
-    Duplicate { name: String, organisation: String, first: usize },
-    #[error("more than {max} people in one file")]
-    TooManyRows { max: usize },
-}
-
-/// A problem and the line it is on (1-based, counting the header).
-#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
-#[error("line {line}: {problem}")]
-pub struct RosterError {
-    pub line: usize,
-    #[serde(flatten)]
-    pub problem: RosterProblem,
-}
 
 /// One person to invite, with the line it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::labels::{self, Labels};
-use super::{Language, REPORT_SCHEMA, ReportKind, ReportOptions};
+use super::options::{Language, REPORT_SCHEMA, ReportFormat, ReportKind, ReportOptions};
 use crate::richtext::{OutlineBlock, to_outline};
 use crate::schema::{MemberRole, Process, Recommendation, RichText, Stance, Status, Workshop};
 
@@ -125,7 +125,7 @@ pub struct Position {
 impl Report {
     /// The name a download of this report goes by: `bericht.pdf`,
     /// `zwischenbericht.docx`, `report.md`, `interim-report.html`.
-    pub fn file_name(&self, format: super::ReportFormat) -> String {
+    pub fn file_name(&self, format: ReportFormat) -> String {
         let stem = match (self.language, self.kind) {
             (Language::De, ReportKind::Final) => "bericht",
             (Language::De, ReportKind::Interim) => "zwischenbericht",
