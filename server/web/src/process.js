@@ -7,7 +7,7 @@
 // the same (access.rs, `Guarded::Structure`); observers only read.
 
 import { h, fill, field, batched } from "./dom.js"
-import { t } from "./i18n.js"
+import { t, formatDate } from "./i18n.js"
 import * as M from "./model.js"
 import { rememberProcess, readOnlyNotice } from "./start.js"
 import { reportPanel } from "./report.js"
@@ -226,7 +226,7 @@ export function processPage(app, id) {
           organise ? workshopControls(wid, title, index, workshops.length, wsArchived) : null
         ),
         renaming?.wid === wid ? renaming.form : null,
-        h("p", { class: "meta" }, [M.str(w.theme), M.str(w.date), (w.sectors ?? []).map(M.str).join(", ")].filter(Boolean).join(" · ")),
+        h("p", { class: "meta" }, [M.str(w.theme), formatDate(M.str(w.date)), (w.sectors ?? []).map(M.str).join(", ")].filter(Boolean).join(" · ")),
         items.length ? h("ul", { class: "list" }, items) : h("p", { class: "meta" }, t("noRecommendations"))
       )
     })

@@ -18,6 +18,8 @@ use crate::values::doc_ref;
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
+    /// The recommendation or process: its id, `automerge:` URL, or `draft:NAME`.
+    #[arg(value_name = "REC")]
     rec: String,
     /// Show the authors the document itself declares, without asking the server.
     #[arg(long)]

@@ -77,8 +77,9 @@ enum Command {
     /// Local drafts: fork, edit offline, review, merge.
     #[command(subcommand)]
     Draft(draft::DraftCommand),
-    /// Every change with time, author and what it touched (authors as the
-    /// server verified them, once this store has joined a server).
+    /// The history in sessions (one person, one field, edits minutes apart)
+    /// with time, author and what changed; `--all` for every single change.
+    /// Authors as the server verified them, once this store has joined a server.
     History(history::HistoryArgs),
     /// Join a server with a personal invitation link; the token is kept in the store.
     Join(member::JoinArgs),

@@ -22,11 +22,16 @@ pub struct JoinArgs {
 
 #[derive(Debug, Args)]
 pub struct InviteArgs {
+    /// The process to invite into: its id or `automerge:` URL.
+    #[arg(value_name = "PROCESS")]
     process: String,
+    /// What the invited person may do in the process.
     #[arg(long, value_enum, required_unless_present = "csv")]
     role: Option<RoleArg>,
+    /// The person's name, as everyone will see it.
     #[arg(long, required_unless_present = "csv")]
     name: Option<String>,
+    /// The person's organisation, as everyone will see it.
     #[arg(long, required_unless_present = "csv")]
     org: Option<String>,
     /// Invite everyone of a CSV file instead: a header row with the columns
@@ -44,6 +49,8 @@ pub struct ReissueArgs {
 
 #[derive(Debug, Args)]
 pub struct MembersArgs {
+    /// The process: its id or `automerge:` URL.
+    #[arg(value_name = "PROCESS")]
     process: String,
 }
 
