@@ -319,6 +319,13 @@ impl Workspace {
         Ok((doc, process))
     }
 
+    /// Set the language the process publishes in (its reports' default).
+    pub async fn set_process_language(&self, process: DocumentId, code: &'static str) -> Result<(), ClientError> {
+        // Facilitators organise the process (as they add workshops).
+        self.allow(Action::AddWorkshop)?;
+        self.modify_process(process, format!("language {code}"), move |tx, _| schema::set_language(tx, code)).await
+    }
+
     /// Apply an operation to a process document (the caller checks the role).
     pub(crate) async fn modify_process<T: Send + 'static, E: From<SchemaError> + Send + 'static>(
         &self,

@@ -180,7 +180,7 @@ impl Guarded {
             Guarded::Decision => "adopt, reject or re-open a recommendation",
             Guarded::Membership => "change the members of a process",
             Guarded::Kind => "change what kind of document this is or which process it belongs to",
-            Guarded::Structure => "rename, re-order, move or archive workshops and recommendations",
+            Guarded::Structure => "rename, re-order, move or archive workshops and recommendations, or set the process's language",
             Guarded::Consent => "open, word or close a consent round, or decide whether adoption requires one",
         }
     }
@@ -484,7 +484,8 @@ impl GuardedState {
                 }
             }
         }
-        let structure = ["workshops", "archivedWorkshops", "archivedRecommendations", "workshop"]
+        // The process's language (its reports' default) is the facilitators' too.
+        let structure = ["workshops", "archivedWorkshops", "archivedRecommendations", "workshop", "language"]
             .into_iter()
             .map(|key| at_root(key).map(|(v, id)| canonical_value(doc, &v, &id, 0)))
             .collect();
@@ -1278,6 +1279,7 @@ mod tests {
         let edits: Vec<(&str, Vec<Change>)> = vec![
             ("rename", process_edit(&process, 7, |tx| schema::rename_workshop(tx, "a", "Anerkennung von Abschlüssen"))),
             ("reorder", process_edit(&process, 7, |tx| schema::move_workshop(tx, "b", 0))),
+            ("set the language", process_edit(&process, 7, |tx| schema::set_language(tx, "en"))),
             ("archive a workshop", process_edit(&process, 7, |tx| schema::archive_workshop(tx, "a", true))),
             ("archive a recommendation", process_edit(&process, 7, |tx| schema::archive_recommendation(tx, "automerge:r1", true))),
             ("move a recommendation", process_edit(&process, 7, |tx| schema::move_recommendation(tx, "automerge:r1", "b"))),

@@ -607,6 +607,13 @@ pub fn init_process(tx: &mut Transaction<'_>, title: &str, description: &str) ->
     Ok(())
 }
 
+/// The language the process works and publishes in (`"de"`, `"en"`): its
+/// reports' default (`report::Language::of`).
+pub fn set_language(tx: &mut Transaction<'_>, code: &str) -> Result<(), SchemaError> {
+    tx.put(ROOT, "language", code)?;
+    Ok(())
+}
+
 fn child<T: ReadDoc>(tx: &T, parent: &ObjId, key: &str, kind: &'static str) -> Result<ObjId, SchemaError> {
     match tx.get(parent, key)? {
         Some((Value::Object(_), id)) => Ok(id),

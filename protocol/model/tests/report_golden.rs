@@ -151,3 +151,29 @@ fn pdf_and_docx_are_not_text_formats() {
     assert!(report::render_text(&report, ReportFormat::Pdf).is_err());
     assert_eq!(report.file_name(ReportFormat::Pdf), "bericht.pdf");
 }
+
+/// What a facilitator archived is out of the report: an archived
+/// recommendation, and an archived workshop with everything in it; the
+/// workshops left are numbered without a gap.
+#[test]
+fn archived_workshops_and_recommendations_are_left_out() {
+    let (mut process, docs) = fixture::documents();
+    let recommendations = fixture::as_they_are(&docs);
+    let options = ReportOptions { kind: ReportKind::Interim, language: Language::De, date: fixture::REPORT_DATE };
+    let full = report::build(&process, &recommendations, &options);
+    let first = &full.workshops[0];
+    assert!(!first.recommendations.is_empty(), "the fixture's first workshop has recommendations");
+    let first_titles: Vec<String> = first.recommendations.iter().map(|r| r.title.clone()).collect();
+    let (url, _) = recommendations.iter().find(|(_, r)| r.title.0.trim() == first_titles[0]).expect("its document");
+    process.archived_recommendations.insert(url.clone(), true);
+    let without_one = report::build(&process, &recommendations, &options);
+    assert_eq!(without_one.shown(), full.shown() - 1);
+    assert!(!text(&without_one, ReportFormat::Markdown).contains(&first_titles[0]));
+
+    process.archived_workshops.insert(process.workshops[0].id.clone(), true);
+    let without_workshop = report::build(&process, &recommendations, &options);
+    let markdown = text(&without_workshop, ReportFormat::Markdown);
+    assert!(!markdown.contains(&first.title), "{markdown}");
+    assert!(first_titles.iter().all(|t| !markdown.contains(t.as_str())), "{markdown}");
+    assert_eq!(without_workshop.workshops[0].number, 1, "numbered without a gap");
+}

@@ -186,8 +186,10 @@ export function editorHandle(handle, field) {
 // ---------------------------------------------------------------------------
 // Operations (see the functions of the same names in schema.rs).
 
-export function initProcess(d, title, description, me) {
+export function initProcess(d, title, description, me, language) {
   d.schema = S(PROCESS_SCHEMA)
+  // The language it works and publishes in (the reports' default): the creator's.
+  if (language) d.language = S(language)
   d.title = title
   d.description = description
   d.workshops = []

@@ -3,7 +3,7 @@
 // or anyone on an --open server).
 
 import { h, fill, field } from "./dom.js"
-import { t } from "./i18n.js"
+import { t, lang } from "./i18n.js"
 import { change, identity, initProcess, can } from "./model.js"
 
 const RECENT_KEY = "konsens.processes"
@@ -58,7 +58,7 @@ export function startPage(app) {
         const value = title.value.trim()
         if (!value) return
         const handle = app.repo.create()
-        change(handle, `create process ${JSON.stringify(value)}`, (d, me) => initProcess(d, value, description.value.trim(), me ?? identity()))
+        change(handle, `create process ${JSON.stringify(value)}`, (d, me) => initProcess(d, value, description.value.trim(), me ?? identity(), lang))
         rememberProcess(handle.url, value)
         app.navigate(`/p/${handle.documentId}`)
       },

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::Context;
 use crate::output::{Line, Render};
-use crate::values::doc_id;
+use crate::values::{LanguageArg, doc_id};
 
 #[derive(Debug, Subcommand)]
 pub enum ProcessCommand {
@@ -22,6 +22,9 @@ pub enum ProcessCommand {
         /// What the process is about (one paragraph).
         #[arg(long, default_value = "")]
         description: String,
+        /// The language the process works and publishes in: its reports' default.
+        #[arg(long, value_enum, default_value = "de")]
+        lang: LanguageArg,
     },
     /// Show a process: workshops, members, recommendations.
     Show {
@@ -44,8 +47,9 @@ impl Created {
 
 pub async fn run(command: ProcessCommand, cx: &Context) -> Result<()> {
     match command {
-        ProcessCommand::Create { title, description } => {
+        ProcessCommand::Create { title, description, lang } => {
             let id = cx.ws.create_process(&title, &description).await?;
+            cx.ws.set_process_language(id, konsens_model::report::Language::from(lang).as_str()).await?;
             cx.out.show(&Created::line(id))
         }
         ProcessCommand::Show { process } => {

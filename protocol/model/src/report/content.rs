@@ -209,18 +209,29 @@ pub fn build(process: &Process, recommendations: &[(String, Recommendation)], op
     let labels = Labels::of(language);
     let shows = |rec: &Recommendation| kind == ReportKind::Interim || rec.status == Status::Adopted;
 
+    // Archived workshops and recommendations are out of the report (the
+    // facilitator took them off the table; they are kept, not deleted).
+    let archived_workshop = |w: &Workshop| process.archived_workshops.get(&w.id).copied().unwrap_or(false);
+    let visible: Vec<&Workshop> = process.workshops.iter().filter(|w| !archived_workshop(w)).collect();
+    let names = |w: &Workshop, rec: &Recommendation| w.id == rec.workshop || w.title == rec.workshop;
+    let archived = |url: &str, rec: &Recommendation| {
+        process.archived_recommendations.get(url).copied().unwrap_or(false)
+            || process.workshops.iter().any(|w| archived_workshop(w) && names(w, rec))
+    };
     let workshop_of = |rec: &Recommendation| {
-        process
-            .workshops
+        visible
             .iter()
             .position(|w| w.id == rec.workshop)
-            .or_else(|| process.workshops.iter().position(|w| w.title == rec.workshop))
+            .or_else(|| visible.iter().position(|w| w.title == rec.workshop))
     };
     // Per workshop (and one more for the unknown ones): the entries shown.
-    let mut groups: Vec<Vec<(&str, &Recommendation)>> = vec![Vec::new(); process.workshops.len() + 1];
-    let mut counts = vec![StatusCounts::default(); process.workshops.len() + 1];
+    let mut groups: Vec<Vec<(&str, &Recommendation)>> = vec![Vec::new(); visible.len() + 1];
+    let mut counts = vec![StatusCounts::default(); visible.len() + 1];
     for (url, rec) in recommendations {
-        let index = workshop_of(rec).unwrap_or(process.workshops.len());
+        if archived(url, rec) {
+            continue;
+        }
+        let index = workshop_of(rec).unwrap_or(visible.len());
         counts[index].count(rec.status);
         if shows(rec) {
             groups[index].push((url.as_str(), rec));
@@ -229,7 +240,7 @@ pub fn build(process: &Process, recommendations: &[(String, Recommendation)], op
 
     let mut workshops = Vec::new();
     for ((index, mut entries), summary) in groups.into_iter().enumerate().zip(counts) {
-        let workshop: Option<&Workshop> = process.workshops.get(index);
+        let workshop: Option<&Workshop> = visible.get(index).copied();
         if workshop.is_none() && entries.is_empty() {
             continue;
         }
@@ -282,7 +293,7 @@ pub fn build(process: &Process, recommendations: &[(String, Recommendation)], op
         description,
         date: labels::format_date(language, options.date),
         date_iso: labels::iso_date(options.date),
-        lede: labels::lede(language, kind, shown, process.workshops.len()),
+        lede: labels::lede(language, kind, shown, visible.len()),
         workshops,
         organisations: participating_organisations(process),
         labels,
