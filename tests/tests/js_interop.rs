@@ -53,8 +53,9 @@ async fn js_creates_rust_reads_and_back() -> Result<()> {
     js_heads.sort();
     assert_eq!(heads, js_heads, "same heads on both sides");
 
-    // The CLI pulls the JS document; its history summarises the browser's
-    // message-less change by the fields it touched.
+    // The CLI pulls the JS document; its history of every change (`--all`;
+    // by default it shows sessions) summarises the browser's message-less
+    // change by the fields it touched.
     let cli_store = tempfile::tempdir()?;
     let konsens = konsens_tests::binary("konsens")?;
     let synced = Command::new(&konsens)
@@ -64,7 +65,7 @@ async fn js_creates_rust_reads_and_back() -> Result<()> {
     assert!(synced.status.success(), "{}", String::from_utf8_lossy(&synced.stderr));
     let history = Command::new(&konsens)
         .arg("--store").arg(cli_store.path())
-        .args(["--json", "history", &doc_url.to_string()])
+        .args(["--json", "history", "--all", &doc_url.to_string()])
         .output()?;
     assert!(history.status.success(), "{}", String::from_utf8_lossy(&history.stderr));
     let history: Value = serde_json::from_slice(&history.stdout)?;
