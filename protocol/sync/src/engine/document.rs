@@ -186,7 +186,8 @@ impl Document {
         self.apply_deferred();
         let before = self.applied.get_heads();
         let result = f(&mut self.applied);
-        if self.applied.get_heads() != before {
+        let after = self.applied.get_heads();
+        if after != before {
             self.applied_unhanded = true;
             for change in self.applied.get_changes(&before) {
                 if let Some(seqs) = &mut self.seqs {
@@ -195,7 +196,7 @@ impl Document {
                 }
                 self.recent.add(change);
             }
-            self.recent.record_state(self.applied.get_heads());
+            self.recent.record_state(after);
         }
         result
     }
