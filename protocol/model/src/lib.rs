@@ -57,6 +57,7 @@ pub mod api;
 pub mod consent;
 pub mod dossier;
 pub mod history;
+mod names;
 pub mod richtext;
 pub mod recovery;
 pub mod report;

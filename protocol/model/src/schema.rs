@@ -15,13 +15,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use automerge::iter::Span;
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use autosurgeon::{Hydrate, HydrateError, Reconcile};
 use thiserror::Error;
+
+use crate::names::closed_names;
 
 /// Schema tag of a process document.
 pub const PROCESS_SCHEMA: &str = "konsens/process@1";
@@ -65,49 +66,12 @@ pub enum SchemaError {
 // ---------------------------------------------------------------------------
 // Value types with a closed set of values.
 
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident, $error:ident, { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = SchemaError;
-            fn from_str(s: &str) -> Result<Self, SchemaError> {
-                match s { $($text => Ok($name::$variant),)+ _ => Err(SchemaError::$error(s.to_owned())) }
-            }
-        }
-
+/// Values kept in documents are stored by their names.
+macro_rules! stored_by_name {
+    ($($name:ident),+) => {$(
         impl Hydrate for $name {
             fn hydrate_string(s: &str) -> Result<Self, HydrateError> {
                 s.parse().map_err(|e: SchemaError| HydrateError::unexpected("a known value", e.to_string()))
-            }
-        }
-
-        // On the JSON API the values travel as their names too.
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-                name.parse().map_err(serde::de::Error::custom)
             }
         }
 
@@ -117,12 +81,12 @@ macro_rules! string_enum {
                 self.as_str().reconcile(reconciler)
             }
         }
-    };
+    )+};
 }
 
-string_enum!(
+closed_names!(
     /// Where a recommendation stands: `draft → discussion → consensus → adopted | rejected`.
-    Status, UnknownStatus, {
+    Status, SchemaError::UnknownStatus, {
         Draft => "draft",
         Discussion => "discussion",
         Consensus => "consensus",
@@ -131,34 +95,36 @@ string_enum!(
     }
 );
 
-string_enum!(
+closed_names!(
     /// An organisation's position on a recommendation.
-    Stance, UnknownStance, {
+    Stance, SchemaError::UnknownStance, {
         Support => "support",
         Concerns => "concerns",
         Object => "object",
     }
 );
 
-string_enum!(
+closed_names!(
     /// What a member may do in a process.
-    MemberRole, UnknownRole, {
+    MemberRole, SchemaError::UnknownRole, {
         Facilitator => "facilitator",
         Participant => "participant",
         Observer => "observer",
     }
 );
 
-string_enum!(
+closed_names!(
     /// An organisation's answer in a consent round (see `consent`). A block
     /// stops an adoption where the process requires consent.
-    Answer, UnknownAnswer, {
+    Answer, SchemaError::UnknownAnswer, {
         Agree => "agree",
         Abstain => "abstain",
         Disagree => "disagree",
         Block => "block",
     }
 );
+
+stored_by_name!(Status, Stance, MemberRole, Answer);
 
 impl Status {
     /// Allowed moves: forward one step, back one step for more discussion,

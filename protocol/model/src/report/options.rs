@@ -1,12 +1,10 @@
 //! What a report request chooses (format, language, kind, date) and what it
 //! can get wrong: the types every part of the report shares.
 
-use std::fmt;
-use std::str::FromStr;
 
-use serde::Serialize;
 use thiserror::Error;
 
+use crate::names::closed_names;
 use crate::schema::Process;
 
 /// Schema tag of the JSON report.
@@ -25,38 +23,9 @@ pub enum ReportError {
     NotText(ReportFormat),
 }
 
-macro_rules! named {
-    ($(#[$meta:meta])* $name:ident, $error:ident, { $($variant:ident => $text:literal $(| $alias:literal)*),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        #[serde(rename_all = "lowercase")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ReportError;
-            fn from_str(s: &str) -> Result<Self, ReportError> {
-                match s { $($text $(| $alias)* => Ok($name::$variant),)+ other => Err(ReportError::$error(other.to_owned())) }
-            }
-        }
-    };
-}
-
-named!(
+closed_names!(
     /// The output format of a report.
-    ReportFormat, UnknownFormat, {
+    ReportFormat, ReportError::UnknownFormat, {
         Markdown => "markdown" | "md",
         Html => "html",
         Json => "json",
@@ -65,18 +34,18 @@ named!(
     }
 );
 
-named!(
+closed_names!(
     /// The language a report is written in.
-    Language, UnknownLanguage, {
+    Language, ReportError::UnknownLanguage, {
         De => "de",
         En => "en",
     }
 );
 
-named!(
+closed_names!(
     /// Which report: the final one (adopted recommendations only) or an
     /// interim one (every recommendation with its status).
-    ReportKind, UnknownKind, {
+    ReportKind, ReportError::UnknownKind, {
         Final => "final",
         Interim => "interim",
     }
