@@ -26,9 +26,10 @@ fn invite(admin: &Path, process: &str, role: &str, name: &str, organisation: &st
     Ok((text("link")?, text("participant")?))
 }
 
-fn member(dir: &Path, link: &str) -> Result<()> {
+/// A member's store joined with `link`, holding the process and its recommendations.
+fn member(dir: &Path, link: &str, process: &str) -> Result<()> {
     ok(dir, &["join", link])?;
-    ok(dir, &["sync"])?;
+    ok(dir, &["sync", "--doc", process])?;
     Ok(())
 }
 
@@ -51,15 +52,15 @@ async fn an_amendment_is_proposed_co_edited_and_accepted_in_part() -> Result<()>
     ok(admin.path(), &["sync"])?;
 
     let (link, _) = invite(admin.path(), &process, "facilitator", "Fatima Okafor", "Moderation")?;
-    member(fac.path(), &link)?;
+    member(fac.path(), &link, &process)?;
     let (link, anna_id) = invite(admin.path(), &process, "participant", "Anna Schmidt", "Caritas")?;
-    member(anna.path(), &link)?;
+    member(anna.path(), &link, &process)?;
     let (link, bert_id) = invite(admin.path(), &process, "participant", "Bert Lange", "Diakonie")?;
-    member(bert.path(), &link)?;
+    member(bert.path(), &link, &process)?;
     let (link, _) = invite(admin.path(), &process, "participant", "Carl Weber", "Arbeitgeberverband")?;
-    member(carl.path(), &link)?;
+    member(carl.path(), &link, &process)?;
     let (olga_link, _) = invite(admin.path(), &process, "observer", "Olga Brandt", "Ministerium")?;
-    member(olga.path(), &olga_link)?;
+    member(olga.path(), &olga_link, &process)?;
 
     // Anna drafts offline and proposes the draft as an amendment.
     ok(anna.path(), &["draft", "fork", &rec, "--name", "klarer"])?;
