@@ -22,6 +22,7 @@ use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use autosurgeon::{Hydrate, HydrateError, Reconcile};
 use thiserror::Error;
 
+use crate::amendment::Amendment;
 use crate::names::closed_names;
 
 /// Schema tag of a process document.
@@ -57,6 +58,8 @@ pub enum SchemaError {
     QuoteNotFound { field: String, quote: String },
     #[error("no comment {0:?}")]
     UnknownComment(String),
+    #[error("unknown amendment state {0:?}; states are open, changes-requested, accepted, rejected, withdrawn")]
+    UnknownAmendmentState(String),
     #[error(transparent)]
     Automerge(#[from] automerge::AutomergeError),
     #[error("cannot write: {0}")]
@@ -125,6 +128,7 @@ closed_names!(
 );
 
 stored_by_name!(Status, Stance, MemberRole, Answer);
+pub(crate) use stored_by_name;
 
 impl Status {
     /// Allowed moves: forward one step, back one step for more discussion,
@@ -417,6 +421,8 @@ pub struct Recommendation {
     pub endorsements: BTreeMap<String, Endorsement>,
     /// Consent rounds, oldest first.
     pub rounds: Vec<Round>,
+    /// Branch document id → the amendment it holds (see `amendment`).
+    pub amendments: BTreeMap<String, Amendment>,
 }
 
 /// The stored shape, before rich text is read.
@@ -448,6 +454,8 @@ struct RawRecommendation {
     endorsements: BTreeMap<String, Endorsement>,
     #[autosurgeon(missing = "Default::default")]
     rounds: Vec<Round>,
+    #[autosurgeon(missing = "Default::default")]
+    amendments: BTreeMap<String, Amendment>,
 }
 
 impl Recommendation {
@@ -472,6 +480,7 @@ impl Recommendation {
             comments: raw.comments,
             endorsements: raw.endorsements,
             rounds: raw.rounds,
+            amendments: raw.amendments,
         })
     }
 
