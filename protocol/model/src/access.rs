@@ -21,7 +21,15 @@
 //!   whether adoption requires consent; an organisation's answer is given
 //!   only by one of its members, in their own name, and never into a closed
 //!   round; where the process requires it, nobody adopts without a closed
-//!   round free of blocks.
+//!   round free of blocks;
+//! - amendments (see `amendment`): anyone but an observer adds an entry in
+//!   their own name, open and undecided; only its author changes its title
+//!   and coauthors, withdraws or resubmits it; only facilitators decide it or
+//!   change anything else about it; an endorsement of it only for one's own
+//!   organisation. Its branch document is created with others' changes only
+//!   when all of them are already in the recommendation it amends, and is
+//!   written by its author, coauthors and facilitators, in the title and
+//!   text fields only, while it is open or changes are requested.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -31,6 +39,7 @@ use automerge::sync;
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use thiserror::Error;
 
+use crate::amendment::{self, AmendmentState};
 use crate::consent::{self, ConsentMissing};
 use crate::schema::{self, MemberRole, PROCESS_SCHEMA, RECOMMENDATION_SCHEMA, SchemaError};
 use konsens_sync::{DocumentId, RefusalCode, WireRefusal};
@@ -129,6 +138,39 @@ pub enum Refusal {
     RoundClosed,
     #[error("this process adopts only after a consent round without a block: {0}")]
     ConsentRequired(ConsentMissing),
+    #[error("{0}")]
+    Amendment(AmendmentRule),
+}
+
+/// Which rule about amendments a change breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmendmentRule {
+    /// Someone else than the author, a coauthor or a facilitator writes the branch.
+    NotAnAuthor,
+    /// The branch is written after the amendment was accepted, rejected or withdrawn.
+    Closed,
+    /// The branch changes something besides the title and the text fields.
+    OnlyText,
+    /// A new branch brings others' changes that its recommendation does not hold.
+    ForeignHistory,
+    /// The recommendation a branch amends is not on this server.
+    UnknownRecommendation,
+    /// An entry changed by someone else than its author or a facilitator, or
+    /// in a way even the author may not (withdrawn is final).
+    Entry,
+}
+
+impl fmt::Display for AmendmentRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AmendmentRule::NotAnAuthor => "only the amendment's author, its coauthors and facilitators may edit it",
+            AmendmentRule::Closed => "the amendment was decided or withdrawn: it can no longer be edited",
+            AmendmentRule::OnlyText => "an amendment changes only the title and the text fields",
+            AmendmentRule::ForeignHistory => "a new amendment may carry others' changes only if they are already in the recommendation",
+            AmendmentRule::UnknownRecommendation => "the recommendation this amendment amends is not on this server",
+            AmendmentRule::Entry => "only an amendment's author (title, coauthors, withdrawing) and facilitators may change it",
+        })
+    }
 }
 
 impl Refusal {
@@ -144,6 +186,7 @@ impl Refusal {
             Refusal::FacilitatorOnly(Guarded::Consent) => RefusalCode::Consent,
             Refusal::RoundClosed => RefusalCode::RoundClosed,
             Refusal::ConsentRequired(_) => RefusalCode::ConsentRequired,
+            Refusal::Amendment(_) => RefusalCode::Amendment,
             Refusal::Identity(..) => RefusalCode::Identity,
             Refusal::AdminOnly(_) => RefusalCode::AdminOnly,
             Refusal::OutsideProcess => RefusalCode::OutsideProcess,
@@ -358,6 +401,22 @@ pub fn admit_under(
     owner_of: &dyn Fn(&ActorId) -> Option<String>,
     policy: &dyn Fn() -> Policy,
 ) -> Result<Admitted, Refused> {
+    admit_amendable(document, doc, changes, sender, owner_of, policy, &|_| None)
+}
+
+/// [`admit_under`], where the document may be an amendment's branch:
+/// `amended` gives the recommendation a branch amends (asked only for a
+/// branch, at most once; reading it may mean loading it). A branch is decided
+/// on that recommendation's entry for it.
+pub fn admit_amendable(
+    document: DocumentId,
+    doc: &Automerge,
+    changes: &[Change],
+    sender: &Sender,
+    owner_of: &dyn Fn(&ActorId) -> Option<String>,
+    policy: &dyn Fn() -> Policy,
+    amended: &dyn Fn(&DocumentId) -> Option<Automerge>,
+) -> Result<Admitted, Refused> {
     let mut admitted = Admitted::default();
     if changes.is_empty() {
         return Ok(admitted);
@@ -365,10 +424,28 @@ pub fn admit_under(
     if sender.role == AccessRole::Member(MemberRole::Observer) {
         return Err(Refused::all(Refusal::ReadOnly, changes));
     }
+    // A new document is read once, from its changes alone.
+    let scratch = if doc.is_empty() {
+        let mut scratch = Automerge::new();
+        scratch
+            .apply_changes(changes.iter().cloned())
+            .map_err(|e| Refused::all(Refusal::Unreadable(e.to_string()), changes))?;
+        Some(scratch)
+    } else {
+        None
+    };
+    let of = amendment::branch_of(scratch.as_ref().unwrap_or(doc));
+    let rec = match of {
+        Some(of) => Some((of, amended(&of).ok_or_else(|| Refused::all(Refusal::Amendment(AmendmentRule::UnknownRecommendation), changes))?)),
+        None => None,
+    };
     let mut bound_here: HashMap<ActorId, String> = HashMap::new();
     for change in changes {
         let actor = change.actor_id().clone();
         let owner = owner_of(&actor).or_else(|| bound_here.get(&actor).cloned());
+        // A new branch carries the recommendation's history: those changes
+        // were admitted there, and keep their authors.
+        let inherited = scratch.is_some() && rec.as_ref().is_some_and(|(_, r)| r.get_change_meta_by_hash(&change.hash()).is_some());
         let (author, merged_by) = match owner {
             None => {
                 bound_here.insert(actor.clone(), sender.participant.clone());
@@ -376,6 +453,7 @@ pub fn admit_under(
                 (sender.participant.clone(), None)
             }
             Some(owner) if owner == sender.participant => (owner, None),
+            Some(owner) if inherited => (owner, None),
             Some(owner) if sender.role.is_facilitator() => (owner, Some(sender.participant.clone())),
             Some(_) => {
                 let reason = Refusal::ForeignActor { change: change.hash(), actor: actor.to_hex_string() };
@@ -384,10 +462,15 @@ pub fn admit_under(
         };
         admitted.changes.push(AdmittedChange { hash: change.hash(), actor, author, merged_by });
     }
-    if doc.is_empty() {
-        admitted.creates_in = creation(document, changes, sender).map_err(|reason| Refused::all(reason, changes))?;
-    } else {
-        check_meaning(doc, changes, sender, policy)?;
+    match (scratch, rec) {
+        (Some(scratch), Some((_, rec))) => {
+            admitted.creates_in = branch_creation(&scratch, &rec, changes, sender).map_err(|reason| Refused::all(reason, changes))?;
+        }
+        (Some(scratch), None) => {
+            admitted.creates_in = creation(document, &scratch, sender).map_err(|reason| Refused::all(reason, changes))?;
+        }
+        (None, Some((_, rec))) => branch_write(document, doc, &rec, changes, sender, owner_of)?,
+        (None, None) => check_meaning(doc, changes, sender, policy)?,
     }
     Ok(admitted)
 }
@@ -443,6 +526,8 @@ fn only_text_edits(doc: &Automerge, changes: &[Change]) -> bool {
 struct GuardedState {
     schema: Option<String>,
     process: Option<String>,
+    /// The branch mark (`amendment`): what a recommendation amends.
+    mark: Option<String>,
     /// The effective status, if it is a decision.
     decided: Option<String>,
     /// Status-log entries into or out of a decision.
@@ -507,6 +592,7 @@ impl GuardedState {
         GuardedState {
             schema: at_root("schema").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
             process: at_root("process").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
+            mark: at_root("amendment").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
             decided,
             decisions,
             members: at_root("members").map(|(v, id)| canonical_value(doc, &v, &id, 0)),
@@ -523,7 +609,7 @@ impl GuardedState {
     }
 
     fn changed(&self, after: &GuardedState) -> Option<Guarded> {
-        if self.schema != after.schema || self.process != after.process {
+        if self.schema != after.schema || self.process != after.process || self.mark != after.mark {
             Some(Guarded::Kind)
         } else if self.decided != after.decided || self.decisions != after.decisions {
             Some(Guarded::Decision)
@@ -877,6 +963,7 @@ fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender, policy: &
     // Answers are checked for facilitators too: they answer only for their
     // own organisation.
     let mut answers = Answers::read(doc);
+    let mut entries = Entries::read(doc);
     let mut was_adopted = before.is_adopted();
     let mut policy_now: Option<Policy> = None;
     let mut copy = doc.fork();
@@ -892,6 +979,11 @@ fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender, policy: &
             return Err(Refused { reason, changes: vec![change.hash()] });
         }
         answers = answers_now;
+        let entries_now = Entries::read(&copy);
+        if let Some(reason) = entries.refusal(&entries_now, sender) {
+            return Err(Refused { reason, changes: vec![change.hash()] });
+        }
+        entries = entries_now;
         // An adoption, where the process requires consent, needs the latest
         // round closed without a block, as the document stands with it.
         if !was_adopted && state.is_adopted() && policy_now.get_or_insert_with(policy).adoption_requires_consent {
@@ -919,11 +1011,7 @@ fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender, policy: &
 }
 
 /// Which process a new document belongs to, if the sender may create it.
-fn creation(document: DocumentId, changes: &[Change], sender: &Sender) -> Result<Option<DocumentId>, Refusal> {
-    let mut scratch = Automerge::new();
-    scratch
-        .apply_changes(changes.iter().cloned())
-        .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+fn creation(document: DocumentId, scratch: &Automerge, sender: &Sender) -> Result<Option<DocumentId>, Refusal> {
     let text = |key: &str| match scratch.get(ROOT, key) {
         Ok(Some((Value::Scalar(s), _))) => s.as_str().map(str::to_owned),
         Ok(Some((Value::Object(ObjType::Text), id))) => scratch.text(&id).ok(),
@@ -946,28 +1034,258 @@ fn creation(document: DocumentId, changes: &[Change], sender: &Sender) -> Result
     // A member's new recommendation starts as a draft nobody has decided on,
     // and reads as the model.
     if let AccessRole::Member(_) = sender.role {
-        if GuardedState::read(&scratch).decided.is_some() || !GuardedState::read(&scratch).decisions.is_empty() {
+        if GuardedState::read(scratch).decided.is_some() || !GuardedState::read(scratch).decisions.is_empty() {
             return Err(Refusal::FacilitatorOnly(Guarded::Decision));
         }
         // Nor with consent rounds a member made up.
-        let rounds = GuardedState::read(&scratch).rounds;
+        let rounds = GuardedState::read(scratch).rounds;
         if !sender.role.is_facilitator() && rounds.is_some_and(|r| r != "[]") {
             return Err(Refusal::FacilitatorOnly(Guarded::Consent));
         }
-        if let Some((kind, reason)) = model_error(&scratch) {
+        if let Some((kind, reason)) = model_error(scratch) {
             return Err(Refusal::Malformed { kind, reason });
         }
-        if let Some(field) = Named::default().forged(&Named::read(&scratch), sender) {
+        if let Some(field) = Named::default().forged(&Named::read(scratch), sender) {
             return Err(Refusal::Identity(field, format!("{}, {}", sender.name, sender.organisation)));
+        }
+        // Nor with amendments that are not the sender's own, open ones.
+        if let Some(reason) = Entries::default().refusal(&Entries::read(scratch), sender) {
+            return Err(reason);
         }
     }
     Ok(created)
 }
 
+/// Which process a new branch belongs to (its recommendation's), if the
+/// sender may create it: a member of that process, and every change that is
+/// not in the recommendation changes only the title and the text fields
+/// (and adds the mark).
+fn branch_creation(scratch: &Automerge, rec: &Automerge, changes: &[Change], sender: &Sender) -> Result<Option<DocumentId>, Refusal> {
+    let process = schema::Recommendation::from_doc(rec)
+        .ok()
+        .and_then(|r| r.process.parse::<konsens_sync::AutomergeUrl>().ok())
+        .map(|u| u.document_id)
+        .ok_or(Refusal::Amendment(AmendmentRule::UnknownRecommendation))?;
+    if sender.role != AccessRole::Admin && sender.process != Some(process) {
+        return Err(Refusal::OutsideProcess);
+    }
+    // What the recommendation's own changes make, against what the whole branch makes.
+    let mut inherited = Automerge::new();
+    inherited
+        .apply_changes(changes.iter().filter(|c| rec.get_change_meta_by_hash(&c.hash()).is_some()).cloned())
+        .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+    let outside = |doc: &Automerge| outside_text(doc, &["amendment", "authors"]);
+    if outside(&inherited) != outside(scratch) {
+        return Err(Refusal::Amendment(AmendmentRule::OnlyText));
+    }
+    if let Some((kind, reason)) = model_error(scratch) {
+        return Err(Refusal::Malformed { kind, reason });
+    }
+    if let Some(field) = Named::read(&inherited).forged(&Named::read(scratch), sender) {
+        return Err(Refusal::Identity(field, format!("{}, {}", sender.name, sender.organisation)));
+    }
+    Ok(Some(process))
+}
+
+/// Changes to an existing branch: by its author (the entry's, or before
+/// there is one, whoever made the mark), a coauthor or a facilitator; while
+/// it is open or changes are requested; only the title and the text fields.
+fn branch_write(
+    document: DocumentId,
+    doc: &Automerge,
+    rec: &Automerge,
+    changes: &[Change],
+    sender: &Sender,
+    owner_of: &dyn Fn(&ActorId) -> Option<String>,
+) -> Result<(), Refused> {
+    let refuse = |rule| Err(Refused::all(Refusal::Amendment(rule), changes));
+    let writer = match amendment::entry_of(rec, document) {
+        Some(entry) => {
+            if !entry.state.is_editable() {
+                return refuse(AmendmentRule::Closed);
+            }
+            entry.is_author(&sender.participant)
+        }
+        None => mark_owner(doc, owner_of).is_some_and(|owner| owner == sender.participant),
+    };
+    if !writer && !sender.role.is_facilitator() {
+        return refuse(AmendmentRule::NotAnAuthor);
+    }
+    if only_text_edits(doc, changes) {
+        return Ok(());
+    }
+    let outside = |doc: &Automerge| outside_text(doc, &["authors"]);
+    let before = outside(doc);
+    let mut named = Named::read(doc);
+    let mut copy = doc.fork();
+    for change in changes {
+        copy.apply_changes([change.clone()])
+            .map_err(|e| Refused::all(Refusal::Unreadable(e.to_string()), changes))?;
+        if outside(&copy) != before {
+            return Err(Refused { reason: Refusal::Amendment(AmendmentRule::OnlyText), changes: vec![change.hash()] });
+        }
+        let now = Named::read(&copy);
+        if let Some(field) = named.forged(&now, sender) {
+            let reason = Refusal::Identity(field, format!("{}, {}", sender.name, sender.organisation));
+            return Err(Refused { reason, changes: vec![change.hash()] });
+        }
+        named = now;
+    }
+    Ok(())
+}
+
+/// Who made a branch's mark: the member its actor belongs to.
+fn mark_owner(doc: &Automerge, owner_of: &dyn Fn(&ActorId) -> Option<String>) -> Option<String> {
+    match doc.get(ROOT, "amendment") {
+        Ok(Some((_, ObjId::Id(_, actor, _)))) => owner_of(&actor),
+        _ => None,
+    }
+}
+
+/// The document's root as canonical text without the title, the text
+/// fields and `except`: what a branch may not change.
+fn outside_text(doc: &Automerge, except: &[&str]) -> String {
+    let mut out = String::new();
+    for key in doc.keys(ROOT) {
+        if key == "title" || schema::TEXT_FIELDS.contains(&key.as_str()) || except.contains(&key.as_str()) {
+            continue;
+        }
+        if let Ok(Some((v, id))) = doc.get(ROOT, key.as_str()) {
+            out.push_str(&format!("{key:?}:{},", canonical_value(doc, &v, &id, 0)));
+        }
+    }
+    out
+}
+
+/// The amendments' entries in a recommendation, read the way `Named` reads names.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Entries(BTreeMap<Option<String>, EntryView>);
+
+/// One entry, in the parts different people may change. `None` keys hold an
+/// `amendments` (or an entry) that is not a map, which only facilitators change.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct EntryView {
+    by: Option<String>,
+    /// Title and coauthors (the author's).
+    authored: String,
+    state: Option<String>,
+    decision: Option<String>,
+    /// Organisation → (its endorsement, who endorsed).
+    endorsements: BTreeMap<String, (String, Option<String>)>,
+    /// Everything else (url, opened, base, unknown keys): nobody changes it.
+    rest: String,
+}
+
+impl Entries {
+    fn read(doc: &Automerge) -> Self {
+        let mut out = BTreeMap::new();
+        let map = match doc.get(ROOT, "amendments") {
+            Ok(Some((Value::Object(ObjType::Map), map))) => map,
+            Ok(Some((v, id))) => {
+                out.insert(None, EntryView { rest: canonical_value(doc, &v, &id, 0), ..EntryView::default() });
+                return Entries(out);
+            }
+            _ => return Entries(out),
+        };
+        for key in doc.keys(&map) {
+            let Ok(Some((v, id))) = doc.get(&map, key.as_str()) else { continue };
+            let Value::Object(ObjType::Map) = v else {
+                out.insert(Some(key), EntryView { rest: canonical_value(doc, &v, &id, 1), ..EntryView::default() });
+                continue;
+            };
+            let field = |k: &str| doc.get(&id, k).ok().flatten().map(|(v, c)| canonical_value(doc, &v, &c, 1));
+            let mut view = EntryView {
+                by: string_at(doc, &id, "by"),
+                authored: format!("{:?}{:?}", field("title"), field("coauthors")),
+                state: string_at(doc, &id, "state"),
+                decision: field("decision").filter(|d| d != "null"),
+                ..EntryView::default()
+            };
+            match doc.get(&id, "endorsements") {
+                Ok(Some((Value::Object(ObjType::Map), e))) => {
+                    for org in doc.keys(&e) {
+                        if let Ok(Some((v, c))) = doc.get(&e, org.as_str()) {
+                            let by = matches!(v, Value::Object(_)).then(|| string_at(doc, &c, "by")).flatten();
+                            view.endorsements.insert(org, (canonical_value(doc, &v, &c, 2), by));
+                        }
+                    }
+                }
+                Ok(Some((v, c))) => view.rest.push_str(&format!("endorsements:{},", canonical_value(doc, &v, &c, 1))),
+                _ => {}
+            }
+            for k in doc.keys(&id).filter(|k| !["by", "title", "coauthors", "state", "decision", "endorsements"].contains(&k.as_str())) {
+                if let Some(value) = field(&k) {
+                    view.rest.push_str(&format!("{k:?}:{value},"));
+                }
+            }
+            out.insert(Some(key), view);
+        }
+        Entries(out)
+    }
+
+    /// Why `after` could not have been written by `sender` (see the module's rules).
+    fn refusal(&self, after: &Entries, sender: &Sender) -> Option<Refusal> {
+        let facilitator = sender.role.is_facilitator();
+        let me = Some(sender.participant.as_str());
+        let identity = |what| Some(Refusal::Identity(what, format!("{}, {}", sender.name, sender.organisation)));
+        let entry = Some(Refusal::Amendment(AmendmentRule::Entry));
+        let is = |state: &Option<String>, s: AmendmentState| state.as_deref() == Some(s.as_str());
+        for key in self.0.keys().chain(after.0.keys()) {
+            let (was, now) = (self.0.get(key), after.0.get(key));
+            if was == now {
+                continue;
+            }
+            let empty = EntryView::default();
+            let (was_view, now_view) = (was.unwrap_or(&empty), now.unwrap_or(&empty));
+            // Endorsements: one's own organisation, in one's own name, whoever one is.
+            for org in was_view.endorsements.keys().chain(now_view.endorsements.keys()) {
+                let now_e = now_view.endorsements.get(org);
+                if was_view.endorsements.get(org) != now_e && (org != &sender.organisation || now_e.is_some_and(|(_, by)| by.as_deref() != me)) {
+                    return identity("an amendment's endorsement");
+                }
+            }
+            if key.is_none() {
+                return (!facilitator).then_some(entry).flatten();
+            }
+            match (was, now) {
+                (None, Some(new)) => {
+                    if new.by.as_deref() != me {
+                        return identity("an amendment's author");
+                    }
+                    if !facilitator && (!is(&new.state, AmendmentState::Open) || new.decision.is_some()) {
+                        return Some(Refusal::FacilitatorOnly(Guarded::Decision));
+                    }
+                }
+                (Some(_), None) if !facilitator => return entry,
+                (Some(old), Some(new)) if !facilitator => {
+                    if old.decision != new.decision {
+                        return Some(Refusal::FacilitatorOnly(Guarded::Decision));
+                    }
+                    let author = old.by.as_deref() == me;
+                    if old.state != new.state {
+                        let decided = |s: &Option<String>| s.as_deref().and_then(|s| s.parse::<AmendmentState>().ok()).is_some_and(AmendmentState::is_decision);
+                        let withdraws = is(&new.state, AmendmentState::Withdrawn)
+                            && (is(&old.state, AmendmentState::Open) || is(&old.state, AmendmentState::ChangesRequested));
+                        let resubmits = is(&old.state, AmendmentState::ChangesRequested) && is(&new.state, AmendmentState::Open);
+                        if !(author && (withdraws || resubmits)) {
+                            return if decided(&old.state) || decided(&new.state) { Some(Refusal::FacilitatorOnly(Guarded::Decision)) } else { entry };
+                        }
+                    }
+                    if (old.authored != new.authored && !author) || old.by != new.by || old.rest != new.rest {
+                        return entry;
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{self, Answer, Member, Status};
+    use crate::schema::{self, Answer, Member, SchemaError, Status};
     use automerge::transaction::Transactable;
 
     fn actor(n: u8) -> ActorId {
@@ -1567,6 +1885,208 @@ mod tests {
             admit(DocumentId::from_random([2; 16]), &base, &changes, &participant(), &|_: &ActorId| None).map_err(|r| r.reason),
             Err(Refusal::FacilitatorOnly(Guarded::Consent))
         );
+    }
+
+    // -- amendments -------------------------------------------------------------
+
+    fn rec_id() -> DocumentId {
+        DocumentId::from_random([6; 16])
+    }
+
+    fn branch_id() -> DocumentId {
+        DocumentId::from_random([5; 16])
+    }
+
+    /// A recommendation by actor 1 with an amendment entry by `p`
+    /// (coauthor `c`), prepared with `setup` by a facilitator's actor.
+    fn amended_rec(setup: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), amendment::AmendmentError>) -> Automerge {
+        let mut rec = recommendation(1);
+        rec.transact::<_, _, SchemaError>(|tx| schema::set_rich_text(tx, "recommendation", crate::richtext::to_spans("Eins zwei drei.")))
+            .expect("text");
+        let base = rec.get_heads();
+        rec.transact(|tx| {
+            amendment::add(tx, branch_id(), "Klarer", "p", 2, &base)?;
+            amendment::set_coauthors(tx, branch_id(), &["c".to_owned()])?;
+            setup(tx)
+        })
+        .expect("entry");
+        rec
+    }
+
+    fn entry_edit(
+        rec: &Automerge,
+        edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), amendment::AmendmentError>,
+    ) -> Vec<Change> {
+        let mut after = rec.fork().with_actor(actor(9));
+        after.transact(edit).expect("edit");
+        new_changes(rec, &after)
+    }
+
+    #[test]
+    fn anyone_but_an_observer_opens_an_amendment_in_their_own_name() {
+        let rec = recommendation(1);
+        let base = rec.get_heads();
+        let open = |by: &'static str| {
+            let base = base.clone();
+            entry_edit(&rec, move |tx| amendment::add(tx, branch_id(), "Klarer", by, 1, &base))
+        };
+        assert_eq!(refusal_of(&rec, &open("p"), &participant()), None);
+        let observer = sender("o", AccessRole::Member(MemberRole::Observer), process_id());
+        assert_eq!(refusal_of(&rec, &open("o"), &observer), Some(Refusal::ReadOnly));
+        assert!(matches!(refusal_of(&rec, &open("q"), &participant()), Some(Refusal::Identity("an amendment's author", _))));
+        assert!(matches!(refusal_of(&rec, &open("q"), &facilitator()), Some(Refusal::Identity(..))), "facilitators too open in their own name");
+        let decided = entry_edit(&rec, |tx| {
+            amendment::add(tx, branch_id(), "Klarer", "p", 1, &base)?;
+            tx.put(ROOT, "x", 1)?;
+            let Some((_, map)) = tx.get(ROOT, "amendments")? else { return Err(amendment::AmendmentError::NotABranch) };
+            let Some((_, entry)) = tx.get(&map, branch_id().to_string())? else { return Err(amendment::AmendmentError::NotABranch) };
+            tx.put(&entry, "state", "accepted")?;
+            Ok(())
+        });
+        assert_eq!(refusal_of(&rec, &decided, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Decision)));
+    }
+
+    #[test]
+    fn only_facilitators_decide_an_amendment_and_only_its_author_withdraws_it() {
+        let rec = amended_rec(|_| Ok(()));
+        let decide = |state| {
+            let mut after = rec.fork().with_actor(actor(9));
+            amendment::answer(&mut after, branch_id(), state, "Nein", "p", 3).expect("answered");
+            new_changes(&rec, &after)
+        };
+        for state in [AmendmentState::Rejected, AmendmentState::ChangesRequested] {
+            assert_eq!(refusal_of(&rec, &decide(state), &participant()), Some(Refusal::FacilitatorOnly(Guarded::Decision)), "{state}");
+            assert_eq!(Refusal::FacilitatorOnly(Guarded::Decision).code(), RefusalCode::Decision);
+        }
+        let by_facilitator = {
+            let mut after = rec.fork().with_actor(actor(9));
+            amendment::answer(&mut after, branch_id(), AmendmentState::Rejected, "Nein", "f", 3).expect("answered");
+            new_changes(&rec, &after)
+        };
+        assert_eq!(refusal_of(&rec, &by_facilitator, &facilitator()), None);
+
+        let withdraw = entry_edit(&rec, |tx| amendment::withdraw(tx, branch_id()));
+        assert_eq!(refusal_of(&rec, &withdraw, &participant()), None, "the author");
+        let other = sender("q", AccessRole::Member(MemberRole::Participant), process_id());
+        assert_eq!(refusal_of(&rec, &withdraw, &other), Some(Refusal::Amendment(AmendmentRule::Entry)));
+        assert_eq!(Refusal::Amendment(AmendmentRule::Entry).code(), RefusalCode::Amendment);
+        let coauthors = entry_edit(&rec, |tx| amendment::set_coauthors(tx, branch_id(), &["q".to_owned()]));
+        assert_eq!(refusal_of(&rec, &coauthors, &participant()), None);
+        assert_eq!(refusal_of(&rec, &coauthors, &other), Some(Refusal::Amendment(AmendmentRule::Entry)));
+
+        // Resubmitting after changes were requested is the author's; nothing comes back from withdrawn.
+        let asked = amended_rec(|tx| {
+            let Some((_, map)) = tx.get(ROOT, "amendments")? else { return Err(amendment::AmendmentError::NotABranch) };
+            let Some((_, entry)) = tx.get(&map, branch_id().to_string())? else { return Err(amendment::AmendmentError::NotABranch) };
+            tx.put(&entry, "state", "changes-requested")?;
+            Ok(())
+        });
+        let resubmit = entry_edit(&asked, |tx| amendment::resubmit(tx, branch_id()));
+        assert_eq!(refusal_of(&asked, &resubmit, &participant()), None);
+        let withdrawn = amended_rec(|tx| amendment::withdraw(tx, branch_id()));
+        let back = entry_edit(&withdrawn, |tx| {
+            let Some((_, map)) = tx.get(ROOT, "amendments")? else { return Err(amendment::AmendmentError::NotABranch) };
+            let Some((_, entry)) = tx.get(&map, branch_id().to_string())? else { return Err(amendment::AmendmentError::NotABranch) };
+            tx.put(&entry, "state", "open")?;
+            Ok(())
+        });
+        assert_eq!(refusal_of(&withdrawn, &back, &participant()), Some(Refusal::Amendment(AmendmentRule::Entry)));
+    }
+
+    #[test]
+    fn an_amendment_is_endorsed_only_for_ones_own_organisation() {
+        let rec = amended_rec(|_| Ok(()));
+        let endorse = |org: &'static str, by: &'static str| {
+            entry_edit(&rec, move |tx| {
+                let e = schema::Endorsement { stance: schema::Stance::Support, note: String::new(), by: by.into(), at: 4 };
+                amendment::endorse(tx, branch_id(), org, &e)
+            })
+        };
+        let other = sender("q", AccessRole::Member(MemberRole::Participant), process_id());
+        assert_eq!(refusal_of(&rec, &endorse("q org", "q"), &other), None);
+        assert!(matches!(refusal_of(&rec, &endorse("p org", "q"), &other), Some(Refusal::Identity("an amendment's endorsement", _))));
+        assert!(matches!(refusal_of(&rec, &endorse("q org", "p"), &other), Some(Refusal::Identity(..))));
+        assert!(matches!(refusal_of(&rec, &endorse("p org", "p"), &facilitator()), Some(Refusal::Identity(..))));
+    }
+
+    /// Who owns which actor in the branch tests: 1 wrote the recommendation
+    /// (`a`), 7 is `p`'s, 8 is `c`'s, 9 is `q`'s.
+    fn owners(actor_id: &ActorId) -> Option<String> {
+        [(1, "a"), (7, "p"), (8, "c"), (9, "q")].into_iter().find(|(n, _)| actor(*n) == *actor_id).map(|(_, who)| who.to_owned())
+    }
+
+    fn branch_refusal(doc: &Automerge, changes: &[Change], who: &Sender, rec: Option<&Automerge>) -> Result<Admitted, Refusal> {
+        let amended = |id: &DocumentId| (*id == rec_id()).then(|| rec.cloned()).flatten();
+        admit_amendable(branch_id(), doc, changes, who, &owners, &Policy::default, &amended).map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn a_new_branch_carries_only_the_recommendations_history_and_text_edits() {
+        let rec = amended_rec(|_| Ok(()));
+        let mut branch = amendment::fork(&rec, rec_id(), actor(7)).expect("fork");
+        branch.transact::<_, _, SchemaError>(|tx| schema::set_rich_text(tx, "recommendation", crate::richtext::to_spans("Eins zwei vier."))).expect("edit");
+        let all = new_changes(&Automerge::new(), &branch);
+        let empty = Automerge::new();
+        let admitted = branch_refusal(&empty, &all, &participant(), Some(&rec)).expect("a participant opens a branch");
+        assert_eq!(admitted.creates_in, Some(process_id()), "read by the recommendation's process");
+        assert!(admitted.changes.iter().any(|c| c.author == "a" && c.merged_by.is_none()), "the recommendation's changes keep their author");
+        let observer = sender("o", AccessRole::Member(MemberRole::Observer), process_id());
+        assert_eq!(branch_refusal(&empty, &all, &observer, Some(&rec)).err(), Some(Refusal::ReadOnly));
+        let elsewhere = sender("p", AccessRole::Member(MemberRole::Participant), DocumentId::from_random([9; 16]));
+        assert_eq!(branch_refusal(&empty, &all, &elsewhere, Some(&rec)).err(), Some(Refusal::OutsideProcess));
+        assert_eq!(branch_refusal(&empty, &all, &participant(), None).err(), Some(Refusal::Amendment(AmendmentRule::UnknownRecommendation)));
+
+        // Someone else's change that the recommendation does not hold.
+        let mut foreign = branch.fork().with_actor(actor(9));
+        foreign.transact::<_, _, SchemaError>(|tx| schema::set_title(tx, "Anders")).expect("q");
+        let all = new_changes(&Automerge::new(), &foreign);
+        assert!(matches!(branch_refusal(&empty, &all, &participant(), Some(&rec)), Err(Refusal::ForeignActor { .. })));
+
+        // More than text.
+        let mut status = branch.fork();
+        status.transact::<_, _, SchemaError>(|tx| schema::change_status(tx, Status::Discussion, "p", 3, "").map(|_| ())).expect("status");
+        let all = new_changes(&Automerge::new(), &status);
+        assert_eq!(branch_refusal(&empty, &all, &participant(), Some(&rec)).err(), Some(Refusal::Amendment(AmendmentRule::OnlyText)));
+    }
+
+    #[test]
+    fn a_branch_is_written_by_its_authors_and_facilitators_in_its_text_while_open() {
+        let rec = amended_rec(|_| Ok(()));
+        let branch = amendment::fork(&rec, rec_id(), actor(7)).expect("fork");
+        let typed = |by: u8| {
+            let mut after = branch.fork().with_actor(actor(by));
+            after.transact::<_, _, SchemaError>(|tx| schema::set_title(tx, "Neuer Titel")).expect("typed");
+            new_changes(&branch, &after)
+        };
+        let as_member = |p: &str| sender(p, AccessRole::Member(MemberRole::Participant), process_id());
+        assert!(branch_refusal(&branch, &typed(7), &as_member("p"), Some(&rec)).is_ok(), "the author");
+        assert!(branch_refusal(&branch, &typed(8), &as_member("c"), Some(&rec)).is_ok(), "a coauthor");
+        assert_eq!(branch_refusal(&branch, &typed(9), &as_member("q"), Some(&rec)).err(), Some(Refusal::Amendment(AmendmentRule::NotAnAuthor)));
+        assert!(branch_refusal(&branch, &typed(5), &facilitator(), Some(&rec)).is_ok(), "a facilitator");
+        assert_eq!(Refusal::Amendment(AmendmentRule::NotAnAuthor).code(), RefusalCode::Amendment);
+
+        let mut comment = branch.fork().with_actor(actor(7));
+        comment.transact(|tx| schema::add_comment(tx, "c1", "title", "T", "Warum?", "p", 1).map(|_| ())).expect("comment");
+        let comment = new_changes(&branch, &comment);
+        assert_eq!(branch_refusal(&branch, &comment, &as_member("p"), Some(&rec)).err(), Some(Refusal::Amendment(AmendmentRule::OnlyText)));
+        assert_eq!(branch_refusal(&branch, &comment, &facilitator(), Some(&rec)).err(), Some(Refusal::Amendment(AmendmentRule::OnlyText)));
+
+        let decided = amended_rec(|tx| amendment::withdraw(tx, branch_id()));
+        assert_eq!(branch_refusal(&branch, &typed(7), &as_member("p"), Some(&decided)).err(), Some(Refusal::Amendment(AmendmentRule::Closed)));
+
+        // Before its entry reaches the server, the branch is its mark's maker's.
+        let bare = recommendation(1);
+        assert!(branch_refusal(&branch, &typed(7), &as_member("p"), Some(&bare)).is_ok());
+        assert_eq!(branch_refusal(&branch, &typed(9), &as_member("q"), Some(&bare)).err(), Some(Refusal::Amendment(AmendmentRule::NotAnAuthor)));
+    }
+
+    #[test]
+    fn a_participant_cannot_turn_a_recommendation_into_a_branch() {
+        let rec = recommendation(1);
+        let mut after = rec.fork().with_actor(actor(7));
+        after.transact(|tx| amendment::mark_branch(tx, rec_id(), &[])).expect("mark");
+        let changes = new_changes(&rec, &after);
+        assert_eq!(refusal_of(&rec, &changes, &participant()), Some(Refusal::FacilitatorOnly(Guarded::Kind)));
     }
 }
 

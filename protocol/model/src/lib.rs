@@ -53,8 +53,10 @@
 //! ```
 
 pub mod access;
+pub mod amendment;
 pub mod api;
 pub mod consent;
+pub mod diff;
 pub mod dossier;
 pub mod history;
 pub mod richtext;

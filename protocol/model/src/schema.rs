@@ -23,6 +23,8 @@ use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use autosurgeon::{Hydrate, HydrateError, Reconcile};
 use thiserror::Error;
 
+use crate::amendment::Amendment;
+
 /// Schema tag of a process document.
 pub const PROCESS_SCHEMA: &str = "konsens/process@1";
 /// Schema tag of a recommendation document.
@@ -56,6 +58,8 @@ pub enum SchemaError {
     QuoteNotFound { field: String, quote: String },
     #[error("no comment {0:?}")]
     UnknownComment(String),
+    #[error("unknown amendment state {0:?}; states are open, changes-requested, accepted, rejected, withdrawn")]
+    UnknownAmendmentState(String),
     #[error(transparent)]
     Automerge(#[from] automerge::AutomergeError),
     #[error("cannot write: {0}")]
@@ -119,6 +123,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum!(
     /// Where a recommendation stands: `draft → discussion → consensus → adopted | rejected`.
@@ -451,6 +456,8 @@ pub struct Recommendation {
     pub endorsements: BTreeMap<String, Endorsement>,
     /// Consent rounds, oldest first.
     pub rounds: Vec<Round>,
+    /// Branch document id → the amendment it holds (see `amendment`).
+    pub amendments: BTreeMap<String, Amendment>,
 }
 
 /// The stored shape, before rich text is read.
@@ -482,6 +489,8 @@ struct RawRecommendation {
     endorsements: BTreeMap<String, Endorsement>,
     #[autosurgeon(missing = "Default::default")]
     rounds: Vec<Round>,
+    #[autosurgeon(missing = "Default::default")]
+    amendments: BTreeMap<String, Amendment>,
 }
 
 impl Recommendation {
@@ -506,6 +515,7 @@ impl Recommendation {
             comments: raw.comments,
             endorsements: raw.endorsements,
             rounds: raw.rounds,
+            amendments: raw.amendments,
         })
     }
 

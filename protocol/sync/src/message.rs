@@ -132,12 +132,17 @@ pub enum RefusalCode {
     /// An adoption the process does not allow yet: its latest consent round
     /// is missing, open, or ended with a block.
     ConsentRequired,
+    /// A change to an amendment's branch by someone who is not its author, a
+    /// coauthor or a facilitator, outside the text fields and title, or after
+    /// the amendment was decided; or to an amendment's entry by someone else
+    /// than its author or a facilitator.
+    Amendment,
     /// A code this version does not know (a newer server).
     Other,
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 16] = [
+    pub const ALL: [RefusalCode; 17] = [
         RefusalCode::ReadOnly,
         RefusalCode::ForeignActor,
         RefusalCode::Decision,
@@ -154,6 +159,7 @@ impl RefusalCode {
         RefusalCode::Consent,
         RefusalCode::RoundClosed,
         RefusalCode::ConsentRequired,
+        RefusalCode::Amendment,
     ];
 
     /// The code on the wire.
@@ -175,6 +181,7 @@ impl RefusalCode {
             RefusalCode::Consent => "consent",
             RefusalCode::RoundClosed => "round-closed",
             RefusalCode::ConsentRequired => "consent-required",
+            RefusalCode::Amendment => "amendment",
             RefusalCode::Other => "other",
         }
     }
