@@ -6,6 +6,7 @@
 // seeing the merged preview; the recommendation then holds the two accepted
 // changes and the concurrent edit, not the third. The observer sees the
 // amendment and has nothing to act on; participants see no decision controls.
+// A second amendment is rejected with an official answer.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
 import { createRequire } from "node:module"
@@ -22,6 +23,9 @@ before(async () => {
   browser = await launch()
 })
 after(async () => {
+  // What the server refused, if anything: the first thing to read when this fails.
+  const refused = (server?.log() ?? "").split("\n").filter(l => /refus/i.test(l))
+  if (refused.length) console.error(refused.slice(0, 10).join("\n"))
   await browser?.close()
   await server?.stop()
 })
@@ -216,6 +220,29 @@ test("an amendment: proposed, co-edited, followed live, two of three changes acc
   // The branch is closed now: even its author cannot edit it any more.
   await pia.page.goto(`${server.base}${branchPath}`)
   await pia.page.locator("#amendment-readonly").waitFor({ timeout: 15_000 })
+
+  // A second amendment is rejected with an official answer: the text stays as it is.
+  await paul.page.getByLabel("What should the amendment change?").fill("Drop the reporting duty")
+  await paul.page.getByRole("button", { name: "Propose an amendment" }).click()
+  await paul.page.locator("#amendment-banner").waitFor()
+  const secondId = new URL(paul.page.url()).pathname.split("/").pop()
+  await editable(paul.page)
+  await appendTo(paul.page, 2, " Only once a year.")
+  await waitSynced(paul.page)
+  const secondCard = fatima.page.locator(`.amendment[data-amendment="${secondId}"]`)
+  await secondCard.locator(".amend-diff[data-hunks='1']").waitFor({ timeout: 15_000 })
+  await secondCard.getByRole("button", { name: "Reject" }).click()
+  assert.match(await secondCard.locator(".amend-decide .error").innerText(), /official answer/, "no rejection without an answer")
+  await secondCard.getByLabel("Official answer").fill("The reporting duty stays as adopted in the workshop.")
+  await secondCard.getByRole("button", { name: "Reject" }).click()
+  await waitSynced(fatima.page)
+  for (const { page } of [fatima, olga]) {
+    const card = page.locator(`.amendment[data-amendment="${secondId}"][data-state="rejected"]`)
+    await card.waitFor({ timeout: 15_000 })
+    assert.equal(await card.locator(".amend-official-answer").innerText(), "The reporting duty stays as adopted in the workshop.")
+    assert.equal(await text(page), expected.join("\n"), "a rejection leaves the text as it is")
+  }
+  assert.match(await olga.page.locator(`.amendment[data-amendment="${secondId}"] .amend-state`).innerText(), /Abgelehnt/)
 
   assert.deepEqual(olga.sentChanges, [], "the observer's client sent no change")
   assert.doesNotMatch(server.log(), /refused changes/, "nothing anyone did was refused")
