@@ -74,6 +74,9 @@ pub enum ClientError {
     /// Not an invitation link.
     #[error("{0:?} is not an invitation link (http://host:port/join/<token>)")]
     BadInvitationLink(String),
+    /// An amendment cannot be decided that way (unknown, closed, an unknown hunk).
+    #[error(transparent)]
+    Amendment(Box<konsens_model::amendment::AmendmentError>),
     /// A dossier that cannot be imported.
     #[error(transparent)]
     Dossier(#[from] konsens_model::dossier::DossierError),

@@ -33,6 +33,7 @@
 //! client of the JSON API), `workspace`, and two more `impl Workspace` blocks:
 //! `sync_all` and `membership`.
 
+mod amendments;
 pub mod api;
 mod clock;
 pub mod consent;

@@ -1,11 +1,12 @@
 //! `konsens sync`'s walk: push every local document, pull the
-//! recommendations of every process on the way, and wait until the server
+//! recommendations of every process and the amendments of every
+//! recommendation on the way, and wait until the server
 //! acknowledged each (it does so only once they are on its disk).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use konsens_model::schema::Process;
+use konsens_model::schema::{Process, Recommendation};
 use konsens_sync::{AutomergeUrl, DocumentId};
 use serde::Serialize;
 
@@ -104,6 +105,19 @@ impl Workspace {
                             pulled += 1;
                         }
                         pending.push(parsed.document_id);
+                        progress(SyncProgress::Found(1));
+                    }
+                }
+            }
+            // A recommendation lists its amendments' branches: pull those too.
+            if let Ok(rec) = Recommendation::from_doc(&doc) {
+                let local = repo.local_documents()?;
+                for branch in rec.amendments.keys().filter_map(|k| k.parse::<DocumentId>().ok()) {
+                    if !done.contains(&branch) {
+                        if !local.contains(&branch) {
+                            pulled += 1;
+                        }
+                        pending.push(branch);
                         progress(SyncProgress::Found(1));
                     }
                 }

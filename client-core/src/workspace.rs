@@ -88,6 +88,15 @@ pub struct FieldDiff {
     pub words: Option<String>,
 }
 
+/// A draft read for publishing: its upstream, the heads it forked at, its
+/// document, and its own actor (hex) if it has one.
+pub(crate) struct LoadedDraft {
+    pub upstream: DocumentId,
+    pub base: Vec<ChangeHash>,
+    pub doc: Automerge,
+    pub actor: Option<String>,
+}
+
 /// A draft: a local branch of a recommendation.
 #[derive(Debug, Clone, Serialize)]
 pub struct DraftInfo {
@@ -144,6 +153,8 @@ pub enum Action {
     Write,
     /// Adopt, reject or re-open a recommendation.
     Decide,
+    /// Accept, reject or ask for changes to an amendment.
+    DecideAmendment,
     /// Invite or revoke members.
     ManageMembers,
     AddWorkshop,
@@ -155,6 +166,7 @@ impl Action {
         match self {
             Action::Write => "change documents",
             Action::Decide => "adopt, reject or re-open a recommendation",
+            Action::DecideAmendment => "accept, reject or ask for changes to an amendment",
             Action::ManageMembers => "invite or revoke members",
             Action::AddWorkshop => "add workshops",
             Action::CreateProcess => "create processes",
@@ -546,10 +558,24 @@ impl Workspace {
             DocRef::Doc { id, heads: None } => {
                 // Nothing changes a document that is not a recommendation.
                 self.recommendation(r).await?;
-                Ok(self.repo.change(*id, move |doc| write(doc, &identity, message, op)).await??)
+                let id = *id;
+                Ok(self
+                    .repo
+                    .change(id, move |doc| {
+                        let identity = crate::amendments::branch_writer(&identity, doc, id);
+                        write(doc, &identity, message, op)
+                    })
+                    .await??)
             }
             DocRef::Draft(name) => {
                 let (upstream, base, mut doc) = self.load_draft(name)?;
+                // A draft writes with its own actor (see `amendments`); drafts
+                // forked before that have none and use the store's.
+                let actor = self.repo.store().get_meta(&format!("draft/{name}/actor"))?;
+                let identity = match actor {
+                    Some(actor) => Identity { actor: String::from_utf8_lossy(&actor).into_owned(), ..identity },
+                    None => identity,
+                };
                 let out = write(&mut doc, &identity, message, op)?;
                 self.save_draft(name, upstream, &base, &doc)?;
                 Ok(out)
@@ -686,7 +712,24 @@ impl Workspace {
         }
         let (doc, _) = self.recommendation(r).await?;
         let base = doc.get_heads();
+        self.repo.store().put_meta(&format!("draft/{name}/actor"), crate::amendments::draft_actor().as_bytes())?;
         self.save_draft(name, *id, &base, &doc.fork())
+    }
+
+    /// A draft as `draft propose` publishes it.
+    pub(crate) fn load_draft_for_amendment(&self, name: &str) -> Result<LoadedDraft, ClientError> {
+        let (upstream, base, doc) = self.load_draft(name)?;
+        let actor = self.repo.store().get_meta(&format!("draft/{name}/actor"))?.map(|a| String::from_utf8_lossy(&a).into_owned());
+        Ok(LoadedDraft { upstream, base, doc, actor })
+    }
+
+    /// Forget a draft (merged, or published as an amendment).
+    pub(crate) fn remove_draft(&self, name: &str) -> Result<(), ClientError> {
+        let store = self.repo.store();
+        for part in ["doc", "base", "upstream", "actor"] {
+            store.remove_meta(&format!("draft/{name}/{part}"))?;
+        }
+        Ok(())
     }
 
     pub async fn drafts(&self) -> Result<Vec<DraftInfo>, ClientError> {
@@ -745,10 +788,7 @@ impl Workspace {
             .into_iter()
             .map(Into::into)
             .collect();
-        let store = self.repo.store();
-        for part in ["doc", "base", "upstream"] {
-            store.remove_meta(&format!("draft/{name}/{part}"))?;
-        }
+        self.remove_draft(name)?;
         Ok((upstream, conflicts))
     }
 }
@@ -883,25 +923,7 @@ fn field_diffs(before: &Recommendation, after: &Recommendation) -> Vec<FieldDiff
 
 /// `[-removed-]{+added+}` at word granularity.
 pub fn word_diff(before: &str, after: &str) -> String {
-    let diff = similar::TextDiff::from_words(before, after);
-    let mut out = String::new();
-    for change in diff.iter_all_changes() {
-        let value = change.value();
-        match change.tag() {
-            similar::ChangeTag::Equal => out.push_str(value),
-            similar::ChangeTag::Delete => {
-                out.push_str("[-");
-                out.push_str(value);
-                out.push_str("-]");
-            }
-            similar::ChangeTag::Insert => {
-                out.push_str("{+");
-                out.push_str(value);
-                out.push_str("+}");
-            }
-        }
-    }
-    out.replace("-][-", "").replace("+}{+", "")
+    konsens_model::diff::word_diff(before, after)
 }
 
 fn slug(title: &str) -> String {

@@ -4,6 +4,7 @@
 //! speaks the automerge-repo protocol, one owner task per loaded document, and a
 //! sled store written through a group-commit thread. See ARCHITECTURE.md.
 
+mod amendments;
 mod api;
 mod auth;
 mod awaiting;

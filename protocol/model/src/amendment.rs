@@ -27,8 +27,9 @@ use autosurgeon::{Hydrate, HydrateError, Reconcile};
 use konsens_sync::{AutomergeUrl, DocumentId};
 use thiserror::Error;
 
+use crate::api::{AmendmentEndorsement, AmendmentView, DecisionView, HunkView, Person, StanceCounts};
 use crate::diff::{self, Unit};
-use crate::schema::{self, Endorsement, SchemaError, Str, TEXT_FIELDS, string_enum};
+use crate::schema::{self, Endorsement, SchemaError, Stance, Str, TEXT_FIELDS, string_enum};
 
 /// The fields an amendment changes, in reading order: the title, then the
 /// text fields.
@@ -432,6 +433,48 @@ pub fn accept(
     })
     .map_err(|f| f.error)?;
     Ok(decision)
+}
+
+// ---------------------------------------------------------------------------
+// The API's view.
+
+/// An amendment as the API and the CLI show it: `id` its branch id, `hunks`
+/// what accepting would change now, `person` names a participant (from the
+/// server's verified members).
+pub fn view(id: &str, entry: &Amendment, hunks: Vec<FieldHunk>, person: &dyn Fn(&str) -> Person) -> AmendmentView {
+    let mut counts = StanceCounts::default();
+    let endorsements = entry
+        .endorsements
+        .iter()
+        .map(|(organisation, e)| {
+            match e.stance {
+                Stance::Support => counts.support += 1,
+                Stance::Concerns => counts.concerns += 1,
+                Stance::Object => counts.object += 1,
+            }
+            AmendmentEndorsement { organisation: organisation.clone(), stance: e.stance, note: e.note.clone(), by: person(&e.by), at: e.at }
+        })
+        .collect();
+    AmendmentView {
+        id: id.to_owned(),
+        url: entry.url.0.clone(),
+        title: entry.title.0.clone(),
+        author: person(&entry.by.0),
+        coauthors: entry.coauthors.iter().map(|c| person(&c.0)).collect(),
+        opened: entry.opened,
+        state: entry.state,
+        endorsements,
+        counts,
+        decision: entry.decision.as_ref().map(|d| DecisionView {
+            state: d.state,
+            answer: d.answer.0.clone(),
+            by: person(&d.by.0),
+            at: d.at,
+            accepted: d.accepted.iter().map(|h| h.0.clone()).collect(),
+            rejected: d.rejected.iter().map(|h| h.0.clone()).collect(),
+        }),
+        hunks: hunks.into_iter().map(|h| HunkView { id: h.id, field: h.field.to_owned(), before: h.before, after: h.after }).collect(),
+    }
 }
 
 /// A string field, whether a scalar or a text.

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::access::AccessRole;
-use crate::schema::MemberRole;
+use crate::amendment::AmendmentState;
+use crate::schema::{MemberRole, Stance};
 
 /// `GET /api/me`: who the presented token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +203,70 @@ pub struct HistorySession {
     pub last: String,
     /// The version before it: the first change's dependencies (hex).
     pub before: Vec<String>,
+}
+
+/// `GET /api/docs/{rec}/amendments`: one amendment of the recommendation,
+/// with what accepting it would change now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmendmentView {
+    /// The branch document's id (the key of its entry).
+    pub id: String,
+    /// `automerge:<branch id>`.
+    pub url: String,
+    pub title: String,
+    /// The author, named as the server knows them.
+    pub author: Person,
+    pub coauthors: Vec<Person>,
+    /// Milliseconds since the Unix epoch.
+    pub opened: i64,
+    pub state: AmendmentState,
+    /// Each organisation's endorsement of the amendment.
+    pub endorsements: Vec<AmendmentEndorsement>,
+    /// How many organisations support it, have concerns, object.
+    pub counts: StanceCounts,
+    pub decision: Option<DecisionView>,
+    /// What accepting it would change in the recommendation as it is now
+    /// (empty once decided, or while the branch is not on the server).
+    pub hunks: Vec<HunkView>,
+}
+
+/// An organisation's endorsement of an amendment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmendmentEndorsement {
+    pub organisation: String,
+    pub stance: Stance,
+    pub note: String,
+    pub by: Person,
+    pub at: i64,
+}
+
+/// Endorsements counted by stance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StanceCounts {
+    pub support: usize,
+    pub concerns: usize,
+    pub object: usize,
+}
+
+/// A facilitator's decision on an amendment, with the official answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionView {
+    pub state: AmendmentState,
+    pub answer: String,
+    pub by: Person,
+    pub at: i64,
+    pub accepted: Vec<String>,
+    pub rejected: Vec<String>,
+}
+
+/// One hunk: a field's text now and as accepting would leave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HunkView {
+    /// `<field>:<n>`.
+    pub id: String,
+    pub field: String,
+    pub before: String,
+    pub after: String,
 }
 
 /// A participant, with name and organisation when the server knows them.

@@ -171,7 +171,9 @@ impl Admission {
         let store = &ctx.auth.store;
         let owner_of = |actor: &automerge::ActorId| store.actor_owner(actor.to_bytes()).ok().flatten();
         let policy = || process_policy(ctx, &self.id);
-        let admitted = access::admit_under(self.id, doc, &changes, &conn.principal.sender(), &owner_of, &policy).map_err(Verdict::Refused)?;
+        // An amendment's branch is judged on its recommendation's entry.
+        let amended = |rec: &DocumentId| load_flushed(ctx, rec, "the amended recommendation");
+        let admitted = access::admit_amendable(self.id, doc, &changes, &conn.principal.sender(), &owner_of, &policy, &amended).map_err(Verdict::Refused)?;
         if doc.is_empty() && !ctx.creations.allow(&conn.principal.participant) {
             return Err(refuse_all(access::Refusal::CreationLimit { per_hour: ctx.creations.per_hour }));
         }
@@ -215,20 +217,31 @@ impl Admission {
 /// A process that cannot be read sets no policy.
 fn process_policy(ctx: &DocumentContext, document: &DocumentId) -> access::Policy {
     let Ok(Some(process)) = ctx.auth.store.document_process(document) else { return access::Policy::default() };
+    match load_flushed(ctx, &process, "the process for its consent policy") {
+        Some(doc) => access::Policy::of_process(&doc),
+        None => access::Policy::default(),
+    }
+}
+
+/// Another document as flushed, read on the owner's worker: the process (for
+/// its policy, when adopting) or the recommendation an amendment's branch
+/// amends (for every change to the branch; a branch is small and edited by a
+/// few). `None` (logged) when it cannot be read.
+fn load_flushed(ctx: &DocumentContext, id: &DocumentId, what: &str) -> Option<automerge::Automerge> {
     let mut doc = automerge::Automerge::new();
-    match ctx.store.load(&process) {
+    match ctx.store.load(id) {
         Ok(chunks) => {
             for chunk in chunks {
                 if let Err(error) = doc.load_incremental(&chunk.bytes) {
-                    tracing::error!(%process, %error, "cannot read the process for its consent policy");
-                    return access::Policy::default();
+                    tracing::error!(document = %id, %error, "cannot read {what}");
+                    return None;
                 }
             }
+            Some(doc)
         }
         Err(error) => {
-            tracing::error!(%process, %error, "cannot load the process for its consent policy");
-            return access::Policy::default();
+            tracing::error!(document = %id, %error, "cannot load {what}");
+            None
         }
     }
-    access::Policy::of_process(&doc)
 }

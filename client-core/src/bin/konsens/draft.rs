@@ -1,5 +1,5 @@
 //! `konsens draft`: local drafts, forked from a recommendation, edited
-//! offline, reviewed and merged.
+//! offline, reviewed, and merged or proposed as an amendment.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -36,6 +36,16 @@ pub enum DraftCommand {
         /// The draft's name (from `draft list`).
         name: String,
     },
+    /// Publish the draft as an amendment of its recommendation, for the
+    /// facilitators to decide on (and sync when a server is set). The draft
+    /// becomes the amendment's branch, edited by its URL.
+    Propose {
+        /// The draft's name (from `draft list`).
+        name: String,
+        /// A short description of what the amendment wants.
+        #[arg(long)]
+        title: String,
+    },
 }
 
 /// How long a merge waits for the server.
@@ -68,7 +78,34 @@ pub async fn run(command: DraftCommand, cx: &Context) -> Result<()> {
             };
             cx.out.show(&Merged { merged_into: upstream.url(), synced, conflicts, name })
         }
+        DraftCommand::Propose { name, title } => {
+            if let Some(url) = &cx.server {
+                ws.connect(url);
+            }
+            let (rec, branch) = ws.propose_draft(&name, &title).await?;
+            let synced = if cx.server.is_some() {
+                ws.wait_online(CONNECT_TIMEOUT).await?;
+                // The branch first: the server judges it against the recommendation.
+                for id in [branch, rec] {
+                    tokio::time::timeout(ACK_TIMEOUT, ws.repo().wait_synced(id)).await.map_err(|_| {
+                        ClientError::TimedOut(format!("the server did not acknowledge the amendment within {} s", ACK_TIMEOUT.as_secs()))
+                    })??;
+                }
+                true
+            } else {
+                false
+            };
+            let text = format!("amendment {} of {}{}", branch.url(), rec.url(), if synced { "" } else { " (locally; run `konsens sync`)" });
+            cx.out.show(&Line::new(Proposed { amendment: branch.url(), recommendation: rec.url(), synced }, text))
+        }
     }
+}
+
+#[derive(Debug, Serialize)]
+struct Proposed {
+    amendment: String,
+    recommendation: String,
+    synced: bool,
 }
 
 #[derive(Debug, Serialize)]

@@ -6,6 +6,7 @@
 //! per command group and turns errors into exit codes. The work itself is in
 //! the `konsens-client` library; what is printed, in `output.rs`.
 
+mod amendment;
 mod draft;
 mod export;
 mod history;
@@ -74,9 +75,13 @@ enum Command {
     /// Changes the server refused, set aside by `sync`, with their wording
     /// to read or copy (newest last).
     Refused,
-    /// Local drafts: fork, edit offline, review, merge.
+    /// Local drafts: fork, edit offline, review, merge, or propose as an amendment.
     #[command(subcommand)]
     Draft(draft::DraftCommand),
+    /// Amendments of a recommendation: list, show, and the facilitators'
+    /// accept, reject and ask-changes.
+    #[command(subcommand)]
+    Amendment(amendment::AmendmentCommand),
     /// The history in sessions (one person, one field, edits minutes apart)
     /// with time, author and what changed; `--all` for every single change.
     /// Authors as the server verified them, once this store has joined a server.
@@ -184,6 +189,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sync(args) => sync::run(args, &cx).await,
         Command::Refused => sync::refused(&cx),
         Command::Draft(command) => draft::run(command, &cx).await,
+        Command::Amendment(command) => amendment::run(command, &cx).await,
         Command::History(args) => history::run(args, &cx).await,
         Command::Join(args) => member::join(args, &mut cx).await,
         Command::Invite(args) => member::invite(args, &cx).await,
