@@ -151,7 +151,11 @@ export function amendmentsSection(app, handle, processId, { onAccess } = {}) {
     })
     const branchHandle = app.repo.import(A.save(marked))
     const id = branchHandle.documentId
-    M.change(handle, `propose amendment ${JSON.stringify(what)}`, (d, who) => {
+    // The entry is added once the server holds the branch: others look the
+    // branch up when they see the entry, and a document the server does not
+    // have yet would be "unavailable" to them for good.
+    const started = Date.now()
+    const addEntry = () => M.change(handle, `propose amendment ${JSON.stringify(what)}`, (d, who) => {
       if (!d.amendments) d.amendments = {}
       d.amendments[id] = {
         url: S(`automerge:${id}`),
@@ -165,6 +169,9 @@ export function amendmentsSection(app, handle, processId, { onAccess } = {}) {
         decision: null,
       }
     })
+    const onServer = () => Boolean(app.status.serverHeads(branchHandle)?.length)
+    const waitForServer = () => (onServer() || Date.now() - started > 15_000 ? addEntry() : setTimeout(waitForServer, 100))
+    waitForServer()
     proposeTitle.value = ""
     app.navigate(`/r/${id}`)
   }
