@@ -14,7 +14,11 @@ import { h, fill } from "./dom.js"
 import { t, lang, formatTime } from "./i18n.js"
 import * as M from "./model.js"
 import { spansToHtml } from "./richtext.js"
+import { wordDiff } from "./diff.js"
 import "./desk.css"
+
+// The word diff moved to diff.js (the amendments use it too).
+export { wordDiff }
 
 const LAST_VISIT = id => `konsens.lastVisit.${id}`
 const RESTORABLE = ["title", ...M.TEXT_FIELDS]
@@ -272,64 +276,4 @@ function safeSpans(doc, field) {
   } catch {
     return []
   }
-}
-
-/**
- * A word diff that keeps paragraphs apart: line breaks are tokens of their
- * own, each paragraph of the result is a <p>, and inserted and deleted words
- * are <ins> and <del> (a paragraph break that came or went shows as ¶).
- */
-export function wordDiff(before, after) {
-  const a = tokens(before)
-  const b = tokens(after)
-  const out = h("div", { class: "diff-text" })
-  let paragraph = h("p")
-  out.append(paragraph)
-  const push = (kind, text) => {
-    if (/\n/.test(text)) {
-      if (kind !== "same") paragraph.append(h(kind, {}, "¶"))
-      paragraph = h("p")
-      out.append(paragraph)
-      return
-    }
-    const last = paragraph.lastChild
-    if (kind === "same") {
-      if (last?.nodeType === Node.TEXT_NODE) last.textContent += text
-      else paragraph.append(text)
-    } else if (last?.nodeName?.toLowerCase() === kind) {
-      last.textContent += text
-    } else {
-      paragraph.append(h(kind, {}, text))
-    }
-  }
-  if (a.length * b.length > 4_000_000) {
-    for (const x of a) push("del", x)
-    for (const x of b) push("ins", x)
-    return out
-  }
-  const n = a.length
-  const m = b.length
-  const dp = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1))
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) dp[i][j] = a[i] === b[j] ? dp[i + 1][j + 1] + 1 : Math.max(dp[i + 1][j], dp[i][j + 1])
-  let i = 0
-  let j = 0
-  while (i < n && j < m) {
-    if (a[i] === b[j]) {
-      push("same", a[i])
-      i++
-      j++
-    } else if (dp[i + 1][j] >= dp[i][j + 1]) push("del", a[i++])
-    else push("ins", b[j++])
-  }
-  while (i < n) push("del", a[i++])
-  while (j < m) push("ins", b[j++])
-  return out
-}
-
-/** Words, runs of spaces, and paragraph breaks, each a token. */
-function tokens(text) {
-  return String(text)
-    .replace(/\r/g, "")
-    .split(/(\n+|[^\S\n]+)/)
-    .filter(x => x !== "")
 }

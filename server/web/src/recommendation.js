@@ -15,6 +15,7 @@ import { createRichText } from "./richtext.js"
 import { historyPanel, wordDiff } from "./history.js"
 import { readOnlyNotice } from "./start.js"
 import { consentSection } from "./consent.js"
+import { amendmentsSection } from "./amendments.js"
 
 // Presence colours: dark enough for white names on them (contrast ≥ 4.5:1)
 // and far apart from each other (CIELAB ΔE ≥ 37 for every pair; the
@@ -107,8 +108,11 @@ function editor(app, handle, root) {
   const processId = M.str(doc0.process).replace(/^automerge:/, "").split("#")[0]
   const mayWrite = M.can(app, "write")
   const mayDecide = M.can(app, "decide")
+  // On an amendment (a branch of a recommendation), who may edit follows its entry.
+  let render = () => {}
+  const amendments = amendmentsSection(app, handle, processId, { onAccess: () => render() })
   // Whether the wording (title, texts, addressees) may be edited now.
-  const wordingOpen = doc => mayWrite && M.str(doc.status) !== "adopted"
+  const wordingOpen = doc => mayWrite && M.str(doc.status) !== "adopted" && amendments.mayEditWording()
 
   // -- presence -----------------------------------------------------------
   const presence = new Presence({ handle })
@@ -486,6 +490,7 @@ function editor(app, handle, root) {
     root,
     crumbs,
     readOnlyNotice(app),
+    amendments.banner,
     h("div", { class: "editor-head" }, field(t("title"), title), presenceEl),
     sectorsEl,
     adoptedNotice,
@@ -497,9 +502,11 @@ function editor(app, handle, root) {
         "div",
         { class: "editor-main" },
         fieldSections,
-        h("section", { "aria-labelledby": "h-addressees" }, h("h2", { id: "h-addressees" }, t("addressees")), addresseeList, addresseeForm)
+        amendments.isBranch ? null : h("section", { "aria-labelledby": "h-addressees" }, h("h2", { id: "h-addressees" }, t("addressees")), addresseeList, addresseeForm),
+        amendments.el
       ),
-      h(
+      // A branch carries only wording: status, comments, positions and consent are the recommendation's.
+      amendments.isBranch ? null : h(
         "aside",
         { class: "editor-side" },
         h("section", { "aria-labelledby": "h-status" }, h("h2", { id: "h-status" }, t("status"), " ", statusBadge), mayWrite ? statusForm : null, statusError, h("details", {}, h("summary", {}, t("statusLog")), statusLog)),
@@ -524,7 +531,7 @@ function editor(app, handle, root) {
     for (const ed of Object.values(editors)) ed.refresh()
   }
 
-  const render = batched(() => {
+  render = batched(() => {
     const doc = handle.doc()
     const label = p => M.participantLabel(doc, p)
     document.title = `${M.str(doc.title) || "—"} · konsens`
@@ -706,6 +713,7 @@ function editor(app, handle, root) {
     presence.stop()
     history.destroy()
     consent.destroy()
+    amendments.destroy()
     for (const ed of Object.values(editors)) ed.destroy()
   }
 }

@@ -8,7 +8,7 @@ import { t } from "./i18n.js"
 
 const KEY = "konsens.refusals"
 const KEEP = 20
-const CODES = new Set(["read-only", "foreign-actor", "decision", "membership", "admin-only", "outside-process", "document-too-large", "creation-limit", "unreadable", "kind", "identity", "malformed", "structure", "consent", "round-closed", "consent-required"])
+const CODES = new Set(["read-only", "foreign-actor", "decision", "membership", "admin-only", "outside-process", "document-too-large", "creation-limit", "unreadable", "kind", "identity", "malformed", "structure", "consent", "round-closed", "consent-required", "amendment"])
 const listeners = new Set()
 
 export function listRefusals() {
