@@ -38,6 +38,8 @@ pub(crate) fn routes() -> Router<Arc<Hub>> {
         .route("/api/tokens/{token_id}/revoke", post(revoke))
         .route("/api/docs/{id}/history", get(history))
         .route("/api/docs/{id}/sessions", get(sessions))
+        .merge(crate::authorship::routes())
+        .merge(crate::notifications::routes())
         .merge(crate::join::routes())
 }
 
@@ -53,7 +55,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into(), code: None, lines: Vec::new() }
     }
 
@@ -65,7 +67,7 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "no such document")
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "API request failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
     }
@@ -78,7 +80,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn caller(hub: &Arc<Hub>, headers: &HeaderMap, uri: &Uri) -> Result<Principal, ApiError> {
+pub(crate) fn caller(hub: &Arc<Hub>, headers: &HeaderMap, uri: &Uri) -> Result<Principal, ApiError> {
     let token = auth::presented_token(headers, uri.query());
     let who = hub.auth.authenticate(token.as_deref()).map_err(|rejection| {
         tracing::info!(path = %uri.path(), %rejection, "API request refused");
@@ -94,7 +96,7 @@ fn caller(hub: &Arc<Hub>, headers: &HeaderMap, uri: &Uri) -> Result<Principal, A
     Ok(who)
 }
 
-fn document_id(text: &str) -> Result<DocumentId, ApiError> {
+pub(crate) fn document_id(text: &str) -> Result<DocumentId, ApiError> {
     let text = text.strip_prefix("automerge:").unwrap_or(text);
     text.parse().map_err(|_| ApiError::not_found())
 }
@@ -104,7 +106,7 @@ pub(crate) async fn load(hub: &Hub, id: DocumentId) -> Result<Automerge, ApiErro
     hub.flushed_document(id).await.map_err(ApiError::internal)?.ok_or_else(ApiError::not_found)
 }
 
-fn readable(hub: &Hub, who: &Principal, id: &DocumentId) -> Result<(), ApiError> {
+pub(crate) fn readable(hub: &Hub, who: &Principal, id: &DocumentId) -> Result<(), ApiError> {
     if hub.auth.can_read(who, id) { Ok(()) } else { Err(ApiError::not_found()) }
 }
 
@@ -137,7 +139,7 @@ async fn processes(State(hub): State<Arc<Hub>>, headers: HeaderMap, uri: Uri) ->
 }
 
 /// participant → token record, for names and roles.
-fn people(hub: &Hub) -> Result<BTreeMap<String, TokenRecord>, ApiError> {
+pub(crate) fn people(hub: &Hub) -> Result<BTreeMap<String, TokenRecord>, ApiError> {
     Ok(hub
         .auth
         .store

@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod authorship;
 mod awaiting;
 mod config;
 mod connection;
@@ -18,6 +19,7 @@ mod http;
 mod hub;
 mod join;
 mod miss_budget;
+mod notifications;
 mod reply;
 mod security;
 mod unknown;

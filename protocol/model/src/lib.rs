@@ -54,9 +54,11 @@
 
 pub mod access;
 pub mod api;
+pub mod authorship;
 pub mod consent;
 pub mod dossier;
 pub mod history;
+pub mod notifications;
 pub mod richtext;
 pub mod recovery;
 pub mod report;

@@ -15,6 +15,7 @@ import { createRichText } from "./richtext.js"
 import { historyPanel, wordDiff } from "./history.js"
 import { readOnlyNotice } from "./start.js"
 import { consentSection } from "./consent.js"
+import { authorshipView } from "./authorship.js"
 
 // Presence colours: dark enough for white names on them (contrast ≥ 4.5:1)
 // and far apart from each other (CIELAB ΔE ≥ 37 for every pair; the
@@ -477,6 +478,7 @@ function editor(app, handle, root) {
   // -- history --------------------------------------------------------------------
   const history = historyPanel(app, handle)
   const consent = consentSection(app, handle, processId)
+  const authorship = authorshipView(handle)
 
   // -- layout -----------------------------------------------------------------------
   const sectorsEl = h("p", { class: "meta", id: "sectors" })
@@ -497,7 +499,8 @@ function editor(app, handle, root) {
         "div",
         { class: "editor-main" },
         fieldSections,
-        h("section", { "aria-labelledby": "h-addressees" }, h("h2", { id: "h-addressees" }, t("addressees")), addresseeList, addresseeForm)
+        h("section", { "aria-labelledby": "h-addressees" }, h("h2", { id: "h-addressees" }, t("addressees")), addresseeList, addresseeForm),
+        authorship.el
       ),
       h(
         "aside",
@@ -706,6 +709,7 @@ function editor(app, handle, root) {
     presence.stop()
     history.destroy()
     consent.destroy()
+    authorship.destroy()
     for (const ed of Object.values(editors)) ed.destroy()
   }
 }
