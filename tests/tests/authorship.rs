@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ObjType, ROOT};
+use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 use konsens_client::{Repo, RepoConfig};
 use konsens_sync::DocumentId;
 use konsens_tests::ServerProcess;
