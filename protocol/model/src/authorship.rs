@@ -102,10 +102,10 @@ pub fn field_runs(
         }
         // An older document's plain string: one run, by whoever set it.
         Some((Value::Scalar(s), id)) => {
-            if let (Some(text), Some(author)) = (s.as_str(), author_of(&id, owner_of)) {
-                if !text.is_empty() {
-                    push(&mut runs, text, author);
-                }
+            if let (Some(text), Some(author)) = (s.as_str(), author_of(&id, owner_of))
+                && !text.is_empty()
+            {
+                push(&mut runs, text, author);
             }
         }
         _ => {}

@@ -92,11 +92,12 @@ pub fn collect(process: &Process, recommendations: &[(String, Recommendation)], 
                 let value = Some(round.deadline.to_string());
                 out.push(item(NotificationKind::RoundOpened, round.opened_at, Some(opened_by), value, round.opened_at > m.seen));
             }
-            if let Some(closed) = &round.closed {
-                if shown(closed.at) && by_other(&closed.by.0) {
-                    let value = Some(closed.outcome.0.trim().to_owned()).filter(|o| !o.is_empty());
-                    out.push(item(NotificationKind::RoundClosed, closed.at, Some(&closed.by.0), value, closed.at > m.seen));
-                }
+            if let Some(closed) = &round.closed
+                && shown(closed.at)
+                && by_other(&closed.by.0)
+            {
+                let value = Some(closed.outcome.0.trim().to_owned()).filter(|o| !o.is_empty());
+                out.push(item(NotificationKind::RoundClosed, closed.at, Some(&closed.by.0), value, closed.at > m.seen));
             }
         }
         // Closing soon is a state, not an event: new once it entered the last
