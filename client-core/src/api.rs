@@ -7,6 +7,7 @@
 //! HTTP status; the server's text is passed on for people, never parsed.
 
 use konsens_model::api::{
+    FieldAuthorship,
     ApiErrorBody, BulkInvitationRequest, BulkInvited, HistorySession, InvitationRequest, Invited, Me, MemberEntry, Revoked, VerifiedChange,
 };
 use konsens_model::schema::MemberRole;
@@ -100,6 +101,11 @@ impl ApiClient {
     /// The history grouped into sessions, with verified authors.
     pub fn sessions(&self, document: &str) -> Result<Vec<HistorySession>, ClientError> {
         self.get(&format!("/api/docs/{document}/sessions"))
+    }
+
+    /// Who wrote what, per field, with the members the server verified.
+    pub fn authorship(&self, document: &str) -> Result<Vec<FieldAuthorship>, ClientError> {
+        self.get(&format!("/api/docs/{document}/authorship"))
     }
 
     pub fn revoke(&self, token_id: &str) -> Result<Revoked, ClientError> {

@@ -5,7 +5,7 @@ use docx_rs::{
     AlignmentType, Docx, Hyperlink, HyperlinkType, Paragraph, Run, RunFonts, SpecialIndentType, Style, StyleType, Table,
     TableCell, TableRow,
 };
-use konsens_model::report::{Position, RecommendationSection, Report, ReportFormat, ReportKind};
+use konsens_model::report::{Position, RecommendationSection, Report, ReportFormat, ReportKind, RoundSection};
 use konsens_model::richtext::{OutlineBlock, OutlineKind};
 
 use crate::error::PublishError;
@@ -108,6 +108,32 @@ fn positions(report: &Report, positions: &[Position]) -> Table {
     Table::new(rows).set_grid(vec![3000, 2000, 4000])
 }
 
+/// A consent round: result (or state so far), outcome, dissent, who has not
+/// answered, the note that the wording changed after it.
+fn consent_round(report: &Report, round: &RoundSection, mut docx: Docx) -> Docx {
+    let labels = report.labels;
+    docx = docx.add_paragraph(styled("Heading3", labels.consent_round)).add_paragraph(text(&round.summary));
+    if !round.outcome.is_empty() {
+        docx = docx.add_paragraph(meta(labels.outcome, &round.outcome));
+    }
+    for d in &round.dissent {
+        let mut p = Paragraph::new()
+            .indent(Some(INDENT), Some(SpecialIndentType::Hanging(INDENT)), None, None)
+            .add_run(Run::new().add_text("•\t"))
+            .add_run(Run::new().add_text(&d.organisation).bold())
+            .add_run(Run::new().add_text(format!(" {}", d.answer_label)));
+        p = p.add_run(Run::new().add_text(if d.reason.is_empty() { ".".to_owned() } else { format!(": {}", d.reason) }));
+        docx = docx.add_paragraph(p);
+    }
+    if !round.not_answered.is_empty() {
+        docx = docx.add_paragraph(meta(labels.not_answered, &format!("{}.", round.not_answered.join(", "))));
+    }
+    if let Some(note) = round.note {
+        docx = docx.add_paragraph(Paragraph::new().add_run(Run::new().add_text(note).italic()));
+    }
+    docx
+}
+
 fn recommendation(report: &Report, rec: &RecommendationSection, mut docx: Docx) -> Docx {
     let labels = report.labels;
     let interim = report.kind == ReportKind::Interim;
@@ -147,6 +173,9 @@ fn recommendation(report: &Report, rec: &RecommendationSection, mut docx: Docx) 
     }
     if !rec.dissent.is_empty() {
         docx = docx.add_paragraph(styled("Heading3", labels.dissent)).add_table(positions(report, &rec.dissent));
+    }
+    if let Some(round) = &rec.round {
+        docx = consent_round(report, round, docx);
     }
     if interim {
         docx = docx.add_paragraph(styled("Heading3", labels.positions));

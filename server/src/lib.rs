@@ -7,6 +7,7 @@
 mod amendments;
 mod api;
 mod auth;
+mod authorship;
 mod awaiting;
 mod config;
 mod connection;
@@ -19,6 +20,7 @@ mod http;
 mod hub;
 mod join;
 mod miss_budget;
+mod notifications;
 mod reply;
 mod security;
 mod unknown;

@@ -129,6 +129,8 @@ pub struct AuthStore {
     doc_process: sled::Tree,
     actors: sled::Tree,
     provenance: sled::Tree,
+    /// Token id → up to when (ms) its member has seen the notifications.
+    notifications_seen: sled::Tree,
     /// Claims made on an async worker wait here until the group-commit
     /// thread has written them, so every reader sees a claim at once.
     pending_actors: PendingActors,
@@ -155,6 +157,7 @@ impl AuthStore {
             doc_process: db.open_tree("auth-doc-process")?,
             actors: db.open_tree("auth-actors")?,
             provenance: db.open_tree("auth-provenance")?,
+            notifications_seen: db.open_tree("auth-notifications-seen")?,
             pending_actors,
         })
     }
@@ -217,6 +220,21 @@ impl AuthStore {
         // Only if nobody changed it meanwhile (a revocation must not be undone).
         let swapped = self.tokens.compare_and_swap(&hash, Some(bytes), Some(encode("auth-tokens", &record)?))?;
         Ok(swapped.is_ok())
+    }
+
+    /// Up to when (ms) a token's member has seen their notifications.
+    pub fn notifications_seen(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.notifications_seen.get(id.as_bytes())?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()).map(i64::from_be_bytes))
+    }
+
+    /// Record that a token's member has seen their notifications up to `at`
+    /// (never moved back: two devices may report out of order).
+    pub fn mark_notifications_seen(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        self.notifications_seen.fetch_and_update(id.as_bytes(), |old| {
+            let old = old.and_then(|v| <[u8; 8]>::try_from(v).ok()).map(i64::from_be_bytes);
+            Some(old.map_or(at, |o| o.max(at)).to_be_bytes().to_vec())
+        })?;
+        Ok(())
     }
 
     /// Give a token a new secret (its hash `new_hash`): the old secret stops

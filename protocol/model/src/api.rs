@@ -267,6 +267,62 @@ pub struct HunkView {
     pub field: String,
     pub before: String,
     pub after: String,
+/// `GET /api/docs/{id}/authorship`: who wrote what, per field in reading
+/// order (`title`, `problem`, `recommendation`, `rationale`; see
+/// [`crate::authorship`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldAuthorship {
+    pub field: String,
+    pub runs: Vec<AuthoredRun>,
+}
+
+/// Consecutive characters by one author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthoredRun {
+    pub text: String,
+    /// The member the server bound the writing actor to, with their verified
+    /// name and organisation; `None` for an actor without a binding.
+    pub author: Option<Person>,
+    /// Whether `author` is known from the server's bindings (`false`:
+    /// "unverified", whatever the document may claim).
+    pub verified: bool,
+    /// The hex Automerge actor id of an unverified run (tells unverified
+    /// writers apart); `None` for verified runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// `GET /api/processes/{id}/notifications`: what changed in the process
+/// since the member last looked (see [`crate::notifications`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationsView {
+    /// Up to when (ms) the member had seen the list; 0 when never.
+    pub seen: i64,
+    /// How many items are new.
+    pub new: usize,
+    /// Newest first.
+    pub items: Vec<NotificationItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationItem {
+    pub kind: crate::notifications::NotificationKind,
+    /// The recommendation's `automerge:` URL and its document id.
+    pub recommendation: String,
+    pub id: String,
+    pub title: String,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// Who did it, as the server verified them.
+    pub by: Option<Person>,
+    pub value: Option<String>,
+    pub new: bool,
+}
+
+/// `POST /api/processes/{id}/notifications/seen`: the moment recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationsSeen {
+    pub seen: i64,
 }
 
 /// A participant, with name and organisation when the server knows them.

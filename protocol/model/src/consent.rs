@@ -140,6 +140,15 @@ pub fn may_adopt(rounds: &[Round]) -> Result<(), ConsentMissing> {
 /// Whether the title or a text field differs from the wording the round was
 /// opened on. `false` when this copy lacks the round's heads.
 pub fn wording_changed_since(doc: &Automerge, round: &Round) -> Result<bool, SchemaError> {
+    let Some(then) = wording_at_round(doc, round)? else {
+        return Ok(false);
+    };
+    Ok(!Recommendation::from_doc(doc)?.same_wording(&then))
+}
+
+/// The recommendation as it stood when the round opened; `None` when this
+/// copy lacks the round's heads.
+pub fn wording_at_round(doc: &Automerge, round: &Round) -> Result<Option<Recommendation>, SchemaError> {
     let heads = round
         .heads
         .iter()
@@ -147,11 +156,9 @@ pub fn wording_changed_since(doc: &Automerge, round: &Round) -> Result<bool, Sch
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SchemaError::Malformed { kind: "recommendation", reason: format!("round heads: {e}") })?;
     if heads.is_empty() || heads.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
-        return Ok(false);
+        return Ok(None);
     }
-    let now = Recommendation::from_doc(doc)?;
-    let then = Recommendation::from_doc_at(doc, &heads)?;
-    Ok(now.title != then.title || now.problem != then.problem || now.recommendation != then.recommendation || now.rationale != then.rationale)
+    Recommendation::from_doc_at(doc, &heads).map(Some)
 }
 
 /// Whether a process document requires consent before adoption. Anything

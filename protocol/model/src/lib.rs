@@ -55,11 +55,13 @@
 pub mod access;
 pub mod amendment;
 pub mod api;
+pub mod authorship;
 pub mod consent;
 pub mod diff;
 pub mod dossier;
 pub mod history;
 mod names;
+pub mod notifications;
 pub mod richtext;
 pub mod recovery;
 pub mod report;

@@ -423,6 +423,12 @@ pub struct Recommendation {
     pub rounds: Vec<Round>,
     /// Branch document id → the amendment it holds (see `amendment`).
     pub amendments: BTreeMap<String, Amendment>,
+    /// Whether the adopted wording differs from the wording its deciding
+    /// round (`consent::deciding_round`) was held on. Only
+    /// [`Recommendation::from_doc_as_adopted`] compares, for an adopted
+    /// recommendation (the final report notes it); every other reading
+    /// leaves it `false`.
+    pub changed_after_round: bool,
 }
 
 /// The stored shape, before rich text is read.
@@ -481,6 +487,7 @@ impl Recommendation {
             endorsements: raw.endorsements,
             rounds: raw.rounds,
             amendments: raw.amendments,
+            changed_after_round: false,
         })
     }
 
@@ -520,6 +527,10 @@ impl Recommendation {
             return Ok(rec);
         }
         let adopted = Self::from_doc_at(doc, &heads)?;
+        if let Some(round) = crate::consent::deciding_round(&rec.rounds) {
+            rec.changed_after_round = crate::consent::wording_at_round(doc, round)?
+                .is_some_and(|then| !then.same_wording(&adopted));
+        }
         rec.title = adopted.title;
         rec.problem = adopted.problem;
         rec.recommendation = adopted.recommendation;
@@ -527,14 +538,19 @@ impl Recommendation {
         Ok(rec)
     }
 
+    /// Whether the title and the text fields are the same as `other`'s.
+    pub fn same_wording(&self, other: &Recommendation) -> bool {
+        self.title == other.title
+            && self.problem == other.problem
+            && self.recommendation == other.recommendation
+            && self.rationale == other.rationale
+    }
+
     /// Whether the title or a text field differs from the adopted wording.
     pub fn changed_since_adoption(doc: &Automerge) -> Result<bool, SchemaError> {
         let now = Self::from_doc(doc)?;
         let adopted = Self::from_doc_as_adopted(doc)?;
-        Ok(now.title != adopted.title
-            || now.problem != adopted.problem
-            || now.recommendation != adopted.recommendation
-            || now.rationale != adopted.rationale)
+        Ok(!now.same_wording(&adopted))
     }
 
     pub fn text(&self, field: &str) -> Option<&RichText> {

@@ -13,6 +13,7 @@ import { refusalNotice, listRefusals } from "./refusals.js"
 import { startPage } from "./start.js"
 import { processPage } from "./process.js"
 import { recommendationPage } from "./recommendation.js"
+import { notificationBell } from "./notifications.js"
 
 const main = document.getElementById("main")
 let cleanup = () => {}
@@ -133,8 +134,12 @@ function header(app) {
   updateWho()
   app.updateWho = updateWho
   const bar = document.getElementById("top")
-  fill(bar, h("a", { href: "#main", class: "skip" }, t("skipToContent")), h("a", { href: "/", class: "brand" }, t("appName")), h("span", { class: "spacer" }), statusEl, who)
+  // Members of a process (not administrators, not an --open server) get the bell.
+  const notifications = notificationBell(app)
+  app.notifications = notifications
+  fill(bar, h("a", { href: "#main", class: "skip" }, t("skipToContent")), h("a", { href: "/", class: "brand" }, t("appName")), h("span", { class: "spacer" }), statusEl, notifications?.bell, who)
   bar.after(refusalNotice())
+  if (notifications) bar.after(notifications.panel)
 }
 
 /**

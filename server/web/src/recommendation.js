@@ -16,6 +16,7 @@ import { historyPanel, wordDiff } from "./history.js"
 import { readOnlyNotice } from "./start.js"
 import { consentSection } from "./consent.js"
 import { amendmentsSection } from "./amendments.js"
+import { authorshipView } from "./authorship.js"
 
 // Presence colours: dark enough for white names on them (contrast ≥ 4.5:1)
 // and far apart from each other (CIELAB ΔE ≥ 37 for every pair; the
@@ -481,6 +482,7 @@ function editor(app, handle, root) {
   // -- history --------------------------------------------------------------------
   const history = historyPanel(app, handle)
   const consent = consentSection(app, handle, processId)
+  const authorship = authorshipView(handle)
 
   // -- layout -----------------------------------------------------------------------
   const sectorsEl = h("p", { class: "meta", id: "sectors" })
@@ -503,7 +505,8 @@ function editor(app, handle, root) {
         { class: "editor-main" },
         fieldSections,
         amendments.isBranch ? null : h("section", { "aria-labelledby": "h-addressees" }, h("h2", { id: "h-addressees" }, t("addressees")), addresseeList, addresseeForm),
-        amendments.el
+        amendments.el,
+        authorship.el
       ),
       // A branch carries only wording: status, comments, positions and consent are the recommendation's.
       amendments.isBranch ? null : h(
@@ -714,6 +717,7 @@ function editor(app, handle, root) {
     history.destroy()
     consent.destroy()
     amendments.destroy()
+    authorship.destroy()
     for (const ed of Object.values(editors)) ed.destroy()
   }
 }

@@ -7,6 +7,7 @@
 //! the `konsens-client` library; what is printed, in `output.rs`.
 
 mod amendment;
+mod authorship;
 mod draft;
 mod export;
 mod history;
@@ -86,6 +87,9 @@ enum Command {
     /// with time, author and what changed; `--all` for every single change.
     /// Authors as the server verified them, once this store has joined a server.
     History(history::HistoryArgs),
+    /// Who wrote what: each field's runs of text with the member who wrote
+    /// them, as the server verified them.
+    Authorship(authorship::AuthorshipArgs),
     /// Join a server with a personal invitation link; the token is kept in the store.
     Join(member::JoinArgs),
     /// Invite a member, or everyone of a CSV file, into a process
@@ -191,6 +195,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Draft(command) => draft::run(command, &cx).await,
         Command::Amendment(command) => amendment::run(command, &cx).await,
         Command::History(args) => history::run(args, &cx).await,
+        Command::Authorship(args) => authorship::run(args, &cx).await,
         Command::Join(args) => member::join(args, &mut cx).await,
         Command::Invite(args) => member::invite(args, &cx).await,
         Command::Members(args) => member::members(args, &cx).await,

@@ -7,7 +7,8 @@ use serde::Serialize;
 use super::labels::{self, Labels};
 use super::options::{Language, REPORT_SCHEMA, ReportFormat, ReportKind, ReportOptions};
 use crate::richtext::{OutlineBlock, to_outline};
-use crate::schema::{MemberRole, Process, Recommendation, RichText, Stance, Status, Workshop};
+use crate::consent;
+use crate::schema::{Answer, MemberRole, Process, Recommendation, RichText, Round, Stance, Status, Workshop};
 
 /// One report, language and kind resolved. Its serialisation is the JSON
 /// format and what the PDF template lays out.
@@ -108,6 +109,9 @@ pub struct RecommendationSection {
     pub endorsed_by: Vec<String>,
     /// Final reports: the positions that are not support.
     pub dissent: Vec<Position>,
+    /// Final reports: the consent round that decided (the latest closed
+    /// one); interim reports: the open round.
+    pub round: Option<RoundSection>,
     /// The rich text itself, for the Markdown and HTML renderers.
     #[serde(skip)]
     pub(super) text: [RichText; 3],
@@ -120,6 +124,35 @@ pub struct Position {
     /// "unterstützt", "has concerns".
     pub stance_label: &'static str,
     pub note: String,
+}
+
+/// A consent round as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundSection {
+    /// Whether the round is still open (interim reports).
+    pub open: bool,
+    /// Closed: "Konsensrunde vom 20. Januar 2027: 5 Zustimmungen, …";
+    /// open: its deadline and the answers so far.
+    pub summary: String,
+    /// Closed: the outcome statement the facilitator recorded (may be empty).
+    pub outcome: String,
+    /// The disagreements and blocks, by organisation, with their reasons.
+    pub dissent: Vec<RoundDissent>,
+    /// Open: the organisations expected to answer that have not (those
+    /// with a participant among the members), alphabetical.
+    pub not_answered: Vec<String>,
+    /// Final: the note that the adopted wording differs from the wording the
+    /// round was held on.
+    pub note: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundDissent {
+    pub organisation: String,
+    pub answer: Answer,
+    /// "lehnt ab", "blocks".
+    pub answer_label: &'static str,
+    pub reason: String,
 }
 
 impl Report {
@@ -238,6 +271,8 @@ pub fn build(process: &Process, recommendations: &[(String, Recommendation)], op
         }
     }
 
+    let answering =
+        consent::answering_organisations(process.members.values().map(|m| (m.role, m.organisation.trim())));
     let mut workshops = Vec::new();
     for ((index, mut entries), summary) in groups.into_iter().enumerate().zip(counts) {
         let workshop: Option<&Workshop> = visible.get(index).copied();
@@ -257,7 +292,7 @@ pub fn build(process: &Process, recommendations: &[(String, Recommendation)], op
         let sections = entries
             .iter()
             .enumerate()
-            .map(|(i, (_, rec))| section(language, kind, format!("{number}.{}", i + 1), rec))
+            .map(|(i, (_, rec))| section(language, kind, options.date, format!("{number}.{}", i + 1), rec, &answering))
             .collect::<Vec<_>>();
         workshops.push(WorkshopSection {
             number,
@@ -300,7 +335,61 @@ pub fn build(process: &Process, recommendations: &[(String, Recommendation)], op
     }
 }
 
-fn section(language: Language, kind: ReportKind, number: String, rec: &Recommendation) -> RecommendationSection {
+/// The round a report shows beside a recommendation: in a final report the
+/// deciding one, in an interim report the open one.
+fn round_section(
+    language: Language,
+    kind: ReportKind,
+    today: i64,
+    rec: &Recommendation,
+    answering: &std::collections::BTreeSet<String>,
+) -> Option<RoundSection> {
+    let round: &Round = match kind {
+        ReportKind::Final => consent::deciding_round(&rec.rounds)?,
+        ReportKind::Interim => consent::open_round(&rec.rounds)?,
+    };
+    let counts: Vec<(Answer, usize)> = consent::tally(round).into_iter().collect();
+    let dissent = consent::dissent(round)
+        .into_iter()
+        .map(|(organisation, a)| RoundDissent {
+            organisation: organisation.trim().to_owned(),
+            answer: a.answer,
+            answer_label: labels::answer_name(language, a.answer),
+            reason: a.reason.0.trim().to_owned(),
+        })
+        .collect();
+    Some(match &round.closed {
+        Some(closed) => RoundSection {
+            open: false,
+            summary: labels::round_result(language, closed.at, &counts),
+            outcome: closed.outcome.0.trim().to_owned(),
+            dissent,
+            not_answered: Vec::new(),
+            note: (kind == ReportKind::Final && rec.changed_after_round).then(|| labels::changed_after_round(language)),
+        },
+        None => {
+            let mut not_answered = consent::not_answered(round, answering);
+            not_answered.sort_by(|a, b| (collation_key(a), a).cmp(&(collation_key(b), b)));
+            RoundSection {
+                open: true,
+                summary: labels::round_open(language, round.deadline, today, &counts),
+                outcome: String::new(),
+                dissent,
+                not_answered,
+                note: None,
+            }
+        }
+    })
+}
+
+fn section(
+    language: Language,
+    kind: ReportKind,
+    today: i64,
+    number: String,
+    rec: &Recommendation,
+    answering: &std::collections::BTreeSet<String>,
+) -> RecommendationSection {
     let positions: Vec<Position> = rec
         .endorsements
         .iter()
@@ -337,6 +426,7 @@ fn section(language: Language, kind: ReportKind, number: String, rec: &Recommend
         positions: if kind == ReportKind::Interim { positions } else { Vec::new() },
         endorsed_by,
         dissent,
+        round: round_section(language, kind, today, rec, answering),
         text: [rec.problem.clone(), rec.recommendation.clone(), rec.rationale.clone()],
     }
 }

@@ -1,7 +1,7 @@
 //! The report as a standalone HTML page (one file, its style inline, no
 //! script), for the browser and for printing.
 
-use super::content::{Position, RecommendationSection};
+use super::content::{Position, RecommendationSection, RoundSection};
 use super::labels::join_list;
 use super::{Report, ReportKind};
 use crate::richtext::{self, escape_html};
@@ -130,6 +130,9 @@ fn recommendation(report: &Report, rec: &RecommendationSection, out: &mut String
         out.push_str(&format!("<h4>{}</h4>\n", labels.dissent));
         positions(report, &rec.dissent, out);
     }
+    if let Some(round) = &rec.round {
+        consent_round(report, round, out);
+    }
     if interim {
         out.push_str(&format!("<h4>{}</h4>\n", labels.positions));
         if rec.positions.is_empty() {
@@ -139,6 +142,43 @@ fn recommendation(report: &Report, rec: &RecommendationSection, out: &mut String
         }
     }
     out.push_str("</article>\n");
+}
+
+/// The round's result (or state), its outcome, the dissent, who has not answered.
+fn consent_round(report: &Report, round: &RoundSection, out: &mut String) {
+    let labels = report.labels;
+    let state = if round.open { "open" } else { "closed" };
+    out.push_str(&format!("<div class=\"round round-{state}\">\n<h4>{}</h4>\n", labels.consent_round));
+    out.push_str(&format!("<p class=\"summary\">{}</p>\n", esc(&round.summary)));
+    if !round.outcome.is_empty() {
+        out.push_str(&format!("<p class=\"outcome\"><strong>{}:</strong> {}</p>\n", labels.outcome, esc(&round.outcome)));
+    }
+    if !round.dissent.is_empty() {
+        out.push_str("<ul class=\"round-dissent\">\n");
+        for d in &round.dissent {
+            let reason = if d.reason.is_empty() { ".".to_owned() } else { format!(": {}", esc(&d.reason)) };
+            out.push_str(&format!(
+                "<li class=\"answer-{}\"><strong>{}</strong> {}{reason}</li>\n",
+                d.answer.as_str(),
+                esc(&d.organisation),
+                d.answer_label
+            ));
+        }
+        out.push_str("</ul>\n");
+    }
+    if !round.not_answered.is_empty() {
+        // Commas, not "A und B": organisation names often contain "und".
+        let names: Vec<String> = round.not_answered.iter().map(|o| esc(o)).collect();
+        out.push_str(&format!(
+            "<p class=\"not-answered\"><strong>{}:</strong> {}.</p>\n",
+            labels.not_answered,
+            names.join(", ")
+        ));
+    }
+    if let Some(note) = round.note {
+        out.push_str(&format!("<p class=\"note\">{}</p>\n", esc(note)));
+    }
+    out.push_str("</div>\n");
 }
 
 fn positions(report: &Report, positions: &[Position], out: &mut String) {
@@ -186,6 +226,9 @@ table.positions th, table.positions td { text-align: left; vertical-align: top; 
 .stance-support { color: #1b6e35; }
 .stance-concerns { color: #9a5800; }
 .stance-object { color: #a3001b; }
+.round .outcome, .round .not-answered { font-size: .95rem; }
+.round .note { color: #555; font-style: italic; }
+.answer-block { color: #a3001b; }
 blockquote { border-left: 3px solid #ccc; margin-left: 0; padding-left: 1rem; color: #444; }
 @media print { body { margin: 0; max-width: none; } article.recommendation { break-inside: avoid; } }
 </style>

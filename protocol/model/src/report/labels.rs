@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::{Language, ReportKind};
-use crate::schema::{Stance, Status};
+use crate::schema::{Answer, Stance, Status};
 
 /// The fixed labels of one language. Serialised for the PDF template,
 /// which lays the report out and must not invent words of its own.
@@ -39,6 +39,9 @@ pub struct Labels {
     pub other_recommendations: &'static str,
     pub page: &'static str,
     pub contents: &'static str,
+    pub consent_round: &'static str,
+    pub outcome: &'static str,
+    pub not_answered: &'static str,
 }
 
 const DE: Labels = Labels {
@@ -68,6 +71,9 @@ const DE: Labels = Labels {
     other_recommendations: "Weitere Handlungsempfehlungen",
     page: "Seite",
     contents: "Inhalt",
+    consent_round: "Konsensrunde",
+    outcome: "Ergebnis",
+    not_answered: "Noch nicht geantwortet haben",
 };
 
 const EN: Labels = Labels {
@@ -97,6 +103,9 @@ const EN: Labels = Labels {
     other_recommendations: "Other recommendations",
     page: "Page",
     contents: "Contents",
+    consent_round: "Consent round",
+    outcome: "Outcome",
+    not_answered: "Not yet answered",
 };
 
 impl Labels {
@@ -140,6 +149,85 @@ pub(super) fn stance_name(language: Language, stance: Stance) -> &'static str {
         (Language::En, Stance::Support) => "supports",
         (Language::En, Stance::Concerns) => "has concerns",
         (Language::En, Stance::Object) => "objects",
+    }
+}
+
+/// An organisation's answer in a consent round, as the predicate of
+/// "Organisation …" (the report lists disagreements and blocks this way).
+pub(super) fn answer_name(language: Language, answer: Answer) -> &'static str {
+    match (language, answer) {
+        (Language::De, Answer::Agree) => "stimmt zu",
+        (Language::De, Answer::Abstain) => "enthält sich",
+        (Language::De, Answer::Disagree) => "lehnt ab",
+        (Language::De, Answer::Block) => "legt ein Veto ein",
+        (Language::En, Answer::Agree) => "agrees",
+        (Language::En, Answer::Abstain) => "abstains",
+        (Language::En, Answer::Disagree) => "disagrees",
+        (Language::En, Answer::Block) => "blocks",
+    }
+}
+
+/// "5 Zustimmungen, 1 Enthaltung und 1 Ablehnung"; answers nobody gave are
+/// left out; `None` when there are no answers at all.
+fn answer_counts(language: Language, counts: &[(Answer, usize)]) -> Option<String> {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(answer, n)| {
+            let one = *n == 1;
+            let word = match (language, answer) {
+                (Language::De, Answer::Agree) => if one { "Zustimmung" } else { "Zustimmungen" },
+                (Language::De, Answer::Abstain) => if one { "Enthaltung" } else { "Enthaltungen" },
+                (Language::De, Answer::Disagree) => if one { "Ablehnung" } else { "Ablehnungen" },
+                (Language::De, Answer::Block) => if one { "Veto" } else { "Vetos" },
+                (Language::En, Answer::Agree) => "in favour",
+                (Language::En, Answer::Abstain) => if one { "abstention" } else { "abstentions" },
+                (Language::En, Answer::Disagree) => "against",
+                (Language::En, Answer::Block) => if one { "block" } else { "blocks" },
+            };
+            format!("{n} {word}")
+        })
+        .collect();
+    (!parts.is_empty()).then(|| join_list(language, &parts))
+}
+
+/// A closed round's result: "Konsensrunde vom 20. Januar 2027:
+/// 5 Zustimmungen, 1 Enthaltung und 1 Ablehnung."
+pub(super) fn round_result(language: Language, closed_at: i64, counts: &[(Answer, usize)]) -> String {
+    let date = format_date(language, closed_at);
+    match (language, answer_counts(language, counts)) {
+        (Language::De, Some(counts)) => format!("Konsensrunde vom {date}: {counts}."),
+        (Language::De, None) => format!("Konsensrunde vom {date}: Keine Organisation hat geantwortet."),
+        (Language::En, Some(counts)) => format!("Consent round of {date}: {counts}."),
+        (Language::En, None) => format!("Consent round of {date}: no organisation answered."),
+    }
+}
+
+/// An open round's state: "Die Konsensrunde läuft bis zum 3. Februar 2027.
+/// Bisher: 2 Zustimmungen und 1 Enthaltung." Past its deadline (as of the
+/// report date `today`) it says that the deadline has passed.
+pub(super) fn round_open(language: Language, deadline: i64, today: i64, counts: &[(Answer, usize)]) -> String {
+    let date = format_date(language, deadline);
+    let over = deadline < today;
+    let state = match (language, over) {
+        (Language::De, false) => format!("Die Konsensrunde läuft bis zum {date}."),
+        (Language::De, true) => format!("Die Frist der Konsensrunde endete am {date}; die Runde ist noch nicht abgeschlossen."),
+        (Language::En, false) => format!("The consent round is open until {date}."),
+        (Language::En, true) => format!("The consent round's deadline was {date}; the round has not been closed yet."),
+    };
+    match (language, answer_counts(language, counts)) {
+        (Language::De, Some(counts)) => format!("{state} Bisher: {counts}."),
+        (Language::De, None) => format!("{state} Bisher liegen keine Antworten vor."),
+        (Language::En, Some(counts)) => format!("{state} So far: {counts}."),
+        (Language::En, None) => format!("{state} No answers so far."),
+    }
+}
+
+/// The note under a round whose wording was edited before the adoption.
+pub(super) fn changed_after_round(language: Language) -> &'static str {
+    match language {
+        Language::De => "Der Wortlaut wurde nach der Konsensrunde noch geändert; angenommen wurde die geänderte Fassung.",
+        Language::En => "The wording was changed after the consent round; the changed wording was adopted.",
     }
 }
 
@@ -345,5 +433,26 @@ mod tests {
             "3 recommendations: 2 adopted and 1 in draft."
         );
         assert_eq!(join_list(Language::De, &["A".into(), "B".into(), "C".into()]), "A, B und C");
+        let counts = [(Answer::Agree, 5), (Answer::Abstain, 1), (Answer::Disagree, 1), (Answer::Block, 0)];
+        assert_eq!(
+            round_result(Language::De, 1_800_439_200_000, &counts),
+            "Konsensrunde vom 20. Januar 2027: 5 Zustimmungen, 1 Enthaltung und 1 Ablehnung."
+        );
+        assert_eq!(
+            round_result(Language::En, 1_800_439_200_000, &counts),
+            "Consent round of 20 January 2027: 5 in favour, 1 abstention and 1 against."
+        );
+        assert_eq!(
+            round_open(Language::De, 1_800_439_200_000, 0, &[(Answer::Agree, 1), (Answer::Block, 2)]),
+            "Die Konsensrunde läuft bis zum 20. Januar 2027. Bisher: 1 Zustimmung und 2 Vetos."
+        );
+        assert_eq!(
+            round_open(Language::En, 1_800_439_200_000, 0, &[(Answer::Agree, 0)]),
+            "The consent round is open until 20 January 2027. No answers so far."
+        );
+        assert_eq!(
+            round_open(Language::De, 1_800_439_200_000, 1_800_439_200_001, &[(Answer::Agree, 1)]),
+            "Die Frist der Konsensrunde endete am 20. Januar 2027; die Runde ist noch nicht abgeschlossen. Bisher: 1 Zustimmung."
+        );
     }
 }

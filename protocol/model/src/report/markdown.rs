@@ -1,7 +1,7 @@
 //! The report as Markdown.
 
 use super::{Report, ReportKind};
-use super::content::{Position, RecommendationSection};
+use super::content::{Position, RecommendationSection, RoundSection};
 use super::labels::{Labels, join_list};
 use crate::richtext::{self, escape_markdown_inline as esc};
 use crate::schema::RichText;
@@ -94,6 +94,9 @@ fn recommendation(report: &Report, rec: &RecommendationSection, out: &mut String
         out.push_str(&format!("\n#### {}\n\n", labels.dissent));
         positions(&rec.dissent, out);
     }
+    if let Some(round) = &rec.round {
+        consent_round(report, round, out);
+    }
     if interim {
         out.push_str(&format!("\n#### {}\n\n", labels.positions));
         if rec.positions.is_empty() {
@@ -112,5 +115,33 @@ fn positions(positions: &[Position], out: &mut String) {
         } else {
             out.push_str(&format!(": {}\n", esc(&p.note)));
         }
+    }
+}
+
+/// The round's result (or state), its outcome, the dissent, who has not answered.
+fn consent_round(report: &Report, round: &RoundSection, out: &mut String) {
+    let labels = report.labels;
+    out.push_str(&format!("\n#### {}\n\n{}\n", labels.consent_round, round.summary));
+    if !round.outcome.is_empty() {
+        out.push_str(&format!("\n**{}:** {}\n", labels.outcome, esc(&round.outcome)));
+    }
+    if !round.dissent.is_empty() {
+        out.push('\n');
+        for d in &round.dissent {
+            out.push_str(&format!("- **{}** {}", esc(&d.organisation), d.answer_label));
+            if d.reason.is_empty() {
+                out.push_str(".\n");
+            } else {
+                out.push_str(&format!(": {}\n", esc(&d.reason)));
+            }
+        }
+    }
+    if !round.not_answered.is_empty() {
+        // Commas, not "A und B": organisation names often contain "und".
+        let names: Vec<String> = round.not_answered.iter().map(|o| esc(o)).collect();
+        out.push_str(&format!("\n**{}:** {}.\n", labels.not_answered, names.join(", ")));
+    }
+    if let Some(note) = round.note {
+        out.push_str(&format!("\n*{note}*\n"));
     }
 }

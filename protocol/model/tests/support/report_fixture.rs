@@ -11,8 +11,9 @@
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge};
 use konsens_model::richtext::to_spans;
+use konsens_model::consent::{self, ConsentError};
 use konsens_model::schema::{
-    self, Endorsement, Member, MemberRole, Process, Recommendation, SchemaError, Stance, Status, Workshop,
+    self, Answer, Endorsement, Member, MemberRole, Process, Recommendation, SchemaError, Stance, Status, Workshop,
 };
 use konsens_sync::DocumentId;
 
@@ -92,6 +93,36 @@ fn process_doc() -> Automerge {
     doc
 }
 
+/// A consent round, opened a day after the recommendation reached consensus.
+struct RoundPlan {
+    /// (organisation, answer, reason, participant)
+    answers: &'static [(&'static str, Answer, &'static str, &'static str)],
+    /// Closed with this outcome two days later, or left open.
+    outcome: Option<&'static str>,
+    /// A change of wording after the round and before the adoption.
+    edited_after: Option<&'static str>,
+}
+
+fn round_change(doc: &mut Automerge, time: i64, f: impl FnOnce(&mut Transaction<'_>) -> Result<(), ConsentError>) {
+    doc.transact_with(|_| CommitOptions::default().with_time(time / 1000), f).expect("round change applies");
+}
+
+fn hold_round(doc: &mut Automerge, consensus_at: i64, plan: &RoundPlan) {
+    let opened = consensus_at + DAY;
+    round_change(doc, opened, |tx| consent::open(tx, "r1", "Stimmen Sie dem Wortlaut zu?", opened + 10 * DAY, "p-anna", opened));
+    for (i, (organisation, answer, reason, by)) in plan.answers.iter().enumerate() {
+        let at = opened + (i as i64 + 1) * HOUR;
+        round_change(doc, at, |tx| consent::answer(tx, organisation, *answer, reason, by, at));
+    }
+    if let Some(outcome) = plan.outcome {
+        let at = opened + 2 * DAY;
+        round_change(doc, at, |tx| consent::close(tx, outcome, "p-anna", at));
+    }
+    if let Some(text) = plan.edited_after {
+        change(doc, opened + 3 * DAY, |tx| schema::set_rich_text(tx, "rationale", to_spans(text)));
+    }
+}
+
 struct Draft {
     n: u8,
     workshop: &'static str,
@@ -107,6 +138,7 @@ struct Draft {
     comments: &'static [(&'static str, &'static str, bool)],
     /// A change of wording after the adoption: not in the final report.
     edited_after: Option<&'static str>,
+    round: Option<RoundPlan>,
 }
 
 fn recommendation_doc(process_url: &str, d: &Draft) -> Automerge {
@@ -152,6 +184,9 @@ fn recommendation_doc(process_url: &str, d: &Draft) -> Automerge {
     for (step, (to, note)) in path.iter().enumerate() {
         let at = start + (step as i64 + 1) * 7 * DAY;
         change(&mut doc, at, |tx| schema::change_status(tx, *to, "p-anna", at, note).map(|_| ()));
+        if let (Status::Consensus, Some(plan)) = (to, &d.round) {
+            hold_round(&mut doc, at, plan);
+        }
     }
     for (i, (organisation, stance, note, by)) in d.endorsements.iter().enumerate() {
         let at = start + 22 * DAY + i as i64 * HOUR;
@@ -193,6 +228,21 @@ const DRAFTS: &[Draft] = &[
         ],
         comments: &[("Reise- und Visakosten", "Auch die Rückreise?", true)],
         edited_after: Some("Ein später geänderter Wortlaut, der nicht angenommen wurde."),
+        round: Some(RoundPlan {
+            answers: &[
+                ("Vereinte Dienstleistungsgewerkschaft", Answer::Agree, "", "p-mira"),
+                ("Bundesverband der Pflegeanbieter", Answer::Agree, "", "p-jonas"),
+                ("Ärztekammer Nord", Answer::Abstain, "", "p-ines"),
+                (
+                    "Beratungsnetz Migration und Arbeit",
+                    Answer::Disagree,
+                    "Ohne eine aus dem Ausland erreichbare Beschwerdestelle bleibt das Verbot wirkungslos.",
+                    "p-luis",
+                ),
+            ],
+            outcome: Some("Konsens ohne Veto; die Bedenken des Beratungsnetzes werden im Bericht festgehalten."),
+            edited_after: None,
+        }),
     },
     Draft {
         n: 2,
@@ -213,6 +263,15 @@ const DRAFTS: &[Draft] = &[
         ],
         comments: &[],
         edited_after: None,
+        round: Some(RoundPlan {
+            answers: &[
+                ("Bundesverband der Pflegeanbieter", Answer::Agree, "", "p-jonas"),
+                ("Vereinte Dienstleistungsgewerkschaft", Answer::Agree, "", "p-mira"),
+                ("Ärztekammer Nord", Answer::Agree, "", "p-ines"),
+            ],
+            outcome: Some("Einvernehmlich angenommen."),
+            edited_after: Some("## Erfahrungen\n\nEine zentrale Anlaufstelle hat die Verfahren in Dänemark und Schweden verkürzt."),
+        }),
     },
     Draft {
         n: 3,
@@ -227,6 +286,14 @@ const DRAFTS: &[Draft] = &[
         endorsements: &[("Ärztekammer Nord", Stance::Support, "", "p-ines")],
         comments: &[("verpflichtendes Zertifikat", "Wer stellt es aus?", false)],
         edited_after: None,
+        round: Some(RoundPlan {
+            answers: &[
+                ("Ärztekammer Nord", Answer::Agree, "", "p-ines"),
+                ("Bundesverband der Pflegeanbieter", Answer::Block, "Die Kosten der Zertifizierung sind nicht geklärt.", "p-jonas"),
+            ],
+            outcome: None,
+            edited_after: None,
+        }),
     },
     Draft {
         n: 4,
@@ -241,6 +308,7 @@ const DRAFTS: &[Draft] = &[
         endorsements: &[],
         comments: &[],
         edited_after: None,
+        round: None,
     },
     Draft {
         n: 5,
@@ -255,6 +323,7 @@ const DRAFTS: &[Draft] = &[
         endorsements: &[("Ärztekammer Nord", Stance::Support, "", "p-ines")],
         comments: &[],
         edited_after: None,
+        round: None,
     },
     Draft {
         n: 6,
@@ -273,6 +342,7 @@ const DRAFTS: &[Draft] = &[
         ],
         comments: &[],
         edited_after: None,
+        round: None,
     },
     Draft {
         n: 7,
@@ -287,6 +357,7 @@ const DRAFTS: &[Draft] = &[
         endorsements: &[],
         comments: &[],
         edited_after: None,
+        round: None,
     },
 ];
 
