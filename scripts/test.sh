@@ -29,6 +29,14 @@ if ! command -v pdftotext >/dev/null 2>&1; then
   need_root apt-get update -q
   need_root apt-get install -y -q poppler-utils
 fi
+# The store's tests and tests/tests/postgres.rs start throwaway PostgreSQL
+# clusters with Debian's binaries (/usr/lib/postgresql/*/bin); they fail
+# without them.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "test.sh: installing postgresql from Debian" >&2
+  need_root apt-get update -q
+  need_root apt-get install -y -q postgresql
+fi
 
 # The end-to-end tests spawn the real server binary.
 cargo build --workspace --bins --locked

@@ -91,8 +91,11 @@ pub enum DemoLanguage {
 /// Everything the server needs to know to run.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Where sled keeps the documents.
+    /// Where sled keeps the documents (unless [`ServerConfig::database`] is set).
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://…`) to keep documents, sync
+    /// states, tokens, actor bindings and provenance in, instead of sled.
+    pub database: Option<DatabaseUrl>,
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Let anyone who reaches the port read and write every document.
@@ -130,6 +133,17 @@ pub struct ServerConfig {
     /// cookie is `Secure`. `None`: links are built from the request's `Host`
     /// (always `http://`).
     pub public_url: Option<PublicUrl>,
+}
+
+/// `--database`: a PostgreSQL URL. It may hold a password, so `Debug`
+/// does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
 }
 
 /// The server's public base URL: `http` or `https`, a host and an optional
@@ -268,9 +282,23 @@ impl Default for Limits {
 }
 
 impl ServerConfig {
+    /// Open the configured store: PostgreSQL when [`ServerConfig::database`]
+    /// is set, else sled in [`ServerConfig::data_dir`] (created if missing).
+    /// Blocking.
+    pub fn open_store(&self) -> Result<konsens_store::ChunkStore, crate::ServerError> {
+        match &self.database {
+            Some(url) => Ok(konsens_store::ChunkStore::connect(&url.0)?),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)?;
+                Ok(konsens_store::ChunkStore::open(&self.data_dir)?)
+            }
+        }
+    }
+
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
         Self {
             data_dir,
+            database: None,
             listen,
             open: false,
             max_frame_bytes: konsens_sync::DEFAULT_MAX_FRAME_BYTES,

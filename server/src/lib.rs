@@ -2,7 +2,8 @@
 //!
 //! The runtime around `konsens-sync`: a WebSocket endpoint (`/sync`) that
 //! speaks the automerge-repo protocol, one owner task per loaded document, and a
-//! sled store written through a group-commit thread. See ARCHITECTURE.md.
+//! store (sled, or PostgreSQL with `--database`) written through a
+//! group-commit thread. See ARCHITECTURE.md.
 
 mod amendments;
 mod api;
@@ -40,7 +41,7 @@ pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT_SECS, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_EVICT_SECS, DEFAULT_LISTEN,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_OPERATIONS,
     DEFAULT_MESSAGES_PER_SECOND, DEFAULT_OUTBOUND_QUEUE, DEFAULT_REQUEST_TIMEOUT_SECS, DEFAULT_THROTTLE_CLOSE_SECS,
-    DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE, DEFAULT_WORKER_THREADS, DemoLanguage, Limits, PublicUrl, PublicUrlError, ServerConfig,
+    DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE, DEFAULT_WORKER_THREADS, DatabaseUrl, DemoLanguage, Limits, PublicUrl, PublicUrlError, ServerConfig,
 };
 pub use error::ServerError;
 
@@ -70,10 +71,9 @@ fn clamp_to_descriptors(config: &mut ServerConfig) {
     }
 }
 
-/// Create a fresh administrator token in a data directory (the server must
-/// not be running on it: sled allows one process). Returns the secret.
-pub fn new_admin_token(data_dir: &std::path::Path) -> Result<String, ServerError> {
-    let store = ChunkStore::open(data_dir)?;
+/// Create a fresh administrator token in a store (a sled directory: the
+/// server must not be running on it, sled allows one process). Returns the secret.
+pub fn new_admin_token(store: &ChunkStore) -> Result<String, ServerError> {
     let auth = auth::Auth { store: store.auth()?, open: false };
     let (secret, _) = auth.issue_admin("administrator")?;
     store.flush()?;
@@ -93,9 +93,8 @@ pub struct Server {
 impl Server {
     /// Open the store and bind the listener.
     pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
-        std::fs::create_dir_all(&config.data_dir)?;
-        let data_dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || ChunkStore::open(&data_dir))
+        let store_config = config.clone();
+        let store = tokio::task::spawn_blocking(move || store_config.open_store())
             .await
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
         let storage_id = store.storage_id(|| uuid::Uuid::new_v4().to_string())?;
@@ -162,7 +161,7 @@ impl Server {
         tracing::info!(
             addr = %listener.local_addr()?,
             storage_id = %hub.handshake.storage_id.0,
-            data = %hub.config.data_dir.display(),
+            store = %hub.store.describe(),
             "konsens-server listening"
         );
         let token = hub.shutdown_token().clone();

@@ -8,7 +8,8 @@ use clap::Parser;
 use konsens_server::{Server, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
-/// The konsens sync server: automerge-repo over WebSockets at /sync, documents in sled.
+/// The konsens sync server: automerge-repo over WebSockets at /sync, documents
+/// in sled (embedded) or PostgreSQL (`--database`).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -17,6 +18,10 @@ struct Args {
     /// Directory of the embedded sled database.
     #[arg(long, env = "KONSENS_DATA", default_value = konsens_server::DEFAULT_DATA_DIR)]
     data: PathBuf,
+    /// Keep everything in this PostgreSQL database (postgres://user:password@host:port/db)
+    /// instead of sled in --data; its schema is brought up to date at start.
+    #[arg(long, env = "KONSENS_DATABASE")]
+    database: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "KONSENS_LISTEN", default_value = konsens_server::DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -142,6 +147,7 @@ impl Args {
                 max_inflated_bytes: self.max_inflated_bytes,
                 max_operations: self.max_operations,
             },
+            database: self.database.map(konsens_server::DatabaseUrl),
             ..ServerConfig::new(self.data, self.listen)
         }
     }
@@ -153,9 +159,24 @@ enum Subcommand {
     AdminToken {
         #[arg(long, env = "KONSENS_DATA", default_value = konsens_server::DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// The PostgreSQL database instead of --data (the server may be running).
+        #[arg(long, env = "KONSENS_DATABASE")]
+        database: Option<String>,
         /// Base URL the link should start with.
         #[arg(long, env = "KONSENS_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
         base: String,
+    },
+    /// Move a single-node deployment into PostgreSQL: copy every document,
+    /// sync state, the storage id, tokens, document processes, actor
+    /// bindings and provenance, then load every document from both and
+    /// compare heads (server stopped). Fails on any difference.
+    Migrate {
+        /// The store to copy: `sled DIR`.
+        #[arg(long, num_args = 2, value_names = ["KIND", "DIR"], required = true)]
+        from: Vec<String>,
+        /// The PostgreSQL database to copy into (postgres://…); must hold no documents yet.
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -166,6 +187,18 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(false)
         .init();
     let args = Args::parse();
+    // Maintenance commands run on this thread, without the server's runtime.
+    match &args.command {
+        Some(Subcommand::AdminToken { data, database, base }) => {
+            let config = ServerConfig { database: database.clone().map(konsens_server::DatabaseUrl), ..ServerConfig::new(data.clone(), args.listen) };
+            let store = config.open_store().context("opening the store")?;
+            let token = konsens_server::new_admin_token(&store).context("creating an administrator token")?;
+            println!("open {}/join/{token}", base.trim_end_matches('/'));
+            return Ok(());
+        }
+        Some(Subcommand::Migrate { from, to }) => return migrate(from, to),
+        None => {}
+    }
     let runtime = build_runtime(args.worker_threads).context("starting the async runtime")?;
     runtime.block_on(run(args))
 }
@@ -193,11 +226,6 @@ fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     raise_descriptor_limit();
-    if let Some(Subcommand::AdminToken { data, base }) = &args.command {
-        let token = konsens_server::new_admin_token(data).context("creating an administrator token")?;
-        println!("open {}/join/{token}", base.trim_end_matches('/'));
-        return Ok(());
-    }
     let demo = args.demo.then_some(args.demo_lang);
     let server = Server::bind(args.into_config()).await.context("starting konsens-server")?;
     if let Some(language) = demo {
@@ -205,6 +233,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(url = %format!("/p/{id}"), "demo process ready");
     }
     server.run(shutdown_signal()).await.context("running konsens-server")?;
+    Ok(())
+}
+
+/// `konsens-server migrate --from sled DIR --to postgres://…`.
+fn migrate(from: &[String], to: &str) -> anyhow::Result<()> {
+    let [kind, dir] = from else {
+        anyhow::bail!("--from takes a kind and a directory: --from sled DIR");
+    };
+    anyhow::ensure!(kind == "sled", "--from {kind}: only `sled` can be migrated from");
+    let dir = PathBuf::from(dir);
+    anyhow::ensure!(dir.is_dir(), "--from sled {}: no such directory", dir.display());
+    let source = konsens_store::ChunkStore::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    let target = konsens_store::ChunkStore::connect(to).context("connecting to the target database")?;
+    println!("copying {} into {}", source.describe(), target.describe());
+    let report = konsens_store::migrate::copy(&source, &target).context("copying")?;
+    println!("copied {report}");
+    let agree = konsens_store::migrate::verify(&source, &target).context("verifying the copy")?;
+    println!("verified: all {agree} documents have the same heads in both stores; tokens, processes, bindings and provenance agree");
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! Group commit: one writer thread takes every write queued while the previous
-//! flush ran, writes them all, flushes once, and then reports durability to each
-//! submitter. Many documents and peers share one fsync, and sled's blocking
-//! calls never run on an async worker.
+//! flush ran, hands them to the backend as one group (sled: written, then one
+//! flush; PostgreSQL: one transaction, committed with `synchronous_commit`
+//! on), and only then reports durability to each submitter. Many documents
+//! and peers share one fsync, and the store's blocking calls never run on an
+//! async worker.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +12,7 @@ use std::thread;
 
 use konsens_sync::{DocumentId, StorageId, StorageWrite};
 
+use crate::backend::GroupItem;
 use crate::{AuthStore, ChunkStore, Provenance, StoreError};
 
 /// Called once the write is durable (`Ok`) or failed (`Err`).
@@ -27,7 +30,7 @@ enum Job {
 }
 
 /// A small record written by the writer thread beside the documents, so that
-/// sled is never written from an async worker. Records are written in the
+/// the store is never written from an async worker. Records are written in the
 /// order submitted and flushed with the group they land in: a record
 /// submitted before a document write is durable no later than that write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +53,18 @@ pub enum Record {
     },
     /// An entry of the `meta` tree (see [`ChunkStore::put_meta`]).
     Meta { key: String, value: Vec<u8> },
+}
+
+impl Record {
+    fn kind(&self) -> &'static str {
+        match self {
+            Record::SyncState { .. } => "sync state",
+            Record::BindActor { .. } => "actor binding",
+            Record::DocumentProcess { .. } => "document process",
+            Record::Provenance { .. } => "provenance",
+            Record::Meta { .. } => "meta",
+        }
+    }
 }
 
 /// Counters that show how well writes are being grouped.
@@ -89,7 +104,7 @@ impl GroupCommit {
         let handle = thread::Builder::new()
             .name("konsens-group-commit".into())
             .spawn(move || writer_loop(store, auth, queue, thread_stats, max_group))
-            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+            .map_err(|e| StoreError::Sled(::sled::Error::Io(e)))?;
         Ok((Self { jobs, stats }, handle))
     }
 
@@ -122,40 +137,62 @@ fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, s
     while let Ok(first) = queue.recv() {
         let group = take_group(&queue, first, max_group);
         // In submission order, so records land before the writes they precede.
-        let mut documents = Vec::with_capacity(group.len());
+        let mut items = Vec::with_capacity(group.len());
+        let mut callbacks = Vec::with_capacity(group.len());
         for job in group {
             match job {
                 Job::Document { document, write, on_durable } => {
-                    let result = store.write(&document, &write);
-                    documents.push((document, on_durable, result));
+                    items.push(GroupItem::Document { document, write });
+                    callbacks.push(Some(on_durable));
                 }
                 Job::Records(records) => {
-                    for record in &records {
-                        if let Err(e) = write_record(&store, &auth, record) {
-                            tracing::error!(error = %e, ?record, "record write failed");
-                        }
+                    for record in records {
+                        items.push(GroupItem::Record(record));
+                        callbacks.push(None);
                     }
                 }
             }
         }
-        let flushed = store.flush();
-        stats.writes.fetch_add(documents.len() as u64, Ordering::Relaxed);
+        let written: Vec<_> = items
+            .iter()
+            .map(|item| match item {
+                GroupItem::Document { document, .. } => Written::Document(*document),
+                GroupItem::Record(Record::BindActor { actor, participant }) => Written::Claim(actor.clone(), participant.clone()),
+                GroupItem::Record(record) => Written::Record(record.kind()),
+            })
+            .collect();
+        let documents = callbacks.iter().filter(|c| c.is_some()).count();
+        let results = match store.commit_group(items) {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::error!(error = %e, writes = documents, "group commit failed; nothing in this group is acknowledged");
+                vec![Err(e); written.len()]
+            }
+        };
+        stats.writes.fetch_add(documents as u64, Ordering::Relaxed);
         stats.flushes.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, writes = documents.len(), "flush failed; nothing in this group is acknowledged");
-            for (_, _, r) in documents.iter_mut() {
-                if r.is_ok() {
-                    *r = Err(e.clone());
-                }
+        for ((written, callback), result) in written.into_iter().zip(callbacks).zip(results) {
+            match (written, &result) {
+                (Written::Document(document), Err(e)) => tracing::error!(document = %document, error = %e, "write failed"),
+                (Written::Claim(actor, participant), Ok(())) => auth.forget_claim(&actor, &participant),
+                (Written::Claim(..), Err(e)) => tracing::error!(error = %e, "actor binding not written; the claim holds until restart"),
+                (Written::Record(record), Err(e)) => tracing::error!(error = %e, record, "record write failed"),
+                _ => {}
             }
-        }
-        for (document, on_durable, result) in documents {
-            if let Err(e) = &result {
-                tracing::error!(document = %document, error = %e, "write failed");
+            if let Some(on_durable) = callback {
+                on_durable(result);
             }
-            on_durable(result);
         }
     }
+}
+
+/// What a group item was, kept for what follows its commit.
+enum Written {
+    Document(DocumentId),
+    /// An actor claim, forgotten from memory once written.
+    Claim(Vec<u8>, String),
+    /// Any other record, by kind (for the log).
+    Record(&'static str),
 }
 
 /// Most times the writer yields its core while collecting one group (see
@@ -202,48 +239,10 @@ fn take_group(queue: &mpsc::Receiver<Job>, first: Job, max_group: usize) -> Vec<
     group
 }
 
-fn write_record(store: &ChunkStore, auth: &AuthStore, record: &Record) -> Result<(), StoreError> {
-    match record {
-        Record::SyncState { document, storage, heads } => store.put_sync_state(document, storage, heads),
-        Record::BindActor { actor, participant } => auth.write_claim(actor, participant),
-        Record::DocumentProcess { document, process } => auth.set_document_process(document, process),
-        Record::Provenance { document, change, provenance } => auth.record_provenance(document, change, provenance),
-        Record::Meta { key, value } => store.put_meta(key, value),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    //! Writing groups, on both backends, is tested in `tests/backends.rs`.
     use super::*;
-    use automerge::ChangeHash;
-
-    #[test]
-    fn writes_become_durable_and_visible_after_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let doc = DocumentId::from_random([5; 16]);
-        {
-            let store = ChunkStore::open(dir.path()).expect("open");
-            let (commit, thread) = GroupCommit::spawn(store).expect("spawn");
-            let (tx, rx) = mpsc::channel();
-            for i in 0..10u8 {
-                let tx = tx.clone();
-                commit
-                    .submit_write(doc, StorageWrite::Incremental(vec![i]), Box::new(move |r| {
-                        tx.send(r).expect("test receiver alive");
-                    }))
-                    .expect("submit");
-            }
-            for _ in 0..10 {
-                rx.recv().expect("result").expect("durable");
-            }
-            assert!(commit.stats().flushes.load(Ordering::Relaxed) <= 10);
-            drop(commit);
-            thread.join().expect("writer exits");
-        }
-        let store = ChunkStore::open(dir.path()).expect("reopen");
-        let bytes: Vec<u8> = store.load(&doc).expect("load").into_iter().flat_map(|c| c.bytes).collect();
-        assert_eq!(bytes, (0..10).collect::<Vec<u8>>());
-    }
 
     #[test]
     fn a_group_takes_what_is_queued_up_to_its_bound() {
@@ -268,43 +267,5 @@ mod tests {
         let first = rx.recv().expect("first");
         submitter.join().expect("submitter");
         assert_eq!(take_group(&rx, first, MAX_GROUP).len(), 100);
-    }
-
-    #[test]
-    fn records_are_written_by_the_writer_and_durable_with_the_next_write() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let doc = DocumentId::from_random([6; 16]);
-        let process = DocumentId::from_random([7; 16]);
-        let provenance = Provenance { author: "ana".into(), delivered_by: "ana".into(), merged_by: None, at: 1 };
-        {
-            let store = ChunkStore::open(dir.path()).expect("open");
-            let auth = store.auth().expect("auth");
-            let (commit, thread) = GroupCommit::spawn(store.clone()).expect("spawn");
-            // A claim holds at once, before anything is written.
-            assert_eq!(auth.claim_actor(b"actor-1", "ana").expect("claim"), "ana");
-            assert_eq!(auth.claim_actor(b"actor-1", "bo").expect("claim"), "ana", "the first claim wins");
-            assert_eq!(auth.actor_owner(b"actor-1").expect("owner").as_deref(), Some("ana"));
-            commit
-                .submit_records(vec![
-                    Record::BindActor { actor: b"actor-1".to_vec(), participant: "ana".into() },
-                    Record::DocumentProcess { document: doc, process },
-                    Record::Provenance { document: doc, change: [9; 32], provenance: provenance.clone() },
-                    Record::SyncState { document: doc, storage: StorageId("laptop".into()), heads: vec![ChangeHash([1; 32]), ChangeHash([2; 32])] },
-                ])
-                .expect("submit records");
-            let (tx, rx) = mpsc::channel();
-            commit
-                .submit_write(doc, StorageWrite::Incremental(vec![1]), Box::new(move |r| tx.send(r).expect("test receiver alive")))
-                .expect("submit");
-            rx.recv().expect("result").expect("durable");
-            drop(commit);
-            thread.join().expect("writer exits");
-        }
-        let store = ChunkStore::open(dir.path()).expect("reopen");
-        let auth = store.auth().expect("auth");
-        assert_eq!(auth.actor_owner(b"actor-1").expect("owner").as_deref(), Some("ana"));
-        assert_eq!(auth.document_process(&doc).expect("process"), Some(process));
-        assert_eq!(auth.provenance(&doc, &[9; 32]).expect("provenance"), Some(provenance));
-        assert_eq!(store.sync_states(&doc).expect("states"), vec![(StorageId("laptop".into()), vec![ChangeHash([1; 32]), ChangeHash([2; 32])])]);
     }
 }

@@ -1,23 +1,31 @@
 //! # konsens-store
 //!
-//! The sled-backed chunk store shared by `konsens-server` and `konsens-client`,
-//! the group-commit writer that makes writes durable in batches, and the
+//! The document store shared by `konsens-server` and `konsens-client`, the
+//! group-commit writer that makes writes durable in batches, and the
 //! [`Persister`] that carries out a `DocEngine`'s storage effects through it.
 //!
-//! Layout: tree `chunks`, key = document id (16 bytes) ++ sled-generated id
-//! (8 bytes, big endian, monotonic across restarts) ++ kind (1 byte: 0 snapshot,
-//! 1 incremental). A document loads by scanning its prefix in key order, so a
-//! snapshot is always followed by the incrementals written after it. Writing a
-//! snapshot removes every earlier chunk of the document in the same atomic batch.
-//! Tree `meta` holds the store's `storageId`. Tree `sync-states`, key =
-//! document id ++ a remote peer's storage id, holds the heads we last shared
-//! with that storage, so a reconnecting peer resumes instead of starting over.
+//! One interface, [`Backend`], two implementations: [`sled`] (embedded, in a
+//! directory, the default and the CLI's) and [`postgres`] (a PostgreSQL
+//! database, `--database postgres://…`). Both keep documents as chunks
+//! (a snapshot, then the incrementals written after it), the kept sync
+//! states, the store's `storageId`, small `meta` values and the access
+//! records of `auth.rs`. [`ChunkStore`] and [`AuthStore`] are cheap handles
+//! on one backend.
+//!
+//! Architecture invariant: a write is acknowledged only once it is durable.
+//! sled: after the group's flush; PostgreSQL: after the group's transaction
+//! committed with `synchronous_commit = on`.
 
 mod auth;
+mod backend;
 mod group_commit;
+pub mod migrate;
 mod persister;
+pub mod postgres;
+pub mod sled;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use automerge::ChangeHash;
@@ -25,6 +33,7 @@ use konsens_sync::{DocumentId, StorageId, StorageWrite};
 use thiserror::Error;
 
 pub use auth::{AuthStore, Provenance, TokenKind, TokenRecord, TokenRole};
+pub use backend::{Backend, GroupItem};
 pub use group_commit::{GroupCommit, GroupCommitStats, MAX_GROUP, OnDurable, Record};
 pub use persister::{Persister, durable_input};
 
@@ -34,21 +43,43 @@ pub use persister::{Persister, durable_input};
 pub enum StoreError {
     /// sled reported an error (IO, corruption, ...).
     #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(#[from] ::sled::Error),
+    /// PostgreSQL reported an error (connection, statement, commit).
+    #[error("database error: {0}")]
+    Postgres(#[from] Arc<tokio_postgres::Error>),
+    /// The connection to PostgreSQL could not be set up.
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    /// A schema migration in `store/migrations` failed.
+    #[error("database migration {version} failed: {reason}")]
+    Migration { version: i32, reason: String },
     /// A key in the store does not follow our layout.
     #[error("unexpected key layout in tree {tree}: {len} bytes")]
     BadKey { tree: &'static str, len: usize },
     /// The group-commit writer has stopped (the process is shutting down).
     #[error("the storage writer has stopped")]
     WriterStopped,
+    /// `migrate`: the target store already holds documents or tokens.
+    #[error("{target} is not empty; migrate only into an empty store")]
+    TargetNotEmpty { target: String },
+    /// `migrate`: a document's stored chunks do not load.
+    #[error("document {document} does not load: {reason}")]
+    Unloadable { document: String, reason: String },
+    /// `migrate`: the copy differs from the original.
+    #[error("the copy differs from the original: {}", what.join(", "))]
+    CopyDiffers { what: Vec<String> },
     /// A stored record is not the JSON we wrote.
     #[error("unreadable record in tree {tree}: {reason}")]
     BadRecord { tree: &'static str, reason: String },
 }
 
-const KIND_SNAPSHOT: u8 = 0;
-const KIND_INCREMENTAL: u8 = 1;
-const STORAGE_ID_KEY: &[u8] = b"storage-id";
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(Arc::new(e))
+    }
+}
+
+const STORAGE_ID_KEY: &str = "storage-id";
 
 /// A remote storage and the heads (change hashes) a document shares with it.
 pub type KeptSyncState = (StorageId, Vec<ChangeHash>);
@@ -60,131 +91,98 @@ pub struct Chunk {
     pub bytes: Vec<u8>,
 }
 
-/// A sled database holding documents as chunks.
+/// Heads as stored: their 32-byte hashes back to back.
+pub(crate) fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+/// Stored heads, or `None` when the bytes are not whole hashes.
+pub(crate) fn decode_heads(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+    if !bytes.len().is_multiple_of(32) {
+        return None;
+    }
+    Some(bytes.chunks_exact(32).filter_map(|h| <[u8; 32]>::try_from(h).ok().map(ChangeHash)).collect())
+}
+
+/// A store holding documents as chunks: a handle on a sled or PostgreSQL
+/// backend. Clones share the backend.
 #[derive(Debug, Clone)]
 pub struct ChunkStore {
-    db: sled::Db,
-    chunks: sled::Tree,
-    meta: sled::Tree,
-    sync_states: sled::Tree,
-    flushes: std::sync::Arc<AtomicU64>,
+    backend: Arc<dyn Backend>,
+    flushes: Arc<AtomicU64>,
     /// Actor bindings accepted but not yet written by the group-commit
-    /// thread, shared by every [`AuthStore`] of this database.
+    /// thread, shared by every [`AuthStore`] of this store.
     pending_actors: auth::PendingActors,
 }
 
 impl ChunkStore {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) a sled store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
-        let chunks = db.open_tree("chunks")?;
-        let meta = db.open_tree("meta")?;
-        let sync_states = db.open_tree("sync-states")?;
-        Ok(Self {
-            db,
-            chunks,
-            meta,
-            sync_states,
-            flushes: Default::default(),
-            pending_actors: Default::default(),
-        })
+        Ok(Self::with_backend(Arc::new(sled::SledBackend::open(dir)?)))
     }
 
-    /// The id of this storage, created (and flushed) on first use and kept for
-    /// the life of the data directory.
+    /// Connect to a PostgreSQL database (`postgres://…`) and bring its
+    /// schema up to date.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::with_backend(Arc::new(postgres::PostgresBackend::connect(url)?)))
+    }
+
+    pub fn with_backend(backend: Arc<dyn Backend>) -> Self {
+        Self { backend, flushes: Default::default(), pending_actors: Default::default() }
+    }
+
+    /// Write `group` and make it durable, as the group-commit writer does:
+    /// `Err` means nothing of it may be acknowledged (see [`Backend::commit_group`]).
+    pub fn commit_group(&self, group: Vec<GroupItem>) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        self.backend.commit_group(group)
+    }
+
+    /// What this store is, for logs (never a password).
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// The id of this storage, created (and made durable) on first use and
+    /// kept for the life of the store.
     pub fn storage_id(&self, fresh: impl FnOnce() -> String) -> Result<StorageId, StoreError> {
-        if let Some(existing) = self.meta.get(STORAGE_ID_KEY)? {
+        if let Some(existing) = self.backend.get_meta(STORAGE_ID_KEY)? {
             return Ok(StorageId(String::from_utf8_lossy(&existing).into_owned()));
         }
         let id = fresh();
-        self.meta.insert(STORAGE_ID_KEY, id.as_bytes())?;
-        self.db.flush()?;
+        self.backend.put_meta(STORAGE_ID_KEY, id.as_bytes())?;
         Ok(StorageId(id))
     }
 
     /// All stored chunks of a document, in the order they must be loaded.
     pub fn load(&self, document: &DocumentId) -> Result<Vec<Chunk>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.chunks.scan_prefix(document.as_bytes()) {
-            let (key, value) = entry?;
-            let is_snapshot = match key.get(24) {
-                Some(&KIND_SNAPSHOT) if key.len() == 25 => true,
-                Some(&KIND_INCREMENTAL) if key.len() == 25 => false,
-                _ => {
-                    return Err(StoreError::BadKey {
-                        tree: "chunks",
-                        len: key.len(),
-                    });
-                }
-            };
-            out.push(Chunk {
-                is_snapshot,
-                bytes: value.to_vec(),
-            });
-        }
-        Ok(out)
+        self.backend.load(document)
     }
 
     /// Does the store hold anything for this document?
     pub fn contains(&self, document: &DocumentId) -> Result<bool, StoreError> {
-        Ok(self.chunks.scan_prefix(document.as_bytes()).next().transpose()?.is_some())
+        self.backend.contains(document)
     }
 
     /// Write (not flush) one chunk.
     pub fn write(&self, document: &DocumentId, write: &StorageWrite) -> Result<(), StoreError> {
-        let id = self.db.generate_id()?;
-        match write {
-            StorageWrite::Incremental(bytes) => {
-                self.chunks
-                    .insert(chunk_key(document, id, KIND_INCREMENTAL), bytes.as_slice())?;
-            }
-            StorageWrite::Snapshot(bytes) => {
-                let mut batch = sled::Batch::default();
-                for key in self.chunks.scan_prefix(document.as_bytes()).keys() {
-                    batch.remove(key?);
-                }
-                batch.insert(&chunk_key(document, id, KIND_SNAPSHOT)[..], bytes.as_slice());
-                self.chunks.apply_batch(batch)?;
-            }
-        }
-        Ok(())
+        self.backend.write(document, write)
     }
 
     /// The heads this store last shared with each remote storage, for one
     /// document. A record that is not a list of hashes is skipped (it only
     /// saves work; the peer then syncs from scratch).
     pub fn sync_states(&self, document: &DocumentId) -> Result<Vec<KeptSyncState>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.sync_states.scan_prefix(document.as_bytes()) {
-            let (key, value) = entry?;
-            let Some(storage) = key.get(16..).map(|s| String::from_utf8_lossy(s).into_owned()) else {
-                continue;
-            };
-            if value.len() % 32 != 0 {
-                tracing::warn!(document = %document, storage, "skipping a malformed sync state");
-                continue;
-            }
-            let heads = value
-                .chunks_exact(32)
-                .filter_map(|h| <[u8; 32]>::try_from(h).ok().map(ChangeHash))
-                .collect();
-            out.push((StorageId(storage), heads));
-        }
-        Ok(out)
+        self.backend.sync_states(document)
     }
 
     /// Write (not flush) the heads shared with a remote storage.
     pub fn put_sync_state(&self, document: &DocumentId, storage: &StorageId, heads: &[ChangeHash]) -> Result<(), StoreError> {
-        let mut key = Vec::with_capacity(16 + storage.0.len());
-        key.extend_from_slice(document.as_bytes());
-        key.extend_from_slice(storage.0.as_bytes());
-        self.sync_states.insert(key, heads.iter().flat_map(|h| h.0).collect::<Vec<u8>>())?;
-        Ok(())
+        self.backend.put_sync_state(document, storage, heads)
     }
 
     /// Make every write so far durable (fsync).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.backend.flush()?;
         self.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -194,111 +192,42 @@ impl ChunkStore {
         self.flushes.load(Ordering::Relaxed)
     }
 
-    /// The ids of all stored documents, in key order.
+    /// The ids of all stored documents, in id order.
     pub fn documents(&self) -> impl Iterator<Item = Result<DocumentId, StoreError>> + '_ {
-        let mut last: Option<[u8; 16]> = None;
-        self.chunks.iter().keys().filter_map(move |key| {
-            let key = match key {
-                Ok(k) => k,
-                Err(e) => return Some(Err(e.into())),
-            };
-            let Some(prefix) = key.get(..16).and_then(|p| <[u8; 16]>::try_from(p).ok()) else {
-                return Some(Err(StoreError::BadKey {
-                    tree: "chunks",
-                    len: key.len(),
-                }));
-            };
-            if last == Some(prefix) {
-                return None;
-            }
-            last = Some(prefix);
-            Some(Ok(DocumentId::from_bytes(prefix)))
-        })
+        let (ids, error) = match self.backend.documents() {
+            Ok(ids) => (ids, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        ids.into_iter().map(Ok).chain(error.map(Err))
     }
 
     /// A small value kept beside the documents (identity, drafts, tokens).
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec()))
+        self.backend.get_meta(key)
     }
 
     /// Store a small value and flush it.
     pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.meta.insert(key.as_bytes(), value)?;
-        self.flush()
+        self.backend.put_meta(key, value)
     }
 
     /// Remove a small value and flush.
     pub fn remove_meta(&self, key: &str) -> Result<(), StoreError> {
-        self.meta.remove(key.as_bytes())?;
-        self.flush()
+        self.backend.remove_meta(key)
     }
 
     /// All small values whose key starts with `prefix`, in key order.
     pub fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.meta
-            .scan_prefix(prefix.as_bytes())
-            .map(|entry| {
-                let (k, v) = entry?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-            })
-            .collect()
+        self.backend.scan_meta(prefix)
     }
 
-    /// The access-control records kept in the same database.
+    /// The access-control records kept in the same store.
     pub fn auth(&self) -> Result<AuthStore, StoreError> {
-        AuthStore::open(&self.db, self.pending_actors.clone())
+        Ok(AuthStore::new(self.backend.clone(), self.pending_actors.clone()))
     }
 
-    /// Bytes on disk as sled counts them.
+    /// Bytes the store occupies (sled: on disk; PostgreSQL: the database).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
-    }
-}
-
-fn chunk_key(document: &DocumentId, id: u64, kind: u8) -> [u8; 25] {
-    let mut key = [0u8; 25];
-    key[..16].copy_from_slice(document.as_bytes());
-    key[16..24].copy_from_slice(&id.to_be_bytes());
-    key[24] = kind;
-    key
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_replaces_earlier_chunks_and_order_is_kept() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = ChunkStore::open(dir.path()).expect("open");
-        let doc = DocumentId::from_random([1; 16]);
-        let other = DocumentId::from_random([2; 16]);
-        store.write(&doc, &StorageWrite::Incremental(vec![1])).expect("write");
-        store.write(&other, &StorageWrite::Incremental(vec![9])).expect("write");
-        store.write(&doc, &StorageWrite::Snapshot(vec![2])).expect("write");
-        store.write(&doc, &StorageWrite::Incremental(vec![3])).expect("write");
-        store.flush().expect("flush");
-        let chunks = store.load(&doc).expect("load");
-        assert_eq!(
-            chunks,
-            vec![
-                Chunk { is_snapshot: true, bytes: vec![2] },
-                Chunk { is_snapshot: false, bytes: vec![3] },
-            ]
-        );
-        let docs: Vec<_> = store.documents().collect::<Result<_, _>>().expect("list");
-        assert_eq!(docs.len(), 2);
-        assert!(store.contains(&other).expect("contains"));
-    }
-
-    #[test]
-    fn storage_id_is_kept_across_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let first = {
-            let store = ChunkStore::open(dir.path()).expect("open");
-            store.storage_id(|| "abc".into()).expect("id")
-        };
-        let store = ChunkStore::open(dir.path()).expect("reopen");
-        assert_eq!(store.storage_id(|| "other".into()).expect("id"), first);
+        self.backend.size_on_disk()
     }
 }

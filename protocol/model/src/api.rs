@@ -267,6 +267,8 @@ pub struct HunkView {
     pub field: String,
     pub before: String,
     pub after: String,
+}
+
 /// `GET /api/docs/{id}/authorship`: who wrote what, per field in reading
 /// order (`title`, `problem`, `recommendation`, `rationale`; see
 /// [`crate::authorship`]).
