@@ -26,6 +26,7 @@ const CASES: &[(&str, Case)] = &[
     ("records_ride_with_the_group_and_claims_hold_at_once", records_ride_with_the_group_and_claims_hold_at_once),
     ("joining_is_recorded_once_and_last_seen_coarsely", joining_is_recorded_once_and_last_seen_coarsely),
     ("a_reissued_token_answers_to_the_new_secret_only", a_reissued_token_answers_to_the_new_secret_only),
+    ("notifications_seen_only_moves_forward", notifications_seen_only_moves_forward),
     ("revoked_tokens_processes_and_meta", revoked_tokens_processes_and_meta),
     ("migration_from_sled_keeps_everything", migration_from_sled_keeps_everything),
 ];
@@ -91,7 +92,7 @@ fn postgres_migrations_are_recorded_and_applied_once() {
     let url = cluster.create_database("twice").expect("createdb");
     drop(ChunkStore::connect(&url).expect("first start"));
     drop(ChunkStore::connect(&url).expect("second start applies nothing again"));
-    assert_eq!(cluster.psql("twice", "SELECT version, name FROM konsens_migrations").expect("psql").trim(), "1|initial");
+    assert_eq!(cluster.psql("twice", "SELECT version, name FROM konsens_migrations ORDER BY version").expect("psql").trim(), "1|initial\n2|notifications seen");
     // A schema newer than this build knows is refused, not used.
     cluster.psql("twice", "INSERT INTO konsens_migrations (version, name) VALUES (99, 'future')").expect("psql");
     let refused = ChunkStore::connect(&url);
@@ -226,6 +227,19 @@ fn joining_is_recorded_once_and_last_seen_coarsely(open: Open<'_>) {
     assert_eq!((record.joined_at, record.last_seen), (Some(1_000), Some(400_000)));
     assert_eq!(store.token("h2").expect("reads").expect("there").joined_at, None);
     assert!(!store.mark_seen("t-unknown", 1, 1).expect("no such token"));
+}
+
+fn notifications_seen_only_moves_forward(open: Open<'_>) {
+    let store = open().auth().expect("auth");
+    assert_eq!(store.notifications_seen("t1").expect("reads"), None);
+    store.mark_notifications_seen("t1", 5_000).expect("mark");
+    // Another device reporting an older look does not undo the newer one.
+    store.mark_notifications_seen("t1", 3_000).expect("mark");
+    assert_eq!(store.notifications_seen("t1").expect("reads"), Some(5_000));
+    drop(store);
+    let reopened = open().auth().expect("auth");
+    assert_eq!(reopened.notifications_seen("t1").expect("reads"), Some(5_000));
+    assert_eq!(reopened.notifications_seen("t2").expect("reads"), None);
 }
 
 fn a_reissued_token_answers_to_the_new_secret_only(open: Open<'_>) {

@@ -1,6 +1,6 @@
 //! What changed in a member's process since they last looked: decisions on
-//! recommendations, consent rounds opened, closing within a day or closed,
-//! and replies to the member's comments.
+//! recommendations, amendments proposed and decided, consent rounds opened,
+//! closing within a day or closed, and replies to the member's comments.
 //!
 //! A pure function of the process, its recommendations, the member, when
 //! they last looked (`seen`), and now: the server reads the documents and
@@ -31,6 +31,11 @@ pub enum NotificationKind {
     RoundClosed,
     /// Somebody replied to one of the member's comments (`value`: the reply).
     Reply,
+    /// Somebody proposed an amendment (`value`: the amendment's title).
+    AmendmentOpened,
+    /// A facilitator decided on an amendment (`value`: `accepted`,
+    /// `rejected` or `changes-requested`).
+    AmendmentDecided,
 }
 
 /// One item of the list.
@@ -108,6 +113,20 @@ pub fn collect(process: &Process, recommendations: &[(String, Recommendation)], 
         {
             let entered = round.deadline - CLOSING_SOON_MS;
             out.push(item(NotificationKind::RoundClosing, round.deadline, None, None, entered > m.seen));
+        }
+        for amendment in rec.amendments.values() {
+            let by = amendment.by.0.as_str();
+            if shown(amendment.opened) && by_other(by) {
+                let value = Some(amendment.title.0.trim().to_owned());
+                out.push(item(NotificationKind::AmendmentOpened, amendment.opened, Some(by), value, amendment.opened > m.seen));
+            }
+            if let Some(decision) = &amendment.decision
+                && shown(decision.at)
+                && by_other(&decision.by.0)
+            {
+                let value = Some(decision.state.as_str().to_owned());
+                out.push(item(NotificationKind::AmendmentDecided, decision.at, Some(&decision.by.0), value, decision.at > m.seen));
+            }
         }
         for comment in rec.comments.values().filter(|c| c.author == m.me) {
             for reply in comment.replies.iter().filter(|r| shown(r.at) && by_other(&r.author)) {
@@ -231,5 +250,22 @@ mod tests {
         let mut archived = process();
         archived.archived_recommendations.insert("automerge:a".into(), true);
         assert!(collect(&archived, &recs, Moments { me: "me", seen: 0, window_start: 0, now: 3 * H }).is_empty());
+    }
+
+    #[test]
+    fn amendments_proposed_and_decided_are_news_except_to_whoever_did_it() {
+        use crate::amendment::{self, AmendmentState};
+        use konsens_sync::DocumentId;
+        let mut a = rec("Gebühren");
+        let branch = DocumentId::from_bytes([7; 16]);
+        a.transact(|tx| amendment::add(tx, branch, "Frist kürzen", "other", 5 * H, &[])).map_err(|f| f.error).expect("add");
+        amendment::answer(&mut a, branch, AmendmentState::Rejected, "Zu kurz.", "fac", 6 * H).expect("answer");
+        let recs = read(&[("automerge:a", &a)]);
+        let mine = collect(&process(), &recs, Moments { me: "me", seen: 0, window_start: 0, now: 7 * H });
+        assert_eq!(kinds(&mine), vec![(NotificationKind::AmendmentDecided, "Gebühren", true), (NotificationKind::AmendmentOpened, "Gebühren", true)]);
+        assert_eq!(mine[0].value.as_deref(), Some("rejected"));
+        assert_eq!(mine[1].value.as_deref(), Some("Frist kürzen"));
+        let authors = collect(&process(), &recs, Moments { me: "other", seen: 0, window_start: 0, now: 7 * H });
+        assert_eq!(kinds(&authors), vec![(NotificationKind::AmendmentDecided, "Gebühren", true)]);
     }
 }

@@ -389,6 +389,10 @@ const STRINGS = {
     notify_roundClosing: "The consent round on “{title}” closes soon: {deadline}",
     notify_roundClosed: "{who} closed the consent round on “{title}”",
     notify_reply: "{who} replied to your comment on “{title}”",
+    notify_amendmentOpened: "{who} proposed an amendment to “{title}”: {amendment}",
+    notify_amendment_accepted: "{who} accepted an amendment to “{title}”",
+    notify_amendment_rejected: "{who} rejected an amendment to “{title}”",
+    notify_amendment_changes_requested: "{who} asked for changes to an amendment to “{title}”",
   },
   de: {
     appName: "konsens",
@@ -777,6 +781,10 @@ const STRINGS = {
     notify_roundClosing: "Die Konsensrunde zu „{title}“ endet bald: {deadline}",
     notify_roundClosed: "{who} hat die Konsensrunde zu „{title}“ abgeschlossen",
     notify_reply: "{who} hat auf Ihren Kommentar zu „{title}“ geantwortet",
+    notify_amendmentOpened: "{who} hat einen Änderungsantrag zu „{title}“ gestellt: {amendment}",
+    notify_amendment_accepted: "{who} hat einen Änderungsantrag zu „{title}“ angenommen",
+    notify_amendment_rejected: "{who} hat einen Änderungsantrag zu „{title}“ abgelehnt",
+    notify_amendment_changes_requested: "{who} hat zu einem Änderungsantrag zu „{title}“ Überarbeitung erbeten",
   },
 }
 

@@ -148,6 +148,10 @@ function sentence(item) {
       return t("notify_roundClosed", { who, title })
     case "reply":
       return t("notify_reply", { who, title })
+    case "amendment-opened":
+      return t("notify_amendmentOpened", { who, title, amendment: item.value || "" })
+    case "amendment-decided":
+      return t(`notify_amendment_${String(item.value).replace(/-/g, "_")}`, { who, title })
     default:
       return title
   }
