@@ -177,6 +177,23 @@ fn recommendation(report: &Report, rec: &RecommendationSection, mut docx: Docx) 
     if let Some(round) = &rec.round {
         docx = consent_round(report, round, docx);
     }
+    if !rec.amendments.is_empty() {
+        docx = docx.add_paragraph(styled("Heading3", report.labels.amendments));
+        for a in &rec.amendments {
+            let mut p = Paragraph::new()
+                .indent(Some(INDENT), Some(SpecialIndentType::Hanging(INDENT)), None, None)
+                .add_run(Run::new().add_text("•\t"))
+                .add_run(Run::new().add_text(&a.title).bold());
+            if !a.organisation.is_empty() {
+                p = p.add_run(Run::new().add_text(format!(" ({})", a.organisation)));
+            }
+            p = p.add_run(Run::new().add_text(format!(": {}.", a.state_label)));
+            if !a.answer.is_empty() {
+                p = p.add_run(Run::new().add_text(format!(" {}: ", report.labels.official_answer)).italic()).add_run(Run::new().add_text(&a.answer));
+            }
+            docx = docx.add_paragraph(p);
+        }
+    }
     if interim {
         docx = docx.add_paragraph(styled("Heading3", labels.positions));
         docx = if rec.positions.is_empty() {

@@ -244,6 +244,26 @@ test("an amendment: proposed, co-edited, followed live, two of three changes acc
   }
   assert.match(await olga.page.locator(`.amendment[data-amendment="${secondId}"] .amend-state`).innerText(), /Abgelehnt/)
 
+  // The accepted words are still their author's: the authorship view (from
+  // the server's actor bindings) credits Pia with them, not the facilitator
+  // who accepted.
+  await fatima.page.locator("#authorship-toggle").click()
+  const piaInLegend = fatima.page.locator("#authorship-legend li[data-author]", { hasText: "Pia Participant" })
+  await piaInLegend.waitFor({ timeout: 15_000 })
+  const piaId = await piaInLegend.getAttribute("data-author")
+  const piasRuns = await fatima.page.locator(`[data-authorship-field="recommendation"] span.authored[data-author="${piaId}"]`).allInnerTexts()
+  assert.ok(piasRuns.some(r => r.includes("Fees are listed online.")), `Pia's runs: ${JSON.stringify(piasRuns)}`)
+
+  // The report shows the result: the accepted wording, and both decisions with their official answers.
+  const report = await fatima.page.evaluate(async id => {
+    const response = await fetch(`/api/processes/${id}/report?format=markdown&kind=interim&lang=en`)
+    return response.ok ? response.text() : `HTTP ${response.status}`
+  }, processId)
+  assert.match(report, /Fees are listed online\./)
+  assert.doesNotMatch(report, /Reports are monthly/)
+  assert.match(report, /\*\*Make fees visible and binding\*\* \(Migrant Workers NGO\): accepted\. Facilitators' answer: Published fees and no exceptions: yes\./)
+  assert.match(report, /\*\*Drop the reporting duty\*\* \(Construction Union\): rejected\. Facilitators' answer: The reporting duty stays as adopted in the workshop\./)
+
   assert.deepEqual(olga.sentChanges, [], "the observer's client sent no change")
   assert.doesNotMatch(server.log(), /refused changes/, "nothing anyone did was refused")
   for (const m of [admin, fatima, pia, paul, olga]) await m.context.close()

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::labels::{self, Labels};
 use super::options::{Language, REPORT_SCHEMA, ReportFormat, ReportKind, ReportOptions};
 use crate::richtext::{OutlineBlock, to_outline};
+use crate::amendment::AmendmentState;
 use crate::consent;
 use crate::schema::{Answer, MemberRole, Process, Recommendation, RichText, Round, Stance, Status, Workshop};
 
@@ -112,6 +113,9 @@ pub struct RecommendationSection {
     /// Final reports: the consent round that decided (the latest closed
     /// one); interim reports: the open round.
     pub round: Option<RoundSection>,
+    /// The amendments: in a final report the decided ones, in an interim
+    /// report every one not withdrawn; oldest first.
+    pub amendments: Vec<AmendmentLine>,
     /// The rich text itself, for the Markdown and HTML renderers.
     #[serde(skip)]
     pub(super) text: [RichText; 3],
@@ -144,6 +148,21 @@ pub struct RoundSection {
     /// Final: the note that the adopted wording differs from the wording the
     /// round was held on.
     pub note: Option<&'static str>,
+}
+
+/// An amendment as the report shows it: what it wanted, whose it was, how it
+/// was decided and the facilitators' official answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct AmendmentLine {
+    pub title: String,
+    /// The author's organisation as the process's members record it (empty
+    /// when the author is not a member any more).
+    pub organisation: String,
+    pub state: AmendmentState,
+    /// "abgelehnt", "changes requested".
+    pub state_label: &'static str,
+    /// The official answer (may be empty).
+    pub answer: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -292,7 +311,7 @@ pub fn build(process: &Process, recommendations: &[(String, Recommendation)], op
         let sections = entries
             .iter()
             .enumerate()
-            .map(|(i, (_, rec))| section(language, kind, options.date, format!("{number}.{}", i + 1), rec, &answering))
+            .map(|(i, (_, rec))| section(language, kind, options.date, format!("{number}.{}", i + 1), rec, &answering, process))
             .collect::<Vec<_>>();
         workshops.push(WorkshopSection {
             number,
@@ -382,6 +401,26 @@ fn round_section(
     })
 }
 
+/// The amendments a report lists beside a recommendation.
+fn amendment_lines(language: Language, kind: ReportKind, rec: &Recommendation, process: &Process) -> Vec<AmendmentLine> {
+    let listed = |state: AmendmentState| match kind {
+        ReportKind::Final => matches!(state, AmendmentState::Accepted | AmendmentState::Rejected),
+        ReportKind::Interim => state != AmendmentState::Withdrawn,
+    };
+    let mut entries: Vec<_> = rec.amendments.values().filter(|a| listed(a.state)).collect();
+    entries.sort_by(|a, b| (a.opened, a.title.0.as_str()).cmp(&(b.opened, b.title.0.as_str())));
+    entries
+        .into_iter()
+        .map(|a| AmendmentLine {
+            title: a.title.0.trim().to_owned(),
+            organisation: process.members.get(&a.by.0).map(|m| m.organisation.trim().to_owned()).unwrap_or_default(),
+            state: a.state,
+            state_label: labels::amendment_state_name(language, a.state),
+            answer: a.decision.as_ref().map(|d| d.answer.0.trim().to_owned()).unwrap_or_default(),
+        })
+        .collect()
+}
+
 fn section(
     language: Language,
     kind: ReportKind,
@@ -389,6 +428,7 @@ fn section(
     number: String,
     rec: &Recommendation,
     answering: &std::collections::BTreeSet<String>,
+    process: &Process,
 ) -> RecommendationSection {
     let positions: Vec<Position> = rec
         .endorsements
@@ -427,6 +467,7 @@ fn section(
         endorsed_by,
         dissent,
         round: round_section(language, kind, today, rec, answering),
+        amendments: amendment_lines(language, kind, rec, process),
         text: [rec.problem.clone(), rec.recommendation.clone(), rec.rationale.clone()],
     }
 }

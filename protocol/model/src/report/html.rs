@@ -1,7 +1,7 @@
 //! The report as a standalone HTML page (one file, its style inline, no
 //! script), for the browser and for printing.
 
-use super::content::{Position, RecommendationSection, RoundSection};
+use super::content::{AmendmentLine, Position, RecommendationSection, RoundSection};
 use super::labels::join_list;
 use super::{Report, ReportKind};
 use crate::richtext::{self, escape_html};
@@ -133,6 +133,9 @@ fn recommendation(report: &Report, rec: &RecommendationSection, out: &mut String
     if let Some(round) = &rec.round {
         consent_round(report, round, out);
     }
+    if !rec.amendments.is_empty() {
+        amendments(report, &rec.amendments, out);
+    }
     if interim {
         out.push_str(&format!("<h4>{}</h4>\n", labels.positions));
         if rec.positions.is_empty() {
@@ -142,6 +145,25 @@ fn recommendation(report: &Report, rec: &RecommendationSection, out: &mut String
         }
     }
     out.push_str("</article>\n");
+}
+
+/// Each amendment: its title, its author's organisation, how it was
+/// decided, the official answer.
+fn amendments(report: &Report, lines: &[AmendmentLine], out: &mut String) {
+    let labels = report.labels;
+    out.push_str(&format!("<h4>{}</h4>\n<ul class=\"amendments\">\n", labels.amendments));
+    for a in lines {
+        out.push_str(&format!("<li><strong>{}</strong>", esc(&a.title)));
+        if !a.organisation.is_empty() {
+            out.push_str(&format!(" ({})", esc(&a.organisation)));
+        }
+        out.push_str(&format!(": {}.", a.state_label));
+        if !a.answer.is_empty() {
+            out.push_str(&format!(" <em>{}:</em> {}", labels.official_answer, esc(&a.answer)));
+        }
+        out.push_str("</li>\n");
+    }
+    out.push_str("</ul>\n");
 }
 
 /// The round's result (or state), its outcome, the dissent, who has not answered.

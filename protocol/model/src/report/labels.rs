@@ -42,6 +42,8 @@ pub struct Labels {
     pub consent_round: &'static str,
     pub outcome: &'static str,
     pub not_answered: &'static str,
+    pub amendments: &'static str,
+    pub official_answer: &'static str,
 }
 
 const DE: Labels = Labels {
@@ -74,6 +76,8 @@ const DE: Labels = Labels {
     consent_round: "Konsensrunde",
     outcome: "Ergebnis",
     not_answered: "Noch nicht geantwortet haben",
+    amendments: "Änderungsanträge",
+    official_answer: "Antwort der Moderation",
 };
 
 const EN: Labels = Labels {
@@ -106,6 +110,8 @@ const EN: Labels = Labels {
     consent_round: "Consent round",
     outcome: "Outcome",
     not_answered: "Not yet answered",
+    amendments: "Amendments",
+    official_answer: "Facilitators' answer",
 };
 
 impl Labels {
@@ -121,6 +127,23 @@ impl Labels {
             ReportKind::Final => self.final_report,
             ReportKind::Interim => self.interim_report,
         }
+    }
+}
+
+/// An amendment's state as the report's list says it.
+pub(super) fn amendment_state_name(language: Language, state: crate::amendment::AmendmentState) -> &'static str {
+    use crate::amendment::AmendmentState as A;
+    match (language, state) {
+        (Language::De, A::Open) => "offen",
+        (Language::De, A::ChangesRequested) => "Überarbeitung erbeten",
+        (Language::De, A::Accepted) => "angenommen",
+        (Language::De, A::Rejected) => "abgelehnt",
+        (Language::De, A::Withdrawn) => "zurückgezogen",
+        (Language::En, A::Open) => "open",
+        (Language::En, A::ChangesRequested) => "changes requested",
+        (Language::En, A::Accepted) => "accepted",
+        (Language::En, A::Rejected) => "rejected",
+        (Language::En, A::Withdrawn) => "withdrawn",
     }
 }
 

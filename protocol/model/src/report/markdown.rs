@@ -1,7 +1,7 @@
 //! The report as Markdown.
 
 use super::{Report, ReportKind};
-use super::content::{Position, RecommendationSection, RoundSection};
+use super::content::{AmendmentLine, Position, RecommendationSection, RoundSection};
 use super::labels::{Labels, join_list};
 use crate::richtext::{self, escape_markdown_inline as esc};
 use crate::schema::RichText;
@@ -97,6 +97,9 @@ fn recommendation(report: &Report, rec: &RecommendationSection, out: &mut String
     if let Some(round) = &rec.round {
         consent_round(report, round, out);
     }
+    if !rec.amendments.is_empty() {
+        amendments(report, &rec.amendments, out);
+    }
     if interim {
         out.push_str(&format!("\n#### {}\n\n", labels.positions));
         if rec.positions.is_empty() {
@@ -115,6 +118,23 @@ fn positions(positions: &[Position], out: &mut String) {
         } else {
             out.push_str(&format!(": {}\n", esc(&p.note)));
         }
+    }
+}
+
+/// "- **Frist kürzen** (Caritas): abgelehnt. Antwort der Moderation: …"
+fn amendments(report: &Report, lines: &[AmendmentLine], out: &mut String) {
+    let labels = report.labels;
+    out.push_str(&format!("\n#### {}\n\n", labels.amendments));
+    for a in lines {
+        out.push_str(&format!("- **{}**", esc(&a.title)));
+        if !a.organisation.is_empty() {
+            out.push_str(&format!(" ({})", esc(&a.organisation)));
+        }
+        out.push_str(&format!(": {}.", a.state_label));
+        if !a.answer.is_empty() {
+            out.push_str(&format!(" {}: {}", labels.official_answer, esc(&a.answer)));
+        }
+        out.push('\n');
     }
 }
 

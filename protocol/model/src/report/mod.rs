@@ -26,7 +26,7 @@ mod labels;
 mod markdown;
 mod options;
 
-pub use content::{Position, RecommendationSection, Report, RoundDissent, RoundSection, StatusCounts, WorkshopSection, build};
+pub use content::{AmendmentLine, Position, RecommendationSection, Report, RoundDissent, RoundSection, StatusCounts, WorkshopSection, build};
 pub use labels::{Labels, format_date, iso_date};
 pub use options::{Language, REPORT_SCHEMA, ReportError, ReportFormat, ReportKind, ReportOptions};
 

@@ -11,6 +11,7 @@
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge};
 use konsens_model::richtext::to_spans;
+use konsens_model::amendment::{self, AmendmentState};
 use konsens_model::consent::{self, ConsentError};
 use konsens_model::schema::{
     self, Answer, Endorsement, Member, MemberRole, Process, Recommendation, SchemaError, Stance, Status, Workshop,
@@ -164,6 +165,27 @@ fn recommendation_doc(process_url: &str, d: &Draft) -> Automerge {
                 schema::resolve_comment(tx, &id, true)?;
             }
             Ok(())
+        });
+    }
+    // Recommendation 1 had amendments before its adoption: one rejected with
+    // an official answer, one still open, one withdrawn (never listed).
+    if d.n == 1 {
+        let at = start + 3 * DAY;
+        let branch = |k: u8| DocumentId::from_bytes([0xB0 + k; 16]);
+        let plan = [
+            (1, "Frist auf zwei Wochen verkürzen", "p-mira"),
+            (2, "Auch Praktika einbeziehen", "p-jonas"),
+            (3, "Nur für Großbetriebe", "p-ines"),
+        ];
+        for (k, title, by) in plan {
+            change(&mut doc, at + i64::from(k) * HOUR, |tx| {
+                amendment::add(tx, branch(k), title, by, at + i64::from(k) * HOUR, &[]).map_err(|e| SchemaError::Malformed { kind: "amendment", reason: e.to_string() })
+            });
+        }
+        amendment::answer(&mut doc, branch(1), AmendmentState::Rejected, "Zwei Wochen reichen für die Prüfung der Unterlagen nicht aus.", "p-anna", at + DAY)
+            .expect("answer");
+        change(&mut doc, at + 2 * DAY, |tx| {
+            amendment::withdraw(tx, branch(3)).map_err(|e| SchemaError::Malformed { kind: "amendment", reason: e.to_string() })
         });
     }
     let path: &[(Status, &str)] = match d.status {
