@@ -8,7 +8,7 @@
 // inside `[data-authorship-field="<field>"]`, legend `#authorship-legend li[data-author]`.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { launch, waitSynced, startSecureServer, invite, fieldTextScript, joinLink, mkArtifacts, artifacts } from "./helpers.mjs"
+import { launch, waitSynced, startSecureServer, invite, mkArtifacts, artifacts, joinAs, createProcess } from "./helpers.mjs"
 
 let server, browser
 before(async () => {
@@ -20,14 +20,7 @@ after(async () => {
   await server?.stop()
 })
 
-async function member(link, name, locale = "en-US") {
-  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } })
-  await context.addInitScript(fieldTextScript)
-  const page = await context.newPage()
-  page.on("pageerror", e => console.error(`[${name}] page error:`, e))
-  await joinLink(page, link)
-  return { context, page }
-}
+const member = (link, name, locale) => joinAs(browser, link, name, locale)
 
 const runs = (page, field) =>
   page.evaluate(
@@ -37,14 +30,7 @@ const runs = (page, field) =>
 
 test("the authorship view colours each participant's run with their verified name", async () => {
   const admin = await member(server.adminLink, "admin")
-  await admin.page.getByLabel("Process title").fill("Fair recruitment")
-  await admin.page.getByRole("button", { name: "Create", exact: true }).click()
-  await admin.page.waitForURL(/\/p\//)
-  const processId = new URL(admin.page.url()).pathname.split("/").pop()
-  await admin.page.getByLabel("Workshop title").fill("Fees")
-  await admin.page.getByRole("button", { name: "Add workshop" }).click()
-  await admin.page.locator("#workshops h3", { hasText: "Fees" }).waitFor()
-  await waitSynced(admin.page)
+  const processId = await createProcess(admin.page, "Fair recruitment", "Fees")
 
   const [piaInvite, paulInvite] = await Promise.all([
     invite(server, server.adminToken, processId, { role: "participant", name: "Pia Participant", organisation: "Migrant Workers NGO" }),

@@ -6,13 +6,7 @@
 // Two of the four work in German.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { createRequire } from "node:module"
-import { join } from "node:path"
-import { launch, waitSynced, startSecureServer, invite, fieldTextScript, root, joinLink, mkArtifacts, artifacts } from "./helpers.mjs"
-
-const web = join(root, "server/web")
-const { decode } = createRequire(join(web, "package.json"))("cbor-x")
-const Automerge = await import(join(web, "node_modules/@automerge/automerge/dist/mjs/entrypoints/fullfat_node.js"))
+import { launch, waitSynced, startSecureServer, invite, mkArtifacts, artifacts, joinAs, createProcess } from "./helpers.mjs"
 
 let server, browser
 before(async () => {
@@ -24,37 +18,13 @@ after(async () => {
   await server?.stop()
 })
 
-async function member(link, name, locale = "en-US") {
-  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } })
-  await context.addInitScript(fieldTextScript)
-  const page = await context.newPage()
-  page.on("pageerror", e => console.error(`[${name}] page error:`, e))
-  const sentChanges = []
-  page.on("websocket", ws =>
-    ws.on("framesent", ({ payload }) => {
-      if (typeof payload === "string") return
-      const message = decode(payload)
-      if (message?.type !== "sync" || !message.data) return
-      const changes = Automerge.decodeSyncMessage(new Uint8Array(message.data)).changes
-      if (changes.length > 0) sentChanges.push({ documentId: message.documentId, changes: changes.length })
-    })
-  )
-  await joinLink(page, link)
-  return { context, page, sentChanges }
-}
+const member = (link, name, locale) => joinAs(browser, link, name, locale)
 
 const count = (page, answer, n) => page.locator(`#consent-tally li[data-answer="${answer}"][data-count="${n}"]`).waitFor({ timeout: 15_000 })
 
 test("a consent round: opened, answered and changed, followed live by an observer, closed with an outcome", async () => {
   const admin = await member(server.adminLink, "admin")
-  await admin.page.getByLabel("Process title").fill("Faire Fachkräfteeinwanderung")
-  await admin.page.getByRole("button", { name: "Create", exact: true }).click()
-  await admin.page.waitForURL(/\/p\//)
-  const processId = new URL(admin.page.url()).pathname.split("/").pop()
-  await admin.page.getByLabel("Workshop title").fill("Fair recruitment")
-  await admin.page.getByRole("button", { name: "Add workshop" }).click()
-  await admin.page.locator("#workshops h3", { hasText: "Fair recruitment" }).waitFor()
-  await waitSynced(admin.page)
+  const processId = await createProcess(admin.page, "Faire Fachkräfteeinwanderung", "Fair recruitment")
 
   const [fatimaInvite, piaInvite, paulInvite, olgaInvite] = await Promise.all([
     invite(server, server.adminToken, processId, { role: "facilitator", name: "Fatima Facilitator", organisation: "Skills Think Tank" }),

@@ -10,7 +10,7 @@
 // word of its text.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { launch, waitSynced, startSecureServer, invite, fieldTextScript, joinLink } from "./helpers.mjs"
+import { launch, waitSynced, startSecureServer, invite, joinAs } from "./helpers.mjs"
 
 let server, browser
 let admin, fatima, pia, olga, processId, recId
@@ -24,14 +24,7 @@ after(async () => {
   await server?.stop()
 })
 
-async function member(link, name, locale = "en-US") {
-  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } })
-  await context.addInitScript(fieldTextScript)
-  const page = await context.newPage()
-  page.on("pageerror", e => console.error(`[${name}] page error:`, e))
-  await joinLink(page, link)
-  return { context, page }
-}
+const member = (link, name, locale) => joinAs(browser, link, name, locale)
 
 const api = async path => {
   const res = await fetch(`${server.base}${path}`, { headers: { Authorization: `Bearer ${server.adminToken}` } })

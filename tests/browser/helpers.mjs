@@ -7,6 +7,7 @@ import { tmpdir } from "node:os"
 import { join, resolve, dirname } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
+import { createRequire } from "node:module"
 import { chromium } from "playwright-core"
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
@@ -137,6 +138,56 @@ export async function participant(browser, name, organisation, locale = "en-US")
   const page = await context.newPage()
   page.on("pageerror", err => console.error(`[${name}] page error:`, err))
   return { context, page, participantId }
+}
+
+let wireDecoders
+/** cbor-x and Automerge from the web app's own packages, loaded once. */
+function decoders() {
+  wireDecoders ??= (async () => {
+    const web = join(root, "server/web")
+    const { decode } = createRequire(join(web, "package.json"))("cbor-x")
+    const Automerge = await import(join(web, "node_modules/@automerge/automerge/dist/mjs/entrypoints/fullfat_node.js"))
+    return { decode, decodeSyncMessage: Automerge.decodeSyncMessage }
+  })()
+  return wireDecoders
+}
+
+/**
+ * A member in a browser context of their own, joined through `link` (an
+ * invitation or the admin link). `sentChanges` records every sync message
+ * with Automerge changes the page sends: an observer's stays empty.
+ */
+export async function joinAs(browser, link, name, locale = "en-US") {
+  const { decode, decodeSyncMessage } = await decoders()
+  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } })
+  await context.addInitScript(fieldTextScript)
+  const page = await context.newPage()
+  page.on("pageerror", e => console.error(`[${name}] page error:`, e))
+  const sentChanges = []
+  page.on("websocket", ws =>
+    ws.on("framesent", ({ payload }) => {
+      if (typeof payload === "string") return
+      const message = decode(payload)
+      if (message?.type !== "sync" || !message.data) return
+      const changes = decodeSyncMessage(new Uint8Array(message.data)).changes
+      if (changes.length > 0) sentChanges.push({ documentId: message.documentId, changes: changes.length })
+    })
+  )
+  await joinLink(page, link)
+  return { context, page, sentChanges }
+}
+
+/** As the admin: create a process with one workshop; returns the process id. */
+export async function createProcess(page, title, workshop) {
+  await page.getByLabel("Process title").fill(title)
+  await page.getByRole("button", { name: "Create", exact: true }).click()
+  await page.waitForURL(/\/p\//)
+  const processId = new URL(page.url()).pathname.split("/").pop()
+  await page.getByLabel("Workshop title").fill(workshop)
+  await page.getByRole("button", { name: "Add workshop" }).click()
+  await page.locator("#workshops h3", { hasText: workshop }).waitFor()
+  await waitSynced(page)
+  return processId
 }
 
 /** Wait until the header says everything is on the server. */

@@ -8,7 +8,7 @@
 // DOM hooks: `#notify-bell[data-count]`, `#notify-list li[data-kind][data-new]`.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { launch, waitSynced, startSecureServer, invite, fieldTextScript, joinLink } from "./helpers.mjs"
+import { launch, waitSynced, startSecureServer, invite, joinAs, createProcess } from "./helpers.mjs"
 
 let server, browser
 before(async () => {
@@ -20,14 +20,7 @@ after(async () => {
   await server?.stop()
 })
 
-async function member(link, name, locale = "en-US") {
-  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 900 } })
-  await context.addInitScript(fieldTextScript)
-  const page = await context.newPage()
-  page.on("pageerror", e => console.error(`[${name}] page error:`, e))
-  await joinLink(page, link)
-  return { context, page }
-}
+const member = (link, name, locale) => joinAs(browser, link, name, locale)
 
 async function selectPhrase(page, field, phrase) {
   await page.evaluate(
@@ -55,14 +48,7 @@ async function selectPhrase(page, field, phrase) {
 
 test("a participant coming back sees the round, the adoption and the reply to her comment", async () => {
   const admin = await member(server.adminLink, "admin")
-  await admin.page.getByLabel("Process title").fill("Fair recruitment")
-  await admin.page.getByRole("button", { name: "Create", exact: true }).click()
-  await admin.page.waitForURL(/\/p\//)
-  const processId = new URL(admin.page.url()).pathname.split("/").pop()
-  await admin.page.getByLabel("Workshop title").fill("Fees")
-  await admin.page.getByRole("button", { name: "Add workshop" }).click()
-  await admin.page.locator("#workshops h3", { hasText: "Fees" }).waitFor()
-  await waitSynced(admin.page)
+  const processId = await createProcess(admin.page, "Fair recruitment", "Fees")
   const [fatimaInvite, piaInvite] = await Promise.all([
     invite(server, server.adminToken, processId, { role: "facilitator", name: "Fatima Facilitator", organisation: "Skills Think Tank" }),
     invite(server, server.adminToken, processId, { role: "participant", name: "Pia Participant", organisation: "Migrant Workers NGO" }),

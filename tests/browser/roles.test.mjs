@@ -7,13 +7,7 @@
 // no change whatever they try.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { createRequire } from "node:module"
-import { join } from "node:path"
-import { launch, waitSynced, startSecureServer, invite, fieldTextScript, root, joinLink } from "./helpers.mjs"
-
-const web = join(root, "server/web")
-const { decode } = createRequire(join(web, "package.json"))("cbor-x")
-const Automerge = await import(join(web, "node_modules/@automerge/automerge/dist/mjs/entrypoints/fullfat_node.js"))
+import { launch, waitSynced, startSecureServer, invite, joinAs, createProcess } from "./helpers.mjs"
 
 let server, browser
 before(async () => {
@@ -25,26 +19,7 @@ after(async () => {
   await server?.stop()
 })
 
-/** A browser context that opens `link` (an invitation or the admin link). */
-async function member(link, name) {
-  const context = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 } })
-  await context.addInitScript(fieldTextScript)
-  const page = await context.newPage()
-  page.on("pageerror", e => console.error(`[${name}] page error:`, e))
-  // Sync messages this page sends that carry Automerge changes.
-  const sentChanges = []
-  page.on("websocket", ws =>
-    ws.on("framesent", ({ payload }) => {
-      if (typeof payload === "string") return
-      const message = decode(payload)
-      if (message?.type !== "sync" || !message.data) return
-      const changes = Automerge.decodeSyncMessage(new Uint8Array(message.data)).changes
-      if (changes.length > 0) sentChanges.push({ documentId: message.documentId, changes: changes.length })
-    })
-  )
-  await joinLink(page, link)
-  return { context, page, sentChanges }
-}
+const member = (link, name, locale) => joinAs(browser, link, name, locale)
 
 const api = async path => {
   const res = await fetch(`${server.base}${path}`, { headers: { Authorization: `Bearer ${server.adminToken}` } })
@@ -63,14 +38,7 @@ async function moveTo(page, status) {
 test("each role is offered what it may do; a participant's recommendation is accepted; an observer changes nothing", async () => {
   // The administrator creates the process and its workshop in the web app.
   const admin = await member(server.adminLink, "admin")
-  await admin.page.getByLabel("Process title").fill("Faire Fachkräfteeinwanderung")
-  await admin.page.getByRole("button", { name: "Create", exact: true }).click()
-  await admin.page.waitForURL(/\/p\//)
-  const processId = new URL(admin.page.url()).pathname.split("/").pop()
-  await admin.page.getByLabel("Workshop title").fill("Fair recruitment")
-  await admin.page.getByRole("button", { name: "Add workshop" }).click()
-  await admin.page.locator("#workshops h3", { hasText: "Fair recruitment" }).waitFor()
-  await waitSynced(admin.page)
+  const processId = await createProcess(admin.page, "Faire Fachkräfteeinwanderung", "Fair recruitment")
 
   const [facilitatorInvite, piaInvite, paulInvite, observerInvite] = await Promise.all([
     invite(server, server.adminToken, processId, { role: "facilitator", name: "Fatima Facilitator", organisation: "Skills Think Tank" }),
