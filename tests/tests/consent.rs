@@ -149,6 +149,12 @@ async fn organisations_answer_a_block_stops_adoption_and_a_new_round_lifts_it() 
     assert_eq!(shown["rounds"][1]["closed"]["outcome"], "Konsens ohne Veto.");
     assert_eq!(shown["rounds"][0]["closed"]["outcome"], "Veto des Arbeitgeberverbands; der Wortlaut wird überarbeitet.");
     assert_eq!(shown["adoption_blocked"], Value::Null, "{shown}");
+    // The final report shows the round that decided, with its outcome.
+    let report = ok(fac.path(), &["export", &process, "--format", "markdown", "--kind", "final", "--lang", "de"])?;
+    assert!(report.contains("#### Konsensrunde"), "{report}");
+    assert!(report.contains("2 Zustimmungen."), "{report}");
+    assert!(report.contains("**Ergebnis:** Konsens ohne Veto."), "{report}");
+    assert!(!report.contains("Veto des Arbeitgeberverbands"), "the earlier round did not decide:\n{report}");
     Ok(())
 }
 
