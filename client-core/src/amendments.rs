@@ -8,11 +8,11 @@
 //! branch into its recommendation, so a store must never use one actor in
 //! both with the same sequence numbers. A draft gets its own actor when it
 //! is forked, and writes to a branch use an actor derived from the store's
-//! and the branch's id (see [`branch_writer`]).
+//! and the branch's id (see `workspace::branch_writer`).
 
 use std::collections::BTreeMap;
 
-use automerge::{ActorId, Automerge};
+use automerge::ActorId;
 use konsens_model::amendment::{self, AmendmentState, Decision};
 use konsens_model::api::{AmendmentView, Person};
 use konsens_model::schema::{Process, Recommendation};
@@ -20,28 +20,6 @@ use konsens_sync::DocumentId;
 
 use crate::error::ClientError;
 use crate::workspace::{Action, DocRef, Identity, Workspace, now_millis, write};
-
-/// The identity to write `doc` (document `id`) with: for an amendment's
-/// branch, the store's actor extended by the branch's id, so that every
-/// branch this store writes has an actor of its own and sequence numbers
-/// never collide when branches are merged into their recommendation.
-pub(crate) fn branch_writer(identity: &Identity, doc: &Automerge, id: DocumentId) -> Identity {
-    if amendment::branch_of(doc).is_none() {
-        return identity.clone();
-    }
-    let mut actor = identity.actor.clone();
-    actor.push_str(&hex(id.as_bytes()));
-    Identity { actor, ..identity.clone() }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A fresh actor for a new draft, as hex.
-pub(crate) fn draft_actor() -> String {
-    ActorId::random().to_hex_string()
-}
 
 impl Workspace {
     /// Publish the local draft `name` as an amendment of its recommendation:
@@ -112,7 +90,7 @@ impl Workspace {
                 }
                 _ => Vec::new(),
             };
-            out.push(amendment::view(key, entry, hunks, &person));
+            out.push(konsens_model::api::amendment_view(key, entry, hunks, &person));
         }
         Ok(out)
     }

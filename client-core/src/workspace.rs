@@ -562,7 +562,7 @@ impl Workspace {
                 Ok(self
                     .repo
                     .change(id, move |doc| {
-                        let identity = crate::amendments::branch_writer(&identity, doc, id);
+                        let identity = branch_writer(&identity, doc, id);
                         write(doc, &identity, message, op)
                     })
                     .await??)
@@ -712,7 +712,7 @@ impl Workspace {
         }
         let (doc, _) = self.recommendation(r).await?;
         let base = doc.get_heads();
-        self.repo.store().put_meta(&format!("draft/{name}/actor"), crate::amendments::draft_actor().as_bytes())?;
+        self.repo.store().put_meta(&format!("draft/{name}/actor"), draft_actor().as_bytes())?;
         self.save_draft(name, *id, &base, &doc.fork())
     }
 
@@ -967,4 +967,26 @@ mod tests {
         assert_eq!(admin.role, AccessRole::Admin);
         assert!(serde_json::from_str::<Session>(&KEPT.replace("facilitator", "king")).is_err(), "an unknown role is not a session");
     }
+}
+
+/// The identity to write `doc` (document `id`) with: for an amendment's
+/// branch, the store's actor extended by the branch's id, so that every
+/// branch this store writes has an actor of its own and sequence numbers
+/// never collide when branches are merged into their recommendation.
+pub(crate) fn branch_writer(identity: &Identity, doc: &Automerge, id: DocumentId) -> Identity {
+    if konsens_model::amendment::branch_of(doc).is_none() {
+        return identity.clone();
+    }
+    let mut actor = identity.actor.clone();
+    actor.push_str(&hex(id.as_bytes()));
+    Identity { actor, ..identity.clone() }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh actor for a new draft, as hex.
+pub(crate) fn draft_actor() -> String {
+    automerge::ActorId::random().to_hex_string()
 }

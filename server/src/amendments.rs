@@ -17,7 +17,11 @@ use konsens_sync::DocumentId;
 use crate::api::{ApiError, caller, document_id, load, people, readable};
 use crate::hub::Hub;
 
-pub(crate) async fn list(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Vec<AmendmentView>>, ApiError> {
+pub(crate) fn routes() -> axum::Router<Arc<Hub>> {
+    axum::Router::new().route("/api/docs/{id}/amendments", axum::routing::get(list))
+}
+
+async fn list(State(hub): State<Arc<Hub>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Result<Json<Vec<AmendmentView>>, ApiError> {
     let who = caller(&hub, &headers, &uri)?;
     let id = document_id(&id)?;
     readable(&hub, &who, &id)?;
@@ -50,7 +54,7 @@ pub(crate) async fn list(State(hub): State<Arc<Hub>>, Path(id): Path<String>, he
                     }),
                     _ => Vec::new(),
                 };
-                amendment::view(key, entry, hunks, &person)
+                konsens_model::api::amendment_view(key, entry, hunks, &person)
             })
             .collect::<Vec<_>>()
     })

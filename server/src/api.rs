@@ -38,9 +38,6 @@ pub(crate) fn routes() -> Router<Arc<Hub>> {
         .route("/api/tokens/{token_id}/revoke", post(revoke))
         .route("/api/docs/{id}/history", get(history))
         .route("/api/docs/{id}/sessions", get(sessions))
-        .route("/api/docs/{id}/amendments", get(crate::amendments::list))
-        .merge(crate::authorship::routes())
-        .merge(crate::notifications::routes())
         .merge(crate::join::routes())
 }
 

@@ -285,7 +285,7 @@ impl ServerConfig {
     /// Open the configured store: PostgreSQL when [`ServerConfig::database`]
     /// is set, else sled in [`ServerConfig::data_dir`] (created if missing).
     /// Blocking.
-    pub fn open_store(&self) -> Result<konsens_store::ChunkStore, crate::ServerError> {
+    pub fn open_store(&self) -> Result<konsens_store::ChunkStore, crate::error::ServerError> {
         match &self.database {
             Some(url) => Ok(konsens_store::ChunkStore::connect(&url.0)?),
             None => {

@@ -220,6 +220,12 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/sync", get(sync_socket))
         .route("/health", get(health))
         .merge(crate::api::routes())
+        // The amendments, authorship and notifications routes use the API's
+        // helpers (caller, read checks, errors); merged here, not by `api`,
+        // so that the dependency runs one way.
+        .merge(crate::amendments::routes())
+        .merge(crate::authorship::routes())
+        .merge(crate::notifications::routes())
         .merge(crate::web::routes())
         // Outermost: same-origin checks and security headers for every route.
         .layer(axum::middleware::from_fn_with_state(hub.clone(), crate::security::protect))

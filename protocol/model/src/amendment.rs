@@ -21,95 +21,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
-use autosurgeon::{Hydrate, HydrateError, Reconcile};
 use konsens_sync::{AutomergeUrl, DocumentId};
 use thiserror::Error;
 
-use crate::api::{AmendmentEndorsement, AmendmentView, DecisionView, HunkView, Person, StanceCounts};
 use crate::diff::{self, Unit};
-use crate::schema::{self, Endorsement, SchemaError, Stance, Str, TEXT_FIELDS, stored_by_name};
-use crate::names::closed_names;
+use crate::schema::{self, Endorsement, SchemaError, Str, TEXT_FIELDS};
 
 /// The fields an amendment changes, in reading order: the title, then the
 /// text fields.
 pub const FIELDS: [&str; 4] = ["title", TEXT_FIELDS[0], TEXT_FIELDS[1], TEXT_FIELDS[2]];
 
-closed_names!(
-    /// Where an amendment stands. `open` and `changes-requested` may still be
-    /// edited; the others are final (a withdrawn amendment may not come back).
-    AmendmentState, SchemaError::UnknownAmendmentState, {
-        Open => "open",
-        ChangesRequested => "changes-requested",
-        Accepted => "accepted",
-        Rejected => "rejected",
-        Withdrawn => "withdrawn",
-    }
-);
-stored_by_name!(AmendmentState);
-
-impl AmendmentState {
-    /// Whether the branch may still be written.
-    pub fn is_editable(self) -> bool {
-        matches!(self, AmendmentState::Open | AmendmentState::ChangesRequested)
-    }
-
-    /// Whether only a facilitator may move an amendment into this state.
-    pub fn is_decision(self) -> bool {
-        matches!(self, AmendmentState::Accepted | AmendmentState::Rejected | AmendmentState::ChangesRequested)
-    }
-}
-
-/// The entry of one amendment in its recommendation.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate)]
-pub struct Amendment {
-    /// `automerge:<branch id>`.
-    pub url: Str,
-    /// A short description of what the amendment wants.
-    #[autosurgeon(missing = "Default::default")]
-    pub title: Str,
-    /// Participant id of the author.
-    pub by: Str,
-    /// Milliseconds since the Unix epoch.
-    #[autosurgeon(missing = "Default::default")]
-    pub opened: i64,
-    /// The recommendation's heads (hex) it was forked at.
-    #[autosurgeon(missing = "Default::default")]
-    pub base: Vec<Str>,
-    /// Participant ids the author invited to co-edit the branch.
-    #[autosurgeon(missing = "Default::default")]
-    pub coauthors: Vec<Str>,
-    pub state: AmendmentState,
-    /// Organisation → its endorsement of the amendment.
-    #[autosurgeon(missing = "Default::default")]
-    pub endorsements: BTreeMap<String, Endorsement>,
-    /// The facilitator's decision, `null` until there is one.
-    #[autosurgeon(missing = "Default::default")]
-    pub decision: Option<Decision>,
-}
-
-impl Amendment {
-    /// Whether `participant` may write the branch: its author or a coauthor.
-    pub fn is_author(&self, participant: &str) -> bool {
-        self.by.0 == participant || self.coauthors.iter().any(|c| c.0 == participant)
-    }
-}
-
-/// A facilitator's decision on an amendment, with the official answer.
-#[derive(Debug, Clone, PartialEq, Eq, Hydrate)]
-pub struct Decision {
-    pub state: AmendmentState,
-    #[autosurgeon(missing = "Default::default")]
-    pub answer: Str,
-    /// Participant id of the facilitator.
-    pub by: Str,
-    pub at: i64,
-    /// Hunk ids taken over (when accepted).
-    #[autosurgeon(missing = "Default::default")]
-    pub accepted: Vec<Str>,
-    /// Hunk ids left out (when accepted in part).
-    #[autosurgeon(missing = "Default::default")]
-    pub rejected: Vec<Str>,
-}
+pub use crate::schema::{Amendment, AmendmentState, Decision};
 
 /// What can go wrong opening, reading or deciding an amendment.
 #[derive(Debug, Error)]
@@ -435,47 +357,6 @@ pub fn accept(
     Ok(decision)
 }
 
-// ---------------------------------------------------------------------------
-// The API's view.
-
-/// An amendment as the API and the CLI show it: `id` its branch id, `hunks`
-/// what accepting would change now, `person` names a participant (from the
-/// server's verified members).
-pub fn view(id: &str, entry: &Amendment, hunks: Vec<FieldHunk>, person: &dyn Fn(&str) -> Person) -> AmendmentView {
-    let mut counts = StanceCounts::default();
-    let endorsements = entry
-        .endorsements
-        .iter()
-        .map(|(organisation, e)| {
-            match e.stance {
-                Stance::Support => counts.support += 1,
-                Stance::Concerns => counts.concerns += 1,
-                Stance::Object => counts.object += 1,
-            }
-            AmendmentEndorsement { organisation: organisation.clone(), stance: e.stance, note: e.note.clone(), by: person(&e.by), at: e.at }
-        })
-        .collect();
-    AmendmentView {
-        id: id.to_owned(),
-        url: entry.url.0.clone(),
-        title: entry.title.0.clone(),
-        author: person(&entry.by.0),
-        coauthors: entry.coauthors.iter().map(|c| person(&c.0)).collect(),
-        opened: entry.opened,
-        state: entry.state,
-        endorsements,
-        counts,
-        decision: entry.decision.as_ref().map(|d| DecisionView {
-            state: d.state,
-            answer: d.answer.0.clone(),
-            by: person(&d.by.0),
-            at: d.at,
-            accepted: d.accepted.iter().map(|h| h.0.clone()).collect(),
-            rejected: d.rejected.iter().map(|h| h.0.clone()).collect(),
-        }),
-        hunks: hunks.into_iter().map(|h| HunkView { id: h.id, field: h.field.to_owned(), before: h.before, after: h.after }).collect(),
-    }
-}
 
 /// A string field, whether a scalar or a text.
 fn string_at<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Option<String> {

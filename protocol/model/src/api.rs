@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::access::AccessRole;
-use crate::amendment::AmendmentState;
+use crate::amendment::FieldHunk;
+use crate::schema::{Amendment, AmendmentState};
 use crate::schema::{MemberRole, Stance};
 
 /// `GET /api/me`: who the presented token belongs to.
@@ -435,5 +436,44 @@ mod tests {
         let person = Person { participant: "p-2".into(), name: None, organisation: None };
         assert_eq!(serde_json::to_value(&person)?, serde_json::json!({"participant": "p-2"}));
         Ok(())
+    }
+}
+
+/// An amendment as the API and the CLI show it: `id` its branch id, `hunks`
+/// what accepting would change now, `person` names a participant (from the
+/// server's verified members).
+pub fn amendment_view(id: &str, entry: &Amendment, hunks: Vec<FieldHunk>, person: &dyn Fn(&str) -> Person) -> AmendmentView {
+    let mut counts = StanceCounts::default();
+    let endorsements = entry
+        .endorsements
+        .iter()
+        .map(|(organisation, e)| {
+            match e.stance {
+                Stance::Support => counts.support += 1,
+                Stance::Concerns => counts.concerns += 1,
+                Stance::Object => counts.object += 1,
+            }
+            AmendmentEndorsement { organisation: organisation.clone(), stance: e.stance, note: e.note.clone(), by: person(&e.by), at: e.at }
+        })
+        .collect();
+    AmendmentView {
+        id: id.to_owned(),
+        url: entry.url.0.clone(),
+        title: entry.title.0.clone(),
+        author: person(&entry.by.0),
+        coauthors: entry.coauthors.iter().map(|c| person(&c.0)).collect(),
+        opened: entry.opened,
+        state: entry.state,
+        endorsements,
+        counts,
+        decision: entry.decision.as_ref().map(|d| DecisionView {
+            state: d.state,
+            answer: d.answer.0.clone(),
+            by: person(&d.by.0),
+            at: d.at,
+            accepted: d.accepted.iter().map(|h| h.0.clone()).collect(),
+            rejected: d.rejected.iter().map(|h| h.0.clone()).collect(),
+        }),
+        hunks: hunks.into_iter().map(|h| HunkView { id: h.id, field: h.field.to_owned(), before: h.before, after: h.after }).collect(),
     }
 }

@@ -82,10 +82,7 @@ pub fn latest_round(rounds: &[Round]) -> Option<&Round> {
     rounds.last()
 }
 
-/// The latest closed round: the one whose outcome stands (what a report shows).
-pub fn deciding_round(rounds: &[Round]) -> Option<&Round> {
-    rounds.iter().rev().find(|r| r.closed.is_some())
-}
+pub use crate::schema::deciding_round;
 
 /// How many organisations gave each answer (every answer listed, zeros too).
 pub fn tally(round: &Round) -> BTreeMap<Answer, usize> {
@@ -149,16 +146,7 @@ pub fn wording_changed_since(doc: &Automerge, round: &Round) -> Result<bool, Sch
 /// The recommendation as it stood when the round opened; `None` when this
 /// copy lacks the round's heads.
 pub fn wording_at_round(doc: &Automerge, round: &Round) -> Result<Option<Recommendation>, SchemaError> {
-    let heads = round
-        .heads
-        .iter()
-        .map(|h| h.parse::<automerge::ChangeHash>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SchemaError::Malformed { kind: "recommendation", reason: format!("round heads: {e}") })?;
-    if heads.is_empty() || heads.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
-        return Ok(None);
-    }
-    Recommendation::from_doc_at(doc, &heads).map(Some)
+    round.wording(doc)
 }
 
 /// Whether a process document requires consent before adoption. Anything

@@ -22,7 +22,6 @@ use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use autosurgeon::{Hydrate, HydrateError, Reconcile};
 use thiserror::Error;
 
-use crate::amendment::Amendment;
 use crate::names::closed_names;
 
 /// Schema tag of a process document.
@@ -128,7 +127,6 @@ closed_names!(
 );
 
 stored_by_name!(Status, Stance, MemberRole, Answer);
-pub(crate) use stored_by_name;
 
 impl Status {
     /// Allowed moves: forward one step, back one step for more discussion,
@@ -401,6 +399,108 @@ pub struct RoundClosure {
     pub outcome: Str,
 }
 
+/// The latest closed round: the one whose outcome stands (what a report shows).
+pub fn deciding_round(rounds: &[Round]) -> Option<&Round> {
+    rounds.iter().rev().find(|r| r.closed.is_some())
+}
+
+impl Round {
+    /// The recommendation as it stood when the round opened; `None` when this
+    /// copy lacks the round's heads.
+    pub fn wording(&self, doc: &Automerge) -> Result<Option<Recommendation>, SchemaError> {
+        let heads = self
+            .heads
+            .iter()
+            .map(|h| h.parse::<automerge::ChangeHash>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SchemaError::Malformed { kind: "recommendation", reason: format!("round heads: {e}") })?;
+        if heads.is_empty() || heads.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
+            return Ok(None);
+        }
+        Recommendation::from_doc_at(doc, &heads).map(Some)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Amendments (operations in `amendment`).
+
+closed_names!(
+    /// Where an amendment stands. `open` and `changes-requested` may still be
+    /// edited; the others are final (a withdrawn amendment may not come back).
+    AmendmentState, SchemaError::UnknownAmendmentState, {
+        Open => "open",
+        ChangesRequested => "changes-requested",
+        Accepted => "accepted",
+        Rejected => "rejected",
+        Withdrawn => "withdrawn",
+    }
+);
+stored_by_name!(AmendmentState);
+
+impl AmendmentState {
+    /// Whether the branch may still be written.
+    pub fn is_editable(self) -> bool {
+        matches!(self, AmendmentState::Open | AmendmentState::ChangesRequested)
+    }
+
+    /// Whether only a facilitator may move an amendment into this state.
+    pub fn is_decision(self) -> bool {
+        matches!(self, AmendmentState::Accepted | AmendmentState::Rejected | AmendmentState::ChangesRequested)
+    }
+}
+
+/// The entry of one amendment in its recommendation.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate)]
+pub struct Amendment {
+    /// `automerge:<branch id>`.
+    pub url: Str,
+    /// A short description of what the amendment wants.
+    #[autosurgeon(missing = "Default::default")]
+    pub title: Str,
+    /// Participant id of the author.
+    pub by: Str,
+    /// Milliseconds since the Unix epoch.
+    #[autosurgeon(missing = "Default::default")]
+    pub opened: i64,
+    /// The recommendation's heads (hex) it was forked at.
+    #[autosurgeon(missing = "Default::default")]
+    pub base: Vec<Str>,
+    /// Participant ids the author invited to co-edit the branch.
+    #[autosurgeon(missing = "Default::default")]
+    pub coauthors: Vec<Str>,
+    pub state: AmendmentState,
+    /// Organisation → its endorsement of the amendment.
+    #[autosurgeon(missing = "Default::default")]
+    pub endorsements: BTreeMap<String, Endorsement>,
+    /// The facilitator's decision, `null` until there is one.
+    #[autosurgeon(missing = "Default::default")]
+    pub decision: Option<Decision>,
+}
+
+impl Amendment {
+    /// Whether `participant` may write the branch: its author or a coauthor.
+    pub fn is_author(&self, participant: &str) -> bool {
+        self.by.0 == participant || self.coauthors.iter().any(|c| c.0 == participant)
+    }
+}
+
+/// A facilitator's decision on an amendment, with the official answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hydrate)]
+pub struct Decision {
+    pub state: AmendmentState,
+    #[autosurgeon(missing = "Default::default")]
+    pub answer: Str,
+    /// Participant id of the facilitator.
+    pub by: Str,
+    pub at: i64,
+    /// Hunk ids taken over (when accepted).
+    #[autosurgeon(missing = "Default::default")]
+    pub accepted: Vec<Str>,
+    /// Hunk ids left out (when accepted in part).
+    #[autosurgeon(missing = "Default::default")]
+    pub rejected: Vec<Str>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation {
     pub schema: String,
@@ -527,8 +627,8 @@ impl Recommendation {
             return Ok(rec);
         }
         let adopted = Self::from_doc_at(doc, &heads)?;
-        if let Some(round) = crate::consent::deciding_round(&rec.rounds) {
-            rec.changed_after_round = crate::consent::wording_at_round(doc, round)?
+        if let Some(round) = deciding_round(&rec.rounds) {
+            rec.changed_after_round = round.wording(doc)?
                 .is_some_and(|then| !then.same_wording(&adopted));
         }
         rec.title = adopted.title;
