@@ -462,15 +462,24 @@ pub fn admit_amendable(
         };
         admitted.changes.push(AdmittedChange { hash: change.hash(), actor, author, merged_by });
     }
+    // The actors that are the sender's: those this batch binds or credits to
+    // them, and those bound to them before. Only for these may the sender
+    // say who writes (an `authors` entry).
+    let own: std::collections::HashSet<String> =
+        admitted.changes.iter().filter(|c| c.author == sender.participant).map(|c| c.actor.to_hex_string()).collect();
+    let own_actor = |hex: &str| {
+        own.contains(hex) || ActorId::try_from(hex).ok().and_then(|actor| owner_of(&actor)).is_some_and(|owner| owner == sender.participant)
+    };
     match (scratch, rec) {
         (Some(scratch), Some((_, rec))) => {
-            admitted.creates_in = branch_creation(&scratch, &rec, changes, sender).map_err(|reason| Refused::all(reason, changes))?;
+            admitted.creates_in =
+                branch_creation(&scratch, &rec, changes, sender, &own_actor).map_err(|reason| Refused::all(reason, changes))?;
         }
         (Some(scratch), None) => {
-            admitted.creates_in = creation(document, &scratch, sender).map_err(|reason| Refused::all(reason, changes))?;
+            admitted.creates_in = creation(document, &scratch, sender, &own_actor).map_err(|reason| Refused::all(reason, changes))?;
         }
-        (None, Some((_, rec))) => branch_write(document, doc, &rec, changes, sender, owner_of)?,
-        (None, None) => check_meaning(doc, changes, sender, policy)?,
+        (None, Some((_, rec))) => branch_write(document, doc, &rec, changes, sender, owner_of, &own_actor)?,
+        (None, None) => check_meaning(doc, changes, sender, policy, &own_actor)?,
     }
     Ok(admitted)
 }
@@ -887,8 +896,8 @@ impl Named {
     /// could: an endorsement of another organisation or by someone else, a
     /// comment or reply by someone else (new, rewritten or deleted), a
     /// status-log entry by someone else, an `authors` entry that is not the
-    /// sender as verified. Resolving or answering others' comments is fine.
-    fn forged(&self, after: &Named, sender: &Sender) -> Option<&'static str> {
+    /// sender as verified or is about an actor that is not the sender's. Resolving or answering others' comments is fine.
+    fn forged(&self, after: &Named, sender: &Sender, own_actor: &dyn Fn(&str) -> bool) -> Option<&'static str> {
         let me = Some(sender.participant.as_str());
         for org in self.endorsements.keys().chain(after.endorsements.keys()) {
             if self.endorsements.get(org) != after.endorsements.get(org)
@@ -923,7 +932,9 @@ impl Named {
         }
         let verified = [Some(sender.participant.clone()), Some(sender.name.clone()), Some(sender.organisation.clone())];
         for actor in self.authors.keys().chain(after.authors.keys()) {
-            if self.authors.get(actor) != after.authors.get(actor) && after.authors.get(actor).is_none_or(|(_, fields)| *fields != verified) {
+            if self.authors.get(actor) != after.authors.get(actor)
+                && (!own_actor(actor) || after.authors.get(actor).is_none_or(|(_, fields)| *fields != verified))
+            {
                 return Some("an authors entry");
             }
         }
@@ -953,7 +964,13 @@ fn model_error(doc: &Automerge) -> Option<(&'static str, String)> {
 /// one by one to a copy and compare what only facilitators may change before
 /// and after each (so a flip and a flip back in one message is seen too),
 /// and refuse a document the model could read before and cannot after.
-fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender, policy: &dyn Fn() -> Policy) -> Result<(), Refused> {
+fn check_meaning(
+    doc: &Automerge,
+    changes: &[Change],
+    sender: &Sender,
+    policy: &dyn Fn() -> Policy,
+    own_actor: &dyn Fn(&str) -> bool,
+) -> Result<(), Refused> {
     if only_text_edits(doc, changes) {
         return Ok(());
     }
@@ -995,7 +1012,7 @@ fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender, policy: &
         was_adopted = state.is_adopted();
         if let Some(was) = named.as_mut() {
             let now = Named::read(&copy);
-            if let Some(field) = was.forged(&now, sender) {
+            if let Some(field) = was.forged(&now, sender, own_actor) {
                 let reason = Refusal::Identity(field, format!("{}, {}", sender.name, sender.organisation));
                 return Err(Refused { reason, changes: vec![change.hash()] });
             }
@@ -1011,7 +1028,7 @@ fn check_meaning(doc: &Automerge, changes: &[Change], sender: &Sender, policy: &
 }
 
 /// Which process a new document belongs to, if the sender may create it.
-fn creation(document: DocumentId, scratch: &Automerge, sender: &Sender) -> Result<Option<DocumentId>, Refusal> {
+fn creation(document: DocumentId, scratch: &Automerge, sender: &Sender, own_actor: &dyn Fn(&str) -> bool) -> Result<Option<DocumentId>, Refusal> {
     let text = |key: &str| match scratch.get(ROOT, key) {
         Ok(Some((Value::Scalar(s), _))) => s.as_str().map(str::to_owned),
         Ok(Some((Value::Object(ObjType::Text), id))) => scratch.text(&id).ok(),
@@ -1045,7 +1062,7 @@ fn creation(document: DocumentId, scratch: &Automerge, sender: &Sender) -> Resul
         if let Some((kind, reason)) = model_error(scratch) {
             return Err(Refusal::Malformed { kind, reason });
         }
-        if let Some(field) = Named::default().forged(&Named::read(scratch), sender) {
+        if let Some(field) = Named::default().forged(&Named::read(scratch), sender, own_actor) {
             return Err(Refusal::Identity(field, format!("{}, {}", sender.name, sender.organisation)));
         }
         // Nor with amendments that are not the sender's own, open ones.
@@ -1060,7 +1077,13 @@ fn creation(document: DocumentId, scratch: &Automerge, sender: &Sender) -> Resul
 /// sender may create it: a member of that process, and every change that is
 /// not in the recommendation changes only the title and the text fields
 /// (and adds the mark).
-fn branch_creation(scratch: &Automerge, rec: &Automerge, changes: &[Change], sender: &Sender) -> Result<Option<DocumentId>, Refusal> {
+fn branch_creation(
+    scratch: &Automerge,
+    rec: &Automerge,
+    changes: &[Change],
+    sender: &Sender,
+    own_actor: &dyn Fn(&str) -> bool,
+) -> Result<Option<DocumentId>, Refusal> {
     let process = schema::Recommendation::from_doc(rec)
         .ok()
         .and_then(|r| r.process.parse::<konsens_sync::AutomergeUrl>().ok())
@@ -1081,7 +1104,7 @@ fn branch_creation(scratch: &Automerge, rec: &Automerge, changes: &[Change], sen
     if let Some((kind, reason)) = model_error(scratch) {
         return Err(Refusal::Malformed { kind, reason });
     }
-    if let Some(field) = Named::read(&inherited).forged(&Named::read(scratch), sender) {
+    if let Some(field) = Named::read(&inherited).forged(&Named::read(scratch), sender, own_actor) {
         return Err(Refusal::Identity(field, format!("{}, {}", sender.name, sender.organisation)));
     }
     Ok(Some(process))
@@ -1097,6 +1120,7 @@ fn branch_write(
     changes: &[Change],
     sender: &Sender,
     owner_of: &dyn Fn(&ActorId) -> Option<String>,
+    own_actor: &dyn Fn(&str) -> bool,
 ) -> Result<(), Refused> {
     let refuse = |rule| Err(Refused::all(Refusal::Amendment(rule), changes));
     let writer = match amendment::entry_of(rec, document) {
@@ -1125,7 +1149,7 @@ fn branch_write(
             return Err(Refused { reason: Refusal::Amendment(AmendmentRule::OnlyText), changes: vec![change.hash()] });
         }
         let now = Named::read(&copy);
-        if let Some(field) = named.forged(&now, sender) {
+        if let Some(field) = named.forged(&now, sender, own_actor) {
             let reason = Refusal::Identity(field, format!("{}, {}", sender.name, sender.organisation));
             return Err(Refused { reason, changes: vec![change.hash()] });
         }
@@ -1673,6 +1697,23 @@ mod tests {
             Ok(())
         });
         assert!(matches!(refusal_of(&doc, &changes, &me), Some(Refusal::Identity("an authors entry", _))));
+        // Who writes is said only of one's own actors, even in one's own name:
+        // the entry for the actor of this very change passes, one for another
+        // member's actor (say, to pass their words off as one's own) does not.
+        let entry_for = |key: String| {
+            move |tx: &mut automerge::transaction::Transaction<'_>| -> Result<(), schema::SchemaError> {
+                let authors = tx.put_object(ROOT, "authors", ObjType::Map)?;
+                let entry = tx.put_object(&authors, key.as_str(), ObjType::Map)?;
+                tx.put(&entry, "participant", "p")?;
+                tx.put(&entry, "name", "p name")?;
+                tx.put(&entry, "organisation", "p org")?;
+                Ok(())
+            }
+        };
+        let (doc, changes) = edited(7, entry_for(actor(7).to_hex_string()));
+        assert_eq!(refusal_of(&doc, &changes, &me), None, "one's own actor, as verified");
+        let (doc, changes) = edited(7, entry_for(actor(8).to_hex_string()));
+        assert!(matches!(refusal_of(&doc, &changes, &me), Some(Refusal::Identity("an authors entry", _))), "another member's actor");
 
         let (doc, changes) = edited(7, |tx| schema::change_status(tx, Status::Discussion, "f", 3, "").map(|_| ()));
         assert!(matches!(refusal_of(&doc, &changes, &me), Some(Refusal::Identity("a status-log entry", _))), "a move logged as someone else's");
