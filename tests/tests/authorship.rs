@@ -1,10 +1,10 @@
 //! Who wrote what, end to end: the real server in secure mode, two
 //! participants of different organisations typing into one field through
 //! the CLI, and one of them writing an `authors` entry into the document
-//! that claims the other's actor is theirs (the access rules check an entry's
-//! content, not whose actor it names, so the server accepts it). The
-//! authorship API and `konsens authorship` still name the member the server
-//! bound each actor to.
+//! that claims the other's actor is theirs, in his own verified name: the
+//! server refuses it (`identity`: an entry only for one's own actors). The
+//! authorship API and `konsens authorship` name the member the server bound
+//! each actor to.
 
 use std::path::Path;
 use std::time::Duration;
@@ -75,8 +75,8 @@ async fn runs_name_the_verified_members_whatever_the_document_claims() -> Result
     ok(employers.path(), &["sync"])?;
 
     // Emil, through the client library, declares in the document that Uta's
-    // actor is his. The entry's content is his verified identity, so the
-    // server takes it; the authorship must not.
+    // actor is his, in his own verified name: refused, and the authorship
+    // names Uta whatever any document says.
     let rec_id: DocumentId = rec.trim_start_matches("automerge:").parse()?;
     let union_actor = actor_of_field(&server, &union_link, rec_id).await?;
     claim_actor(&server, &employers_link, rec_id, &union_actor, &employers_id).await?;
@@ -134,7 +134,7 @@ async fn actor_of_field(server: &ServerProcess, link: &str, rec: DocumentId) -> 
     }
 }
 
-/// Write `authors[actor] = <the sender's verified identity>`.
+/// Write `authors[actor] = <the sender's verified identity>`; the server must refuse it.
 async fn claim_actor(server: &ServerProcess, link: &str, rec: DocumentId, actor: &str, participant: &str) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let repo = repo(server, link, dir.path())?;
@@ -161,6 +161,6 @@ async fn claim_actor(server: &ServerProcess, link: &str, rec: DocumentId, actor:
         Err(_) => bail!("no answer from the server; log:\n{}", server.log()),
     }
     let refused: Vec<String> = repo.take_refusals().await?.into_iter().map(|r| r.code).collect();
-    assert!(refused.is_empty(), "the claim is an entry with the sender's own identity, which the rules accept: {refused:?}");
+    assert_eq!(refused, vec!["identity".to_owned()], "an authors entry only for one's own actors");
     Ok(())
 }
