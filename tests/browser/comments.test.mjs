@@ -2,7 +2,7 @@
 // replies and resolving reach the other participant.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { startServer, launch, participant, createRecommendation, waitSynced } from "./helpers.mjs"
+import { startServer, launch, participant, createRecommendation, waitSynced, selectPhrase } from "./helpers.mjs"
 
 let server, browser
 before(async () => {
@@ -13,31 +13,6 @@ after(async () => {
   await browser?.close()
   await server?.stop()
 })
-
-/** Select `phrase` inside a rich-text field the way a mouse drag would (a DOM selection). */
-async function selectPhrase(page, field, phrase) {
-  await page.evaluate(
-    ([field, phrase]) => {
-      const root = document.querySelector(`[data-field="${field}"]`)
-      root.focus()
-      const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT)
-      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-        const at = node.data.indexOf(phrase)
-        if (at >= 0) {
-          const range = document.createRange()
-          range.setStart(node, at)
-          range.setEnd(node, at + phrase.length)
-          const sel = window.getSelection()
-          sel.removeAllRanges()
-          sel.addRange(range)
-          return
-        }
-      }
-      throw new Error(`no ${phrase} in ${field}`)
-    },
-    [field, phrase]
-  )
-}
 
 const anchored = page => page.evaluate(() => [...document.querySelectorAll('[data-field="recommendation"] .comment-anchor')].map(e => e.textContent).join(""))
 

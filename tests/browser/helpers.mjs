@@ -190,6 +190,31 @@ export async function createProcess(page, title, workshop) {
   return processId
 }
 
+/** Select `phrase` inside a rich-text field the way a mouse drag would (a DOM selection). */
+export async function selectPhrase(page, field, phrase) {
+  await page.evaluate(
+    ([field, phrase]) => {
+      const root = document.querySelector(`[data-field="${field}"]`)
+      root.focus()
+      const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT)
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.data.indexOf(phrase)
+        if (at >= 0) {
+          const range = document.createRange()
+          range.setStart(node, at)
+          range.setEnd(node, at + phrase.length)
+          const sel = window.getSelection()
+          sel.removeAllRanges()
+          sel.addRange(range)
+          return
+        }
+      }
+      throw new Error(`no ${phrase} in ${field}`)
+    },
+    [field, phrase]
+  )
+}
+
 /** Wait until the header says everything is on the server. */
 export async function waitSynced(page, timeout = 15_000) {
   await page.waitForSelector('#connection[data-state="online"][data-pending="0"]', { timeout })

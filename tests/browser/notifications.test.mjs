@@ -8,7 +8,7 @@
 // DOM hooks: `#notify-bell[data-count]`, `#notify-list li[data-kind][data-new]`.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { launch, waitSynced, startSecureServer, invite, joinAs, createProcess } from "./helpers.mjs"
+import { launch, waitSynced, startSecureServer, invite, joinAs, createProcess, selectPhrase } from "./helpers.mjs"
 
 let server, browser
 before(async () => {
@@ -21,30 +21,6 @@ after(async () => {
 })
 
 const member = (link, name, locale) => joinAs(browser, link, name, locale)
-
-async function selectPhrase(page, field, phrase) {
-  await page.evaluate(
-    ([field, phrase]) => {
-      const root = document.querySelector(`[data-field="${field}"]`)
-      root.focus()
-      const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT)
-      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-        const at = node.data.indexOf(phrase)
-        if (at >= 0) {
-          const range = document.createRange()
-          range.setStart(node, at)
-          range.setEnd(node, at + phrase.length)
-          const sel = window.getSelection()
-          sel.removeAllRanges()
-          sel.addRange(range)
-          return
-        }
-      }
-      throw new Error(`phrase not found: ${phrase}`)
-    },
-    [field, phrase]
-  )
-}
 
 test("a participant coming back sees the round, the adoption and the reply to her comment", async () => {
   const admin = await member(server.adminLink, "admin")
