@@ -11,7 +11,7 @@
 // `[data-field="<field>"]`, unverified runs `[data-author=""][data-unverified]`,
 // and each legend entry `#authorship-legend li[data-author="<participant id>"]`.
 
-import { h, fill } from "./dom.js"
+import { h, fill, oneAtATime } from "./dom.js"
 import { t } from "./i18n.js"
 import "./authorship.css"
 
@@ -30,8 +30,6 @@ export function authorshipView(handle) {
   const panel = h("div", { id: "authorship", class: "authorship", hidden: true }, h("p", { class: "hint" }, t("author_hint")), status, legend, fields)
   const el = h("section", { class: "authorship-section", "aria-labelledby": "h-authorship" }, h("h2", { id: "h-authorship" }, t("author_title")), toggle, panel)
   let open = false
-  let asking = false
-  let askAgain = false
   let timer = null
   let lateTimer = null
 
@@ -78,12 +76,7 @@ export function authorshipView(handle) {
     fill(fields, sections)
   }
 
-  async function load() {
-    if (asking) {
-      askAgain = true
-      return
-    }
-    asking = true
+  const load = oneAtATime(async () => {
     try {
       const res = await fetch(`/api/docs/${handle.documentId}/authorship`)
       if (res.ok) {
@@ -97,14 +90,8 @@ export function authorshipView(handle) {
       }
     } catch {
       if (open) fill(status, t("author_offline"))
-    } finally {
-      asking = false
     }
-    if (askAgain) {
-      askAgain = false
-      load()
-    }
-  }
+  })
 
   toggle.addEventListener("click", () => {
     open = !open

@@ -50,3 +50,30 @@ export function batched(fn) {
     }, 16)
   }
 }
+
+/** Run the async `fn` one call at a time: a call while it runs asks for one
+ * more run after it (so the last answer is about the latest state) instead of
+ * a second request beside it. `settled` runs once no further run is asked for. */
+export function oneAtATime(fn, settled = () => {}) {
+  let running = false
+  let again = false
+  const run = async () => {
+    if (running) {
+      again = true
+      return
+    }
+    running = true
+    try {
+      await fn()
+    } finally {
+      running = false
+    }
+    if (again) {
+      again = false
+      run()
+    } else {
+      settled()
+    }
+  }
+  return run
+}

@@ -10,7 +10,7 @@
 // the documents declare.
 
 import * as A from "@automerge/automerge/slim"
-import { h, fill } from "./dom.js"
+import { h, fill, oneAtATime } from "./dom.js"
 import { t, lang, formatTime } from "./i18n.js"
 import * as M from "./model.js"
 import { spansToHtml } from "./richtext.js"
@@ -42,32 +42,22 @@ export function historyPanel(app, handle) {
     // Storage full or forbidden: nothing is marked next time.
   }
 
-  let asking = false
-  let askAgain = false
-  async function load() {
-    if (asking) {
-      askAgain = true
-      return
-    }
-    asking = true
-    try {
-      const res = await fetch(`/api/docs/${handle.documentId}/sessions`)
-      if (res.ok) {
-        const answer = await res.json()
-        if (Array.isArray(answer)) sessions = answer
+  const load = oneAtATime(
+    async () => {
+      try {
+        const res = await fetch(`/api/docs/${handle.documentId}/sessions`)
+        if (res.ok) {
+          const answer = await res.json()
+          if (Array.isArray(answer)) sessions = answer
+        }
+      } catch {
+        // Offline: the list comes once the server answers again.
       }
-    } catch {
-      // Offline: the list comes once the server answers again.
-    } finally {
-      asking = false
+    },
+    () => {
+      if (open) renderList()
     }
-    if (askAgain) {
-      askAgain = false
-      load()
-    } else if (open) {
-      renderList()
-    }
-  }
+  )
 
   toggle.addEventListener("click", () => {
     open = !open
