@@ -439,6 +439,21 @@ pub mod cli {
         serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))
     }
 
+    /// Invite a member through `admin`'s store; returns (invitation link,
+    /// participant id).
+    pub fn invite(admin: &Path, process: &str, role: &str, name: &str, organisation: &str) -> Result<(String, String)> {
+        let answer = json(admin, &["invite", process, "--role", role, "--name", name, "--org", organisation])?;
+        let text = |k: &str| answer[k].as_str().map(str::to_owned).with_context(|| format!("{k} in {answer}"));
+        Ok((text("link")?, text("participant")?))
+    }
+
+    /// A member's store in `dir` joined with `link`, holding the process.
+    pub fn join_member(dir: &Path, link: &str, process: &str) -> Result<()> {
+        ok(dir, &["join", link])?;
+        ok(dir, &["sync", "--doc", process])?;
+        Ok(())
+    }
+
     /// Run and require failure with `code`; returns stderr.
     pub fn fails(store: &Path, args: &[&str], code: i32) -> Result<String> {
         Ok(exits(store, args, code)?.1)

@@ -12,26 +12,11 @@
 //! - Another amendment is rejected with an official answer; the list (read
 //!   by an observer, and from the JSON API) shows states and answers.
 
-use std::path::Path;
 
 use anyhow::{Context, Result};
 use konsens_tests::ServerProcess;
-use konsens_tests::cli::{exits, json, ok};
+use konsens_tests::cli::{exits, invite, join_member, json, ok};
 use serde_json::Value;
-
-/// Invite a member; returns (invitation link, participant id).
-fn invite(admin: &Path, process: &str, role: &str, name: &str, organisation: &str) -> Result<(String, String)> {
-    let answer = json(admin, &["invite", process, "--role", role, "--name", name, "--org", organisation])?;
-    let text = |k: &str| answer[k].as_str().map(str::to_owned).with_context(|| format!("{k} in {answer}"));
-    Ok((text("link")?, text("participant")?))
-}
-
-/// A member's store joined with `link`, holding the process and its recommendations.
-fn member(dir: &Path, link: &str, process: &str) -> Result<()> {
-    ok(dir, &["join", link])?;
-    ok(dir, &["sync", "--doc", process])?;
-    Ok(())
-}
 
 const TEXT: &str = "Arbeitgeber tragen die Kosten. Die Frist beträgt drei Monate. Kontrollen finden jährlich statt.";
 
@@ -52,15 +37,15 @@ async fn an_amendment_is_proposed_co_edited_and_accepted_in_part() -> Result<()>
     ok(admin.path(), &["sync"])?;
 
     let (link, _) = invite(admin.path(), &process, "facilitator", "Fatima Okafor", "Moderation")?;
-    member(fac.path(), &link, &process)?;
+    join_member(fac.path(), &link, &process)?;
     let (link, anna_id) = invite(admin.path(), &process, "participant", "Anna Schmidt", "Caritas")?;
-    member(anna.path(), &link, &process)?;
+    join_member(anna.path(), &link, &process)?;
     let (link, bert_id) = invite(admin.path(), &process, "participant", "Bert Lange", "Diakonie")?;
-    member(bert.path(), &link, &process)?;
+    join_member(bert.path(), &link, &process)?;
     let (link, _) = invite(admin.path(), &process, "participant", "Carl Weber", "Arbeitgeberverband")?;
-    member(carl.path(), &link, &process)?;
+    join_member(carl.path(), &link, &process)?;
     let (olga_link, _) = invite(admin.path(), &process, "observer", "Olga Brandt", "Ministerium")?;
-    member(olga.path(), &olga_link, &process)?;
+    join_member(olga.path(), &olga_link, &process)?;
 
     // Anna drafts offline and proposes the draft as an amendment.
     ok(anna.path(), &["draft", "fork", &rec, "--name", "klarer"])?;

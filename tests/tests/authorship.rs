@@ -15,17 +15,10 @@ use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 use konsens_client::{Repo, RepoConfig};
 use konsens_sync::DocumentId;
 use konsens_tests::ServerProcess;
-use konsens_tests::cli::{json, ok};
+use konsens_tests::cli::{invite, json, ok};
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Invite a member; returns (invitation link, participant id).
-fn invite(admin: &Path, process: &str, role: &str, name: &str, organisation: &str) -> Result<(String, String)> {
-    let answer = json(admin, &["invite", process, "--role", role, "--name", name, "--org", organisation])?;
-    let text = |k: &str| answer[k].as_str().map(str::to_owned).with_context(|| format!("{k} in {answer}"));
-    Ok((text("link")?, text("participant")?))
-}
 
 /// (text, participant or "", name) of each run of `field` in a
 /// `konsens authorship --json` answer.

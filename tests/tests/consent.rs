@@ -10,7 +10,6 @@
 //! - A forged answer for another organisation is refused (`identity`).
 //! - A new round without a block, closed with an outcome: the adoption passes.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -20,24 +19,10 @@ use konsens_model::consent;
 use konsens_model::schema::Answer;
 use konsens_sync::DocumentId;
 use konsens_tests::ServerProcess;
-use konsens_tests::cli::{exits, json, ok};
+use konsens_tests::cli::{exits, invite, join_member, json, ok};
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Invite a member; returns (invitation link, participant id).
-fn invite(admin: &Path, process: &str, role: &str, name: &str, organisation: &str) -> Result<(String, String)> {
-    let answer = json(admin, &["invite", process, "--role", role, "--name", name, "--org", organisation])?;
-    let text = |k: &str| answer[k].as_str().map(str::to_owned).with_context(|| format!("{k} in {answer}"));
-    Ok((text("link")?, text("participant")?))
-}
-
-/// A member's store joined with `link`, holding the process and the recommendation.
-fn member(dir: &Path, link: &str, process: &str) -> Result<()> {
-    ok(dir, &["join", link])?;
-    ok(dir, &["sync", "--doc", process])?;
-    Ok(())
-}
 
 fn tally(shown: &Value, round: usize) -> Vec<u64> {
     ["agree", "abstain", "disagree", "block"].iter().map(|a| shown["rounds"][round]["tally"][a].as_u64().unwrap_or(u64::MAX)).collect()
@@ -63,13 +48,13 @@ async fn organisations_answer_a_block_stops_adoption_and_a_new_round_lifts_it() 
     ok(admin.path(), &["sync"])?;
 
     let (link, _) = invite(admin.path(), &process, "facilitator", "Fatima Okafor", "Moderation")?;
-    member(fac.path(), &link, &process)?;
+    join_member(fac.path(), &link, &process)?;
     let (union_link, union_id) = invite(admin.path(), &process, "participant", "Uta Berg", "Gewerkschaft")?;
-    member(union.path(), &union_link, &process)?;
+    join_member(union.path(), &union_link, &process)?;
     let (link, _) = invite(admin.path(), &process, "participant", "Emil Kraus", "Arbeitgeberverband")?;
-    member(employers.path(), &link, &process)?;
+    join_member(employers.path(), &link, &process)?;
     let (link, _) = invite(admin.path(), &process, "participant", "Clara Wendt", "Pflegeverband")?;
-    member(care.path(), &link, &process)?;
+    join_member(care.path(), &link, &process)?;
 
     // Participants cannot open rounds (the CLI says so before changing anything).
     let (_, stderr) = exits(union.path(), &["round", "open", &rec, "--deadline", "2027-01-20"], 1)?;
