@@ -98,6 +98,14 @@ pub enum DocInput {
     /// costs one round trip with a bloom filter of what changed since, not of
     /// the whole history. Give it before the connection's first message.
     PeerStorage { conn: ConnectionId, storage: StorageId },
+    /// The peer on this connection synced this document with another owner
+    /// until now (a cluster moved the document here): start its sync state
+    /// afresh, seeded from what is kept for its storage, and make our next
+    /// message tell the peer to forget what it believes it sent. Automerge
+    /// resends nothing it already sent, and what it sent the old owner may
+    /// never have become durable; a message with no heads ("I lost my data")
+    /// is what makes every Automerge peer clear that record, old ones too.
+    Resync { conn: ConnectionId, peer: PeerId },
     /// The connection is gone; forget its sync state (keeping what we share
     /// with its storage, see [`DocEffect::SaveSyncState`]).
     Disconnected { conn: ConnectionId },
@@ -391,6 +399,12 @@ impl DocEngine {
                     self.peer_entry(conn, peer).dirty = true;
                 }
                 DocInput::PeerStorage { conn, storage } => self.kept.announce(conn, storage),
+                DocInput::Resync { conn, peer } => {
+                    let mut state = PeerState::new(peer, self.kept.seed_for(conn));
+                    state.sync.reset_next();
+                    state.dirty = true;
+                    self.peers.insert(conn, state);
+                }
                 DocInput::Disconnected { conn } => {
                     let peer = self.peers.remove(&conn);
                     if let Some((storage, heads)) = self.kept.depart(conn, peer.as_ref().map(|p| p.sync.shared_heads())) {

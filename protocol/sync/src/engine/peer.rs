@@ -41,7 +41,7 @@ impl PeerState {
         }
         Self {
             peer_id,
-            sync: PeerSync { state, sent_log: VecDeque::new(), awaiting_reply: false },
+            sync: PeerSync { state, sent_log: VecDeque::new(), awaiting_reply: false, reset_pending: false },
             dirty: false,
             told_unavailable: false,
         }
@@ -59,9 +59,17 @@ pub(super) struct PeerSync {
     /// again when that one arrives. Only the fast receive paths, which know
     /// which message was acknowledged, set it.
     awaiting_reply: bool,
+    /// The next message goes out without heads (see [`super::DocInput::Resync`]).
+    reset_pending: bool,
 }
 
 impl PeerSync {
+    /// Send the next message without heads: the peer then clears what it
+    /// believes it sent us, and sends anything we lack again.
+    pub(super) fn reset_next(&mut self) {
+        self.reset_pending = true;
+    }
+
     pub(super) fn their_heads(&self) -> Option<&[ChangeHash]> {
         self.state.their_heads.as_deref()
     }
@@ -133,7 +141,7 @@ impl PeerSync {
         counts: &mut FastPathCounts,
     ) -> Option<sync::Message> {
         let fast = match (since, fast::fast_base(&self.state, &self.sent_log, doc)) {
-            (Some(since), Some(base)) => {
+            (Some(since), Some(base)) if !self.reset_pending => {
                 let at = match since.iter().position(|s| s.base == base) {
                     Some(at) => at,
                     None => {
@@ -169,10 +177,14 @@ impl PeerSync {
                 (message, added)
             }
         };
-        if let Some(message) = &message {
+        let mut message = message;
+        if let Some(message) = &mut message {
             self.sent_log.push_back(Sent { heads: message.heads.clone(), hashes });
             while self.sent_log.len() > sent_log_len {
                 self.sent_log.pop_front();
+            }
+            if std::mem::take(&mut self.reset_pending) {
+                message.heads.clear();
             }
         }
         message
