@@ -186,6 +186,26 @@ impl Auth {
         principal(&record).ok_or(Rejection::Invalid)
     }
 
+    /// The member of a token id while its token is valid: a node relaying
+    /// a connection names the token it verified, and the owner node reads
+    /// the record itself (a revocation since is seen here too).
+    pub fn principal_by_id(&self, token_id: &str) -> Option<Principal> {
+        if self.open {
+            return Some(Principal::open());
+        }
+        let record = match self.store.token_by_id(token_id) {
+            Ok(record) => record?,
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                return None;
+            }
+        };
+        if record.revoked || record.expires_at.is_some_and(|t| t <= now_millis()) {
+            return None;
+        }
+        principal(&record)
+    }
+
     /// A new administrator token; returns the secret (shown once).
     pub fn issue_admin(&self, name: &str) -> Result<(String, TokenRecord), ServerError> {
         let id = format!("t-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);

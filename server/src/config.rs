@@ -14,6 +14,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default of [`ServerConfig::idle_evict_after`], in seconds.
 pub const DEFAULT_IDLE_EVICT_SECS: u64 = 60;
 
+/// Default of [`ClusterConfig::lease`], in milliseconds: a dead owner's
+/// documents move within this long (the issue asks for at most 5 s).
+pub const DEFAULT_LEASE_MS: u64 = 4000;
+
 /// Default of [`ServerConfig::outbound_queue`].
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 4096;
 
@@ -133,6 +137,34 @@ pub struct ServerConfig {
     /// cookie is `Secure`. `None`: links are built from the request's `Host`
     /// (always `http://`).
     pub public_url: Option<PublicUrl>,
+    /// Several nodes on one PostgreSQL (see `cluster/`).
+    pub cluster: ClusterConfig,
+}
+
+/// How this node takes part in a cluster. Only with `--database`: every node
+/// on one PostgreSQL claims a lease per document it loads, whether or not
+/// the others can reach it.
+#[derive(Clone, Default)]
+pub struct ClusterConfig {
+    /// `ws://host:port` the other nodes dial to relay to this one
+    /// (`--node-address`). `None`: this node relays to others but nobody
+    /// relays to it, so it must not own documents others use: set it.
+    pub node_address: Option<String>,
+    /// Shared by all nodes; a node-to-node link presents it (`--cluster-secret`).
+    pub secret: Option<String>,
+    /// How long a lease lasts unless renewed (renewed every third of it): an
+    /// owner that died is replaced after at most this long.
+    pub lease: Duration,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("node_address", &self.node_address)
+            .field("secret", &self.secret.as_ref().map(|_| "…"))
+            .field("lease", &self.lease)
+            .finish()
+    }
 }
 
 /// `--database`: a PostgreSQL URL. It may hold a password, so `Debug`
@@ -312,6 +344,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             limits: Limits::default(),
             public_url: None,
+            cluster: ClusterConfig { node_address: None, secret: None, lease: Duration::from_millis(DEFAULT_LEASE_MS) },
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+    /// A node-to-node frame that does not follow `cluster/envelope.rs`.
+    #[error("bad frame from another node: {0}")]
+    BadRelayFrame(&'static str),
     /// The server refuses to start with an unsafe configuration.
     #[error("{0}")]
     Config(String),

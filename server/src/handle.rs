@@ -54,6 +54,11 @@ pub(crate) enum CloseReason {
     TooManyUnknownDocuments,
     /// Our storage failed; the peer did nothing wrong and may reconnect.
     StorageFailed { error: String },
+    /// Only for a connection relayed from another node: the document moved
+    /// to another owner; the relaying node finds it, the client stays.
+    Moved,
+    /// A relayed connection's owner node closed it with this code and reason.
+    Relayed { code: u16, reason: String },
 }
 
 impl CloseReason {
@@ -73,7 +78,8 @@ impl CloseReason {
             | CloseReason::TooSlow
             | CloseReason::RateLimited
             | CloseReason::TooManyUnknownDocuments => close_code::POLICY,
-            CloseReason::StorageFailed { .. } => close_code::INTERNAL_ERROR,
+            CloseReason::StorageFailed { .. } | CloseReason::Moved => close_code::INTERNAL_ERROR,
+            CloseReason::Relayed { code, .. } => *code,
         }
     }
 
@@ -96,6 +102,8 @@ impl CloseReason {
             CloseReason::TooSlow => "outbound queue full: connection too slow".into(),
             CloseReason::RateLimited => "rate limit exceeded".into(),
             CloseReason::TooManyUnknownDocuments => "too many requests for unknown documents".into(),
+            CloseReason::Moved => "the document moved to another node".into(),
+            CloseReason::Relayed { reason, .. } => reason.clone(),
         }
     }
 }
@@ -136,6 +144,10 @@ pub(crate) struct ConnectionHandle {
     /// The peer's storage, if it keeps its documents (not an ephemeral peer):
     /// what we share with it is kept across its reconnects.
     pub storage: Option<StorageId>,
+    /// Relayed from another node, where the client is connected (see
+    /// `relayed.rs`): never relayed on again, and a document that moves is
+    /// closed for it with [`CloseReason::Moved`] rather than resynced here.
+    pub relayed: bool,
     outbound: mpsc::Sender<Vec<u8>>,
     close: CloseSignal,
 }
@@ -148,7 +160,18 @@ impl ConnectionHandle {
         storage: Option<StorageId>,
         outbound: mpsc::Sender<Vec<u8>>,
     ) -> Self {
-        Self { id, peer_id, principal, storage, outbound, close: CloseSignal::default() }
+        Self { id, peer_id, principal, storage, relayed: false, outbound, close: CloseSignal::default() }
+    }
+
+    /// A connection relayed from another node (see [`Self::relayed`]).
+    pub fn relayed(
+        id: ConnectionId,
+        peer_id: PeerId,
+        principal: Principal,
+        storage: Option<StorageId>,
+        outbound: mpsc::Sender<Vec<u8>>,
+    ) -> Self {
+        Self { relayed: true, ..Self::new(id, peer_id, principal, storage, outbound) }
     }
 
     /// Queue a frame. Returns false when the connection is gone.

@@ -219,6 +219,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/sync", get(sync_socket))
         .route("/health", get(health))
+        .route(crate::cluster::link::LINK_PATH, get(crate::relayed::link_socket))
         .merge(crate::api::routes())
         // The amendments, authorship and notifications routes use the API's
         // helpers (caller, read checks, errors); merged here, not by `api`,

@@ -16,6 +16,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::awaiting::AwaitingCreation;
+use crate::cluster::proxy::{Relay, RelayExit};
+use crate::cluster::{Cluster, Placement};
 use crate::config::ServerConfig;
 use crate::document::{CreationLimit, DocCommand, DocumentContext, DocumentOwner, Exit};
 use crate::gate::Gate;
@@ -36,6 +38,8 @@ pub(crate) struct Hub {
     pub store: ChunkStore,
     pub commit: GroupCommit,
     pub auth: Auth,
+    /// With a shared store (PostgreSQL): leases, links to other nodes.
+    pub cluster: Option<Arc<Cluster>>,
     /// Caps on open TCP connections (see `http::serve`).
     pub gate: Arc<Gate>,
     /// What document owners are given.
@@ -151,7 +155,9 @@ impl Hub {
             awaiting: awaiting.clone(),
             shutdown: shutdown.clone(),
         });
+        let cluster = Cluster::new(&store, &config.cluster, config.max_frame_bytes).map(Arc::new);
         Self {
+            cluster,
             gate,
             documents_context,
             awaiting,
@@ -315,6 +321,14 @@ impl Hub {
         }
     }
 
+    /// Tell a running document task (owner or relay), if any.
+    pub async fn tell_document(&self, id: DocumentId, command: DocCommand) {
+        let handle = lock(&self.documents).get(&id).cloned();
+        if let Some(handle) = handle {
+            let _ = handle.commands.send(command).await;
+        }
+    }
+
     /// Tell a running owner that a connection is gone (no owner: nothing to do).
     pub async fn notify_disconnected(&self, id: DocumentId, conn: ConnectionId) {
         let handle = lock(&self.documents).get(&id).cloned();
@@ -333,17 +347,80 @@ impl Hub {
         let handle = DocumentHandle { generation, commands: tx };
         documents.insert(id, handle.clone());
         drop(documents);
-        let owner = DocumentOwner::new(self.documents_context.clone(), id, rx);
-        self.tasks.spawn(self.clone().run_owner(owner, id, generation));
+        self.tasks.spawn(self.clone().run_document(id, rx, generation));
         handle
     }
 
-    /// Run an owner; once it leaves, take it out of the registry and hand
-    /// anything that raced in to a fresh owner.
-    async fn run_owner(self: Arc<Self>, owner: DocumentOwner, id: DocumentId, generation: u64) {
-        let Exit::Evicted(mut commands) = owner.run().await else {
-            return;
-        };
+    /// Run a document: as its owner, or (in a cluster, when another node owns
+    /// it) as its relay; again wherever it moves. Once it leaves, take it out
+    /// of the registry and hand anything that raced in to a fresh task.
+    async fn run_document(self: Arc<Self>, id: DocumentId, mut commands: mpsc::Receiver<DocCommand>, generation: u64) {
+        // Connections that synced the document where it was before.
+        let mut resync = Vec::new();
+        loop {
+            let placement = match &self.cluster {
+                None => Placement::Here,
+                Some(cluster) => match cluster.place(id, &self.shutdown).await {
+                    Some(placement) => placement,
+                    None => return,
+                },
+            };
+            match (placement, &self.cluster) {
+                (Placement::Here, cluster) => {
+                    let owner = DocumentOwner::new(self.documents_context.clone(), id, commands, std::mem::take(&mut resync));
+                    let exit = owner.run().await;
+                    match exit {
+                        Exit::Evicted(rest) => {
+                            if let Some(cluster) = cluster {
+                                cluster.release(id).await;
+                            }
+                            commands = rest;
+                            break;
+                        }
+                        Exit::Moved { commands: rest, conns } => {
+                            commands = rest;
+                            resync = conns;
+                        }
+                        Exit::Stopped => {
+                            // Shutting down: the other nodes need not wait for the lease to run out.
+                            if let Some(cluster) = cluster {
+                                cluster.release(id).await;
+                            }
+                            return;
+                        }
+                    }
+                }
+                (Placement::There(link, holder), Some(cluster)) => {
+                    let (events_tx, events) = mpsc::unbounded_channel();
+                    link.attach(id, events_tx.clone());
+                    cluster.watch(id, &holder, events_tx);
+                    tracing::debug!(document = %id, owner = %holder.address, "relaying to the document's owner");
+                    let relay = Relay {
+                        document: id,
+                        link,
+                        commands,
+                        conns: HashMap::new(),
+                        events,
+                        idle_after: self.config.idle_evict_after,
+                        shutdown: self.shutdown.clone(),
+                    };
+                    let exit = relay.run(std::mem::take(&mut resync)).await;
+                    cluster.unwatch(id);
+                    match exit {
+                        RelayExit::Reroute { commands: rest, conns } => {
+                            commands = rest;
+                            resync = conns;
+                        }
+                        RelayExit::Idle(rest) => {
+                            commands = rest;
+                            break;
+                        }
+                        RelayExit::Stopped => return,
+                    }
+                }
+                (Placement::There(..), None) => return,
+            }
+        }
         self.unregister_document(id, generation);
         commands.close();
         let mut leftovers = Vec::new();

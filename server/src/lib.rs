@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod authorship;
 mod awaiting;
+mod cluster;
 mod config;
 mod connection;
 mod demo;
@@ -22,6 +23,7 @@ mod hub;
 mod join;
 mod miss_budget;
 mod notifications;
+mod relayed;
 mod reply;
 mod security;
 mod unknown;
@@ -41,7 +43,7 @@ pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT_SECS, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_EVICT_SECS, DEFAULT_LISTEN,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_OPERATIONS,
     DEFAULT_MESSAGES_PER_SECOND, DEFAULT_OUTBOUND_QUEUE, DEFAULT_REQUEST_TIMEOUT_SECS, DEFAULT_THROTTLE_CLOSE_SECS,
-    DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE, DEFAULT_WORKER_THREADS, DatabaseUrl, DemoLanguage, Limits, PublicUrl, PublicUrlError, ServerConfig,
+    DEFAULT_UNKNOWN_DOCUMENTS_PER_MINUTE, DEFAULT_WORKER_THREADS, DEFAULT_LEASE_MS, ClusterConfig, DatabaseUrl, DemoLanguage, Limits, PublicUrl, PublicUrlError, ServerConfig,
 };
 pub use error::ServerError;
 
@@ -170,6 +172,21 @@ impl Server {
             shutdown.await;
             signal_token.cancel();
         });
+        if let Some(cluster) = hub.cluster.clone() {
+            if hub.config.cluster.node_address.is_none() || hub.config.cluster.secret.is_none() {
+                tracing::warn!("a shared database without --node-address and --cluster-secret: this node cannot relay to others, nor they to it");
+            }
+            let lost_hub = hub.clone();
+            let lost = move |documents: Vec<konsens_sync::DocumentId>| {
+                let hub = lost_hub.clone();
+                tokio::spawn(async move {
+                    for document in documents {
+                        hub.tell_document(document, document::DocCommand::LeaseLost).await;
+                    }
+                });
+            };
+            tokio::spawn(cluster.maintain(lost, token.clone()));
+        }
         http::serve(listener, hub.clone(), token).await;
         hub.shut_down().await;
         let store = hub.store.clone();

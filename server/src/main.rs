@@ -22,6 +22,18 @@ struct Args {
     /// instead of sled in --data; its schema is brought up to date at start.
     #[arg(long, env = "KONSENS_DATABASE")]
     database: Option<String>,
+    /// With --database, several nodes may share it: the address the other
+    /// nodes reach this one at (ws://host:port) to relay what its clients
+    /// send about documents this node owns.
+    #[arg(long, env = "KONSENS_NODE_ADDRESS")]
+    node_address: Option<String>,
+    /// Shared by all nodes of a cluster; node-to-node links present it.
+    #[arg(long, env = "KONSENS_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
+    /// Milliseconds a document's lease lasts unless renewed: a dead owner's
+    /// documents move to another node within this long.
+    #[arg(long, env = "KONSENS_LEASE_MS", default_value_t = konsens_server::DEFAULT_LEASE_MS)]
+    lease_ms: u64,
     /// Address to listen on.
     #[arg(long, env = "KONSENS_LISTEN", default_value = konsens_server::DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -148,6 +160,11 @@ impl Args {
                 max_operations: self.max_operations,
             },
             database: self.database.map(konsens_server::DatabaseUrl),
+            cluster: konsens_server::ClusterConfig {
+                node_address: self.node_address,
+                secret: self.cluster_secret,
+                lease: std::time::Duration::from_millis(self.lease_ms.max(100)),
+            },
             ..ServerConfig::new(self.data, self.listen)
         }
     }

@@ -22,4 +22,12 @@ pub(crate) enum DocCommand {
     Disconnected {
         conn: ConnectionId,
     },
+    /// `conn` synced this document with another owner until now (the
+    /// document moved here): start its sync afresh (`DocInput::Resync`).
+    Resync {
+        conn: Arc<ConnectionHandle>,
+    },
+    /// This node's lease on the document moved to another node: stop, write
+    /// nothing more, and hand the connections on.
+    LeaseLost,
 }

@@ -17,7 +17,7 @@ use crate::document::context::DocumentContext;
 use crate::document::effects::Effects;
 use crate::document::open_index::index_new_document;
 use crate::document::peers::Peers;
-use crate::handle::ConnectionHandle;
+use crate::handle::{CloseReason, ConnectionHandle};
 use crate::reply;
 
 /// Most commands taken into one batch, so one busy document cannot starve its
@@ -38,6 +38,11 @@ pub(crate) enum Exit {
     /// takes it out of the registry, then hands what is still queued here
     /// to a fresh owner.
     Evicted(mpsc::Receiver<DocCommand>),
+    /// The document moved to another node (this node's lease on it was
+    /// lost, or the store refused a write for it). Place it again and resync
+    /// `conns` (this node's own connections) with its new owner; connections
+    /// relayed from other nodes were closed as moved, and their nodes do the same.
+    Moved { commands: mpsc::Receiver<DocCommand>, conns: Vec<Arc<ConnectionHandle>> },
     /// The server is shutting down, or nobody can send to it any more.
     Stopped,
 }
@@ -57,10 +62,14 @@ pub(crate) struct DocumentOwner {
     replayed: Vec<(Arc<ConnectionHandle>, automerge::sync::Message)>,
     /// Bytes the document takes on disk, for the size limit.
     stored_bytes: usize,
+    /// Connections that synced the document with its previous owner.
+    resync: Vec<Arc<ConnectionHandle>>,
+    /// The lease moved on: leave after this batch.
+    lease_lost: bool,
 }
 
 impl DocumentOwner {
-    pub fn new(ctx: Arc<DocumentContext>, id: DocumentId, commands: mpsc::Receiver<DocCommand>) -> Self {
+    pub fn new(ctx: Arc<DocumentContext>, id: DocumentId, commands: mpsc::Receiver<DocCommand>, resync: Vec<Arc<ConnectionHandle>>) -> Self {
         let (durable_tx, durable) = mpsc::unbounded_channel();
         // Runs on the writer thread; the owner may have gone, then nobody waits.
         let persister = Persister::new(ctx.commit.clone(), move |_, input| {
@@ -76,6 +85,8 @@ impl DocumentOwner {
             peers: Peers::default(),
             replayed: Vec::new(),
             stored_bytes: 0,
+            resync,
+            lease_lost: false,
         }
     }
 
@@ -118,10 +129,11 @@ impl DocumentOwner {
         if let State::Unreadable(reason) = &state {
             tracing::error!(document = %self.id, %reason, "document is unreadable; serving errors for it");
         }
-        if let State::Live(engine) = &mut state
-            && engine.is_empty()
-        {
-            self.take_awaiting(engine);
+        if let State::Live(engine) = &mut state {
+            self.take_resync(engine);
+            if engine.is_empty() {
+                self.take_awaiting(engine);
+            }
         }
         // Sync messages held for the next round (see `ServerConfig::coalesce_window`).
         let mut held: Vec<DocInput> = Vec::new();
@@ -156,7 +168,12 @@ impl DocumentOwner {
             if !round_due {
                 tokio::select! {
                     biased;
-                    Some(input) = self.durable.recv() => inputs.push(input),
+                    Some(input) = self.durable.recv() => {
+                        if is_moved(&input) {
+                            return self.moved();
+                        }
+                        inputs.push(input);
+                    }
                     command = self.commands.recv() => match command {
                         Some(command) => self.take(command, &mut state, &mut inputs),
                         None => return Exit::Stopped,
@@ -181,12 +198,18 @@ impl DocumentOwner {
             // Everything else already queued joins this batch.
             while inputs.len() < MAX_BATCH {
                 if let Ok(input) = self.durable.try_recv() {
+                    if is_moved(&input) {
+                        return self.moved();
+                    }
                     inputs.push(input);
                 } else if let Ok(command) = self.commands.try_recv() {
                     self.take(command, &mut state, &mut inputs);
                 } else {
                     break;
                 }
+            }
+            if self.lease_lost {
+                return self.moved();
             }
             let State::Live(engine) = &mut state else {
                 continue;
@@ -219,6 +242,44 @@ impl DocumentOwner {
 
     fn evicted(self) -> Exit {
         Exit::Evicted(self.commands)
+    }
+
+    /// Leave without writing anything more: another node owns the document
+    /// now. What was not durable here was never acknowledged; the resync
+    /// with the new owner makes the peers send it again.
+    fn moved(self) -> Exit {
+        tracing::warn!(document = %self.id, "the document moved to another node; handing its connections on");
+        let mut conns = Vec::new();
+        for conn in self.peers.connections.into_values() {
+            if conn.relayed {
+                conn.close(CloseReason::Moved);
+            } else {
+                conns.push(conn);
+            }
+        }
+        Exit::Moved { commands: self.commands, conns }
+    }
+
+    /// Start afresh with the connections that synced the document with its
+    /// previous owner (only those that may still read it).
+    fn take_resync(&mut self, engine: &mut DocEngine) {
+        let mut inputs = Vec::new();
+        for conn in std::mem::take(&mut self.resync) {
+            self.resync_input(conn, &mut inputs);
+        }
+        if !inputs.is_empty() {
+            let effects = engine.handle(inputs);
+            self.execute(effects);
+        }
+    }
+
+    fn resync_input(&mut self, conn: Arc<ConnectionHandle>, inputs: &mut Vec<DocInput>) {
+        if !self.ctx.auth.can_read(&conn.principal, &self.id) {
+            return;
+        }
+        let (id, peer) = (conn.id, conn.peer_id.clone());
+        self.peers.introduce(conn, inputs);
+        inputs.push(DocInput::Resync { conn: id, peer });
     }
 
     fn execute(&mut self, effects: Vec<DocEffect>) -> Vec<ConnectionId> {
@@ -293,6 +354,17 @@ impl DocumentOwner {
                 self.admission.forget(conn);
                 inputs.push(DocInput::Disconnected { conn });
             }
+            DocCommand::Resync { conn } => {
+                if matches!(state, State::Live(_)) {
+                    self.resync_input(conn, inputs);
+                }
+            }
+            DocCommand::LeaseLost => self.lease_lost = true,
         }
     }
+}
+
+/// The store refused a write because another node owns the document now.
+fn is_moved(input: &DocInput) -> bool {
+    matches!(input, DocInput::PersistFailed { error: konsens_sync::PersistError::Moved, .. })
 }
