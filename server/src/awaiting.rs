@@ -43,6 +43,11 @@ impl AwaitingCreation {
         lock(&self.waiters).remove(id).unwrap_or_default()
     }
 
+    /// The documents somebody waits for.
+    pub fn documents(&self) -> Vec<DocumentId> {
+        lock(&self.waiters).keys().copied().collect()
+    }
+
     /// A connection is gone: it waits for nothing any more.
     pub fn forget(&self, conn: ConnectionId, ids: &HashSet<DocumentId>) {
         let mut waiters = lock(&self.waiters);

@@ -329,8 +329,10 @@ pub(crate) async fn serve(socket: WebSocket, hub: Arc<Hub>, principal: Principal
 
     // Tell every document this connection touched, so their sync states go.
     hub.awaiting.forget(conn_id, &awaiting);
-    for id in documents {
-        hub.notify_disconnected(id, conn_id).await;
+    // An awaited document may have reached an owner (in a cluster, one
+    // created on another node, see `Hub::wake_awaited`).
+    for id in documents.union(&awaiting) {
+        hub.notify_disconnected(*id, conn_id).await;
     }
     handle.close(CloseReason::Normal);
     if !writer_done {

@@ -321,6 +321,29 @@ impl Hub {
         }
     }
 
+    /// In a cluster a document may be created on another node, and the
+    /// connections here that asked for it before would never hear of it:
+    /// look for the awaited documents in the store, and hand the requests
+    /// of their waiters to the document (relayed to its owner, which answers
+    /// with the document, if they may read it).
+    pub async fn wake_awaited(self: &Arc<Self>) {
+        let awaited = self.awaiting.documents();
+        if awaited.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let created = tokio::task::spawn_blocking(move || awaited.into_iter().filter(|id| store.contains(id).unwrap_or(false)).collect::<Vec<_>>())
+            .await
+            .unwrap_or_default();
+        for id in created {
+            for waiter in self.awaiting.take(&id) {
+                if self.auth.can_read(&waiter.conn.principal, &id) {
+                    self.dispatch(id, DocCommand::Sync { conn: waiter.conn, message: waiter.request, request: true }).await;
+                }
+            }
+        }
+    }
+
     /// Tell a running document task (owner or relay), if any.
     pub async fn tell_document(&self, id: DocumentId, command: DocCommand) {
         let handle = lock(&self.documents).get(&id).cloned();

@@ -185,7 +185,18 @@ impl Server {
                     }
                 });
             };
+            let tick = cluster.leases.ttl() / 3;
             tokio::spawn(cluster.maintain(lost, token.clone()));
+            let (awaited_hub, stop) = (hub.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(tick);
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => awaited_hub.wake_awaited().await,
+                        () = stop.cancelled() => return,
+                    }
+                }
+            });
         }
         http::serve(listener, hub.clone(), token).await;
         hub.shut_down().await;

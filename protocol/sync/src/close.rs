@@ -13,6 +13,10 @@ pub enum PersistError {
     /// Writing or flushing the document's bytes failed.
     #[error("storage write failed: {0}")]
     Storage(String),
+    /// Another node owns the document now (a cluster's lease moved), so the
+    /// store refused the write; nothing of it was kept or acknowledged.
+    #[error("the document moved to another node; the write was refused")]
+    Moved,
 }
 
 impl From<String> for PersistError {
