@@ -101,10 +101,16 @@ impl Server {
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
         let storage_id = store.storage_id(|| uuid::Uuid::new_v4().to_string())?;
         let (commit, writer) = GroupCommit::spawn_with_max_group(store.clone(), config.group_commit_max)?;
-        let handshake = Handshake {
-            our_peer_id: PeerId(format!("konsens-server-{}", uuid::Uuid::new_v4())),
-            storage_id,
+        // Nodes sharing a database are one server to a client: an owner's
+        // answers reach a client through another node, and the client accepts
+        // them only from the peer it joined; and a client that reconnects to
+        // another node finds the same peer and storage. So with a database the
+        // peer id is the shared storage's.
+        let our_peer_id = match &config.database {
+            Some(_) => PeerId(format!("konsens-server-{}", storage_id.0)),
+            None => PeerId(format!("konsens-server-{}", uuid::Uuid::new_v4())),
         };
+        let handshake = Handshake { our_peer_id, storage_id };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
