@@ -22,6 +22,7 @@ use crate::config::ServerConfig;
 use crate::document::{CreationLimit, DocCommand, DocumentContext, DocumentOwner, Exit};
 use crate::gate::Gate;
 use crate::handle::{CloseReason, ConnectionHandle};
+use crate::metrics::Metrics;
 use crate::miss_budget::{MISS_BUDGETS_KEPT, MissBudget, MissPace};
 use crate::util::lock;
 
@@ -42,6 +43,8 @@ pub(crate) struct Hub {
     pub cluster: Option<Arc<Cluster>>,
     /// Caps on open TCP connections (see `http::serve`).
     pub gate: Arc<Gate>,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<Metrics>,
     /// What document owners are given.
     documents_context: Arc<DocumentContext>,
     /// Connections waiting for documents that do not exist yet.
@@ -159,6 +162,7 @@ impl Hub {
         Self {
             cluster,
             gate,
+            metrics: Arc::new(Metrics::new()),
             documents_context,
             awaiting,
             config,

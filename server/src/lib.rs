@@ -21,6 +21,7 @@ mod handle;
 mod http;
 mod hub;
 mod join;
+mod metrics;
 mod miss_budget;
 mod notifications;
 mod relayed;
@@ -127,6 +128,9 @@ impl Server {
             None
         };
         let hub = Arc::new(Hub::new(config, handshake, store, commit, auth));
+        // Set before anything is served, so every group is counted.
+        let metrics = hub.metrics.clone();
+        hub.commit.observe(move |latency, writes| metrics.commit_observed(latency, writes));
         Ok(Self {
             listener,
             hub,
