@@ -310,4 +310,34 @@ mod tests {
         submitter.join().expect("submitter");
         assert_eq!(take_group(&rx, first, MAX_GROUP).len(), 100);
     }
+
+    #[test]
+    fn the_observer_counts_each_durable_group_before_its_writes_are_acknowledged() {
+        use std::sync::atomic::AtomicUsize;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (commit, writer) = GroupCommit::spawn(ChunkStore::open(dir.path()).expect("open sled")).expect("spawn");
+        let (groups, observed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (thread_groups, thread_observed) = (groups.clone(), observed.clone());
+        assert!(commit.observe(move |_, writes| {
+            thread_groups.fetch_add(1, Ordering::SeqCst);
+            thread_observed.fetch_add(writes, Ordering::SeqCst);
+        }));
+        assert!(!commit.observe(|_, _| {}), "the first observer stays");
+        let document = DocumentId::from_random([9; 16]);
+        let (tx, rx) = mpsc::channel();
+        for n in 0..10u8 {
+            let (tx, observed) = (tx.clone(), observed.clone());
+            let on_durable: OnDurable = Box::new(move |result| tx.send((result, observed.load(Ordering::SeqCst))).expect("receiver"));
+            commit.submit_write(document, StorageWrite::Incremental(vec![n]), on_durable).expect("submit");
+        }
+        for acknowledged in 1..=10 {
+            let (result, observed) = rx.recv().expect("every write is answered");
+            result.expect("durable");
+            assert!(observed >= acknowledged, "write {acknowledged} acknowledged with {observed} observed");
+        }
+        drop(commit);
+        writer.join().expect("writer exits");
+        assert_eq!(observed.load(Ordering::SeqCst), 10);
+        assert!((1..=10).contains(&groups.load(Ordering::SeqCst)));
+    }
 }
