@@ -158,11 +158,12 @@ impl Hub {
             awaiting: awaiting.clone(),
             shutdown: shutdown.clone(),
         });
-        let cluster = Cluster::new(&store, &config.cluster, config.max_frame_bytes).map(Arc::new);
+        let metrics = Arc::new(Metrics::new());
+        let cluster = Cluster::new(&store, &config.cluster, config.max_frame_bytes, metrics.clone()).map(Arc::new);
         Self {
             cluster,
             gate,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             documents_context,
             awaiting,
             config,
@@ -267,6 +268,27 @@ impl Hub {
             cancel.cancel();
         }
         handles.len() + unjoined.len()
+    }
+
+    /// A token's record changed on some node (revoked, re-issued, its role
+    /// changed): close its connections here, which reconnect with what the
+    /// record says now, or not at all. `*`: changes may have been missed
+    /// (the database connection was lost): close every connection whose
+    /// token is no longer valid.
+    pub fn token_changed(&self, token_id: &str) {
+        if token_id != "*" {
+            let closed = self.close_token_connections(token_id);
+            if closed > 0 {
+                tracing::info!(token = %token_id, closed, "a token changed on another node; closed its connections");
+            }
+            return;
+        }
+        let tokens: Vec<String> = lock(&self.by_token).keys().cloned().collect();
+        for token_id in tokens {
+            if self.auth.principal_by_id(&token_id).is_none() {
+                self.close_token_connections(&token_id);
+            }
+        }
     }
 
     /// Charge one answer about a document the token cannot read, or that

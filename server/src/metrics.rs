@@ -23,7 +23,6 @@ const COMMIT_BUCKETS: [f64; 11] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 
 /// Which way a relayed message went between two nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(test), expect(dead_code, reason = "constructed by the cluster (issue 16), which lands separately"))]
 pub(crate) enum Direction {
     /// From the node a client is connected to, to the document's owner.
     ToOwner,
@@ -105,14 +104,12 @@ impl Metrics {
 
     /// How many loaded documents this node owns and how many it relays to
     /// their owner elsewhere; set whenever either changes.
-    #[cfg_attr(not(test), expect(dead_code, reason = "called by the cluster (issue 16), which lands separately"))]
     pub fn set_documents(&self, owned: usize, relayed: usize) {
         self.documents_owned.set(gauge_value(owned));
         self.documents_relayed.set(gauge_value(relayed));
     }
 
     /// One message relayed between this node and another, in `direction`.
-    #[cfg_attr(not(test), expect(dead_code, reason = "called by the cluster (issue 16), which lands separately"))]
     pub fn relayed(&self, direction: Direction) {
         match direction {
             Direction::ToOwner => self.relayed_to_owner.inc(),
@@ -121,20 +118,17 @@ impl Metrics {
     }
 
     /// This node claimed the lease of a document (it is its owner now).
-    #[cfg_attr(not(test), expect(dead_code, reason = "called by the cluster (issue 16), which lands separately"))]
     pub fn lease_claimed(&self) {
         self.lease_claims.inc();
     }
 
     /// `renewed` leases were renewed (one renewal round).
-    #[cfg_attr(not(test), expect(dead_code, reason = "called by the cluster (issue 16), which lands separately"))]
     pub fn lease_renewed(&self, renewed: usize) {
         self.lease_renewals.inc_by(counter_value(renewed));
     }
 
     /// `lost` leases were lost: another node took them or they were not
     /// renewed in time.
-    #[cfg_attr(not(test), expect(dead_code, reason = "called by the cluster (issue 16), which lands separately"))]
     pub fn lease_lost(&self, lost: usize) {
         self.lease_losses.inc_by(counter_value(lost));
     }

@@ -54,6 +54,9 @@ impl Leases {
     pub fn release(&self, _document: &DocumentId) -> Result<(), StoreError> {
         Ok(())
     }
+    pub fn held(&self) -> Vec<DocumentId> {
+        Vec::new()
+    }
     pub fn holders(&self, documents: &[DocumentId]) -> Result<Vec<(DocumentId, Option<Holder>)>, StoreError> {
         Ok(documents.iter().map(|d| (*d, None)).collect())
     }
