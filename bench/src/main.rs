@@ -27,7 +27,7 @@ struct Args {
     /// Short runs with reduced sizes, for CI (well under 5 minutes).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (comma-separated): workshop, official, frames, trace, reconnect, many-docs, durable, cold-start, idle.
+    /// Scenarios to run (comma-separated): workshop, official, frames, trace, reconnect, many-docs, durable, cold-start, idle, cluster.
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<String>>,
     /// Servers to run (comma-separated): konsens, stock, samod, limit.
@@ -311,6 +311,36 @@ fn main() -> Result<()> {
         }
         report.push_str(&report::idle(&results));
     }
+    if wants(&args.scenarios, "cluster") && kinds.contains(&Kind::Konsens) {
+        eprintln!("cluster: 1 node sled, 1 node PostgreSQL, 3 nodes PostgreSQL, failover");
+        let config = if args.quick {
+            scenarios::cluster::Config {
+                writers: 24,
+                duration: Duration::from_secs(2),
+                documents: 60,
+                typing: Duration::from_secs(2),
+                lease: Duration::from_millis(1000),
+                failover_writers_per_node: 1,
+            }
+        } else {
+            scenarios::cluster::Config {
+                writers: 256,
+                duration: Duration::from_secs(10),
+                documents: 1000,
+                typing: Duration::from_secs(20),
+                // The server's default.
+                lease: Duration::from_millis(4000),
+                failover_writers_per_node: 2,
+            }
+        };
+        match scenarios::cluster::run(&config, &scratch.path().join("cluster"), &mut failures) {
+            Ok(results) => report.push_str(&report::cluster(&config, &results)),
+            Err(e) => {
+                eprintln!("  cluster FAILED: {e:#}");
+                failures.push(format!("cluster: {e:#}"));
+            }
+        }
+    }
 
     if !failures.is_empty() {
         report.push_str("## Runs that failed\n\nThese servers have no row in the tables above; the reason is the driver's error.\n\n");
@@ -532,7 +562,9 @@ mod report {
         s
     }
 
+    mod cluster;
     mod official;
+    pub use cluster::cluster;
     pub use official::{OfficialSize, official};
 
     pub fn frames(official: &scenarios::official::Pattern, light: &scenarios::official::Pattern) -> String {

@@ -44,6 +44,8 @@ pub struct Server {
     pub kind: Kind,
     child: Child,
     pub url: String,
+    /// `host:port` it listens on (for `/metrics`).
+    pub addr: String,
     /// How long from spawning until it accepted connections.
     pub start_time: Duration,
     stderr_tail: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -63,6 +65,12 @@ fn release_binary(name: &str) -> Result<PathBuf> {
 impl Server {
     /// Start a server of `kind` with its data in `data_dir`, on `listen` (port 0: any).
     pub fn start(kind: Kind, data_dir: &Path, listen: &str) -> Result<Self> {
+        Self::start_with(kind, data_dir, listen, &[])
+    }
+
+    /// Like [`Server::start`], with `extra` flags for konsens (a cluster
+    /// node's `--database`, `--node-address`, …; ignored by the others).
+    pub fn start_with(kind: Kind, data_dir: &Path, listen: &str, extra: &[String]) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let mut command = Command::new("taskset");
         command.arg("-c").arg(SERVER_CORE);
@@ -93,6 +101,7 @@ impl Server {
                     // not the abuse limit.
                     .arg("--unknown-documents-per-minute")
                     .arg("0")
+                    .args(extra)
                     // "listening" is logged at info; per-connection info lines are not wanted.
                     .env(
                         "RUST_LOG",
@@ -183,6 +192,7 @@ impl Server {
             kind,
             child,
             url: format!("ws://{addr}/sync"),
+            addr,
             start_time,
             stderr_tail: tail,
         })
@@ -225,6 +235,30 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// `kill -9`: the server gets no chance to hand anything on.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+/// A loopback port free a moment ago, for a server that must know its own
+/// address before it starts (a cluster node's `--node-address`).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Pin `pid` and all its threads to the server core.
+pub fn pin_to_server_core(pid: u32) -> Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", SERVER_CORE, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .context("running taskset")?;
+    anyhow::ensure!(status.success(), "taskset could not pin process {pid}");
+    Ok(())
 }
 
 impl Drop for Server {

@@ -19,7 +19,7 @@ use crate::servers::{Kind, Server};
 use crate::stats::quantile;
 use crate::wire::{self, Incoming};
 
-fn doc_id(scenario: u8, n: usize) -> DocumentId {
+pub(crate) fn doc_id(scenario: u8, n: usize) -> DocumentId {
     let mut bytes = [0u8; 16];
     bytes[0] = scenario;
     bytes[8..16].copy_from_slice(&(n as u64).to_be_bytes());
@@ -27,15 +27,15 @@ fn doc_id(scenario: u8, n: usize) -> DocumentId {
 }
 
 /// A writer: its own small replica and the light sync state for it.
-struct Writer {
+pub(crate) struct Writer {
     id: DocumentId,
     doc: Automerge,
-    light: LightSync,
+    pub(crate) light: LightSync,
     edits: u64,
 }
 
 impl Writer {
-    fn new(id: DocumentId, n: usize) -> Result<Self> {
+    pub(crate) fn new(id: DocumentId, n: usize) -> Result<Self> {
         let mut doc = Automerge::new().with_actor(ActorId::from(format!("writer-{n}").into_bytes()));
         let mut t = doc.transaction();
         t.put(ROOT, "title", format!("Recommendation {n}"))?;
@@ -48,7 +48,7 @@ impl Writer {
         Ok(Self { id, doc, light, edits: 0 })
     }
 
-    fn edit(&mut self) -> Result<ChangeHash> {
+    pub(crate) fn edit(&mut self) -> Result<ChangeHash> {
         self.edits += 1;
         let mut t = self.doc.transaction();
         t.put(ROOT, "edits", self.edits)?;
@@ -58,21 +58,21 @@ impl Writer {
         Ok(change.hash())
     }
 
-    async fn flush(&mut self, tx: &mut wire::Sender) -> Result<()> {
+    pub(crate) async fn flush(&mut self, tx: &mut wire::Sender) -> Result<()> {
         if let Some(m) = self.light.generate() {
             tx.sync(self.id, m.encode()).await?;
         }
         Ok(())
     }
 
-    fn receive(&mut self, data: &[u8]) -> Result<()> {
+    pub(crate) fn receive(&mut self, data: &[u8]) -> Result<()> {
         self.light.receive(sync::Message::decode(data)?);
         Ok(())
     }
 }
 
 /// Create a document on the server and wait until it acknowledges it.
-async fn create(tx: &mut wire::Sender, rx: &mut wire::Receiver, w: &mut Writer) -> Result<()> {
+pub(crate) async fn create(tx: &mut wire::Sender, rx: &mut wire::Receiver, w: &mut Writer) -> Result<()> {
     w.flush(tx).await?;
     while !w.light.in_sync() {
         match tokio::time::timeout(crate::peer::PATIENCE, rx.next()).await.context("no acknowledgement")?? {
@@ -90,7 +90,37 @@ async fn create(tx: &mut wire::Sender, rx: &mut wire::Receiver, w: &mut Writer) 
     Ok(())
 }
 
-fn runtime_run<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+/// Where a drive's connections go and what it reads of the server side:
+/// one [`Server`], or the nodes of a cluster (`scenarios::cluster`).
+pub trait Target {
+    /// The URL the scenario's connection number `connection` opens.
+    fn url(&self, connection: usize) -> String;
+    /// The URL through which document `document` is created (in a cluster,
+    /// the node that touches a document first becomes its owner).
+    fn first_touch(&self, document: usize) -> String;
+    /// CPU seconds the server side has used so far; the drives read it when
+    /// their measured window opens and when it closes.
+    fn cpu_seconds(&self) -> Result<f64>;
+    /// Resident memory of the server side, in bytes.
+    fn rss_bytes(&self) -> Result<u64>;
+}
+
+impl Target for Server {
+    fn url(&self, _connection: usize) -> String {
+        self.url.clone()
+    }
+    fn first_touch(&self, _document: usize) -> String {
+        self.url.clone()
+    }
+    fn cpu_seconds(&self) -> Result<f64> {
+        Server::cpu_seconds(self)
+    }
+    fn rss_bytes(&self) -> Result<u64> {
+        Server::rss_bytes(self)
+    }
+}
+
+pub(crate) fn runtime_run<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, fut)
@@ -228,7 +258,7 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn many_drive(server: &Server, documents: usize, typing: Duration) -> Result<ManyRow> {
+pub(crate) async fn many_drive(server: &impl Target, documents: usize, typing: Duration) -> Result<ManyRow> {
     let shared = Rc::new(RefCell::new(ManyShared::default()));
     // Readers say when a latency arrives, so the drain waits on an event.
     let arrived = Rc::new(tokio::sync::Notify::new());
@@ -239,10 +269,11 @@ async fn many_drive(server: &Server, documents: usize, typing: Duration) -> Resu
         let id = doc_id(1, n);
         let shared = shared.clone();
         let arrived = arrived.clone();
-        let url = server.url.clone();
+        // Writer and reader are the scenario's connections 2n and 2n + 1.
+        let urls = (server.url(2 * n), server.url(2 * n + 1));
         let go = go_rx.clone();
         let stop = stop_rx.clone();
-        peers.spawn(format!("document {n}"), move |ready| many_peer(n, id, url, shared, arrived, ready, go, stop));
+        peers.spawn(format!("document {n}"), move |ready| many_peer(n, id, urls, shared, arrived, ready, go, stop));
     }
     peers.wait_ready(documents, "documents not ready").await?;
     let cpu0 = server.cpu_seconds()?;
@@ -293,7 +324,7 @@ async fn many_drive(server: &Server, documents: usize, typing: Duration) -> Resu
 async fn many_peer(
     n: usize,
     id: DocumentId,
-    url: String,
+    (url, reader_url): (String, String),
     shared: Rc<RefCell<ManyShared>>,
     arrived: Rc<tokio::sync::Notify>,
     ready: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
@@ -303,7 +334,7 @@ async fn many_peer(
     let (mut tx, mut rx) = wire::connect(&url, &format!("writer-{n}")).await?;
     let mut w = Writer::new(id, n)?;
     create(&mut tx, &mut rx, &mut w).await?;
-    let (mut rtx, mut rrx) = wire::connect(&url, &format!("reader-{n}")).await?;
+    let (mut rtx, mut rrx) = wire::connect(&reader_url, &format!("reader-{n}")).await?;
     let mut reader = LightSync::default();
     let first = reader.generate().context("first")?;
     rtx.request(id, first.encode()).await?;
@@ -413,15 +444,15 @@ pub fn durable(kind: Kind, writers: usize, duration: Duration, data_dir: &std::p
     Ok(row)
 }
 
-async fn durable_drive(server: &Server, writers: usize, duration: Duration) -> Result<DurableRow> {
+pub(crate) async fn durable_drive(server: &impl Target, writers: usize, duration: Duration) -> Result<DurableRow> {
     let latencies = Rc::new(RefCell::new(Vec::<f64>::new()));
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let mut peers = Peers::new();
     for n in 0..writers {
-        let url = server.url.clone();
+        let urls = (server.first_touch(n), server.url(n));
         let go = go_rx.clone();
         let latencies = latencies.clone();
-        peers.spawn(format!("writer {n}"), move |ready| durable_writer(n, url, latencies, ready, go));
+        peers.spawn(format!("writer {n}"), move |ready| durable_writer(n, urls, latencies, ready, go));
     }
     peers.wait_ready(writers, "writers not ready").await?;
     let cpu0 = server.cpu_seconds()?;
@@ -448,15 +479,20 @@ async fn durable_drive(server: &Server, writers: usize, duration: Duration) -> R
 
 async fn durable_writer(
     n: usize,
-    url: String,
+    (first_touch, url): (String, String),
     latencies: Rc<RefCell<Vec<f64>>>,
     ready: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
     mut go: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     let id = doc_id(2, n);
-    let (mut tx, mut rx) = wire::connect(&url, &format!("durable-{n}")).await?;
+    let (mut tx, mut rx) = wire::connect(&first_touch, &format!("durable-{n}")).await?;
     let mut w = Writer::new(id, n)?;
     create(&mut tx, &mut rx, &mut w).await?;
+    if first_touch != url {
+        // Created through another node, which now owns the document: write through this one.
+        tx.close().await;
+        (tx, rx) = wire::connect(&url, &format!("durable-{n}")).await?;
+    }
     let _ = ready.send(Ok(()));
     go.wait_for(|g| *g).await?;
     while *go.borrow() {

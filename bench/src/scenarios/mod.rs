@@ -1,3 +1,4 @@
+pub mod cluster;
 pub mod docs;
 pub mod official;
 pub mod reconnect;
