@@ -241,9 +241,10 @@ fn renewing_keeps_a_lease_past_several_ttls(db: &Cluster<'_>) {
 /// after A's write was accepted.
 fn a_claim_waits_for_a_commit_holding_the_lease(db: &Cluster<'_>) {
     let (a_store, a) = db.node("a", TTL);
-    let (_b_store, b) = db.node("b", TTL);
-    let d = doc(1);
+    let (_b_store, b) = db.node("b", Duration::from_secs(600));
+    let (d, e) = (doc(1), doc(2));
     assert_eq!(a.claim(&d).expect("claim"), Claim::Owned { epoch: 1 });
+    assert_eq!(b.claim(&e).expect("claim"), Claim::Owned { epoch: 1 });
     a_store.commit_group(vec![incremental(d, b"a1")]).expect("commit");
     wait_until_expired(&b, &d);
 
@@ -281,6 +282,9 @@ fn a_claim_waits_for_a_commit_holding_the_lease(db: &Cluster<'_>) {
     waiting("INSERT INTO konsens_leases");
     assert!(claimed.try_recv().is_err(), "B's claim waits for A's transaction");
     assert!(committed.try_recv().is_err());
+    // Meanwhile B's renewals are not held up behind its waiting claim.
+    assert_eq!(b.renew().expect("renew"), vec![]);
+    assert!(claimed.try_recv().is_err());
 
     runtime.block_on(blocker.batch_execute("ROLLBACK")).expect("unlock chunks");
     let results = committed.recv_timeout(PATIENCE).expect("A's commit ends").expect("commit");
@@ -349,9 +353,10 @@ fn connections_come_back_after_they_were_terminated(db: &Cluster<'_>) {
     let d = doc(1);
     store.put_meta("k", b"1").expect("meta");
     assert_eq!(leases.claim(&d).expect("claim"), Claim::Owned { epoch: 1 });
+    assert_eq!(leases.renew().expect("renew"), vec![]);
     store.commit_group(vec![incremental(d, &[1])]).expect("commit");
     let terminated = db.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
-    assert_eq!(terminated.trim(), "3", "reads, group commits, leases");
+    assert_eq!(terminated.trim(), "4", "reads, group commits, claims, renewals");
 
     // Each call at most once fails (its connection was closed under it).
     let twice = |call: &dyn Fn() -> Result<(), StoreError>| {

@@ -7,8 +7,10 @@
 //! it). Statements that lock several lease rows lock them in document order,
 //! so a renewal and a group commit of the same node cannot deadlock.
 //!
-//! Leases have a connection of their own: a claim may wait for another
-//! node's commit to end, and must not hold up the store's reads meanwhile.
+//! Leases have connections of their own: a claim may wait for another
+//! node's commit to end, and must hold up neither the store's reads nor this
+//! node's renewals meanwhile (PostgreSQL runs one statement at a time per
+//! connection). So claims and holders use one, renewals and releases another.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -60,9 +62,12 @@ const RELEASE: &str = "UPDATE konsens_leases SET expires_at = clock_timestamp() 
 pub(super) const FENCE: &str =
     "SELECT document, node, epoch FROM konsens_leases WHERE document = ANY($1) ORDER BY document FOR SHARE";
 
-/// The lease rows, on a connection of their own.
+/// The lease rows, on connections of their own.
 pub(crate) struct LeaseTable {
-    link: Arc<Link>,
+    /// Claims and holders.
+    claims: Arc<Link>,
+    /// Renewals and releases, which only ever wait for this node's own commits.
+    renewals: Arc<Link>,
     handle: tokio::runtime::Handle,
     // Keeps the store's runtime alive while a lease handle outlives the store's handles.
     _runtime: Arc<OwnRuntime>,
@@ -107,22 +112,27 @@ impl LeaseTable {
         // connection's idle timeout), so a longer wait means trouble.
         let lock_timeout = ttl * 2 + Duration::from_secs(5);
         let session = format!("SET synchronous_commit = on; SET lock_timeout = {}", lock_timeout.as_millis());
-        Self { link: Arc::new(Link::new(config, session, None)), handle, _runtime: runtime }
+        Self {
+            claims: Arc::new(Link::new(config.clone(), session.clone(), None)),
+            renewals: Arc::new(Link::new(config, session, None)),
+            handle,
+            _runtime: runtime,
+        }
     }
 
-    fn run<T, F>(&self, query: impl FnOnce(Arc<tokio_postgres::Client>) -> F + Send + 'static) -> Result<T, StoreError>
+    fn run<T, F>(&self, link: &Arc<Link>, query: impl FnOnce(Arc<tokio_postgres::Client>) -> F + Send + 'static) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        let link = self.link.clone();
+        let link = link.clone();
         run_on(&self.handle, async move { query(link.client().await?).await })
     }
 
     pub(crate) fn claim(&self, config: &LeaseConfig, document: &DocumentId) -> Result<Claim, StoreError> {
         let id = *document;
         let (text, node, address, ttl) = (document.to_string(), config.node.clone(), config.address.clone(), config.ttl.as_secs_f64());
-        self.run(move |client| async move {
+        self.run(&self.claims, move |client| async move {
             // The row cannot vanish (rows are never deleted), so the holder
             // read after a refused claim is there; a second round covers
             // the one case it is not: a row inserted after our snapshot.
@@ -143,7 +153,7 @@ impl LeaseTable {
         let documents: Vec<String> = held.iter().map(|(d, _)| d.to_string()).collect();
         let epochs = held.iter().map(|(_, e)| stored_epoch(*e)).collect::<Result<Vec<i64>, _>>()?;
         let (node, ttl) = (config.node.clone(), config.ttl.as_secs_f64());
-        self.run(move |client| async move {
+        self.run(&self.renewals, move |client| async move {
             let rows = client.query(RENEW, &[&documents, &epochs, &node, &ttl]).await?;
             rows.iter().map(|row| document(row.try_get(0)?)).collect()
         })
@@ -151,7 +161,7 @@ impl LeaseTable {
 
     pub(crate) fn release(&self, config: &LeaseConfig, document: &DocumentId, held_at: u64) -> Result<(), StoreError> {
         let (text, node, held_at) = (document.to_string(), config.node.clone(), stored_epoch(held_at)?);
-        self.run(move |client| async move {
+        self.run(&self.renewals, move |client| async move {
             client.execute(RELEASE, &[&text, &node, &held_at]).await?;
             Ok(())
         })
@@ -159,7 +169,7 @@ impl LeaseTable {
 
     pub(crate) fn holders(&self, documents: &[DocumentId]) -> Result<HashMap<DocumentId, Holder>, StoreError> {
         let documents: Vec<String> = documents.iter().map(ToString::to_string).collect();
-        self.run(move |client| async move {
+        self.run(&self.claims, move |client| async move {
             let rows = client.query(HOLDERS, &[&documents]).await?;
             rows.iter().map(holder).collect()
         })
