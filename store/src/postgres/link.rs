@@ -116,3 +116,23 @@ impl Link {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_back_off_doubling_up_to_a_bound_and_reset_on_success() {
+        let mut backoff = Backoff::default();
+        backoff.check().expect("the first attempt is never delayed");
+        backoff.failed();
+        assert!(matches!(backoff.check(), Err(StoreError::Connect(_))), "right after a failure, calls fail fast");
+        for _ in 0..10 {
+            backoff.failed();
+        }
+        assert_eq!(backoff.delay, MAX_DELAY);
+        backoff.succeeded();
+        backoff.check().expect("a success clears the wait");
+        assert_eq!((backoff.next_delay(), backoff.next_delay()), (FIRST_DELAY, FIRST_DELAY * 2));
+    }
+}

@@ -130,7 +130,10 @@ impl WriterSlot {
             // A node paused mid-transaction (SIGSTOP, a long GC, a frozen VM)
             // would hold its share locks on lease rows, and so block every
             // claim of those documents, for as long as it is paused: the
-            // database ends such a transaction after about one ttl.
+            // database ends such a transaction after about one ttl. No
+            // `lock_timeout` here: what a commit waits for (a claim's
+            // single-row update, a renewal) is short, and a group failed on
+            // a timeout would only be written again.
             let millis = idle_timeout.map_or(0, |t| t.as_millis());
             writer.client.batch_execute(&format!("SET idle_in_transaction_session_timeout = {millis}")).await?;
             writer.idle_timeout = idle_timeout;
@@ -204,6 +207,10 @@ impl PostgresBackend {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| StoreError::Connect(e.to_string()))?;
         if config.get_application_name().is_none() {
             config.application_name("konsens");
+        }
+        // Reconnecting calls must not hang on an unreachable host.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
         }
         let description = describe(&config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
