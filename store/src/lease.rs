@@ -181,8 +181,8 @@ impl Leases {
     /// The current holders of many documents, in one statement (`None`:
     /// never claimed), in the order asked.
     pub fn holders(&self, documents: &[DocumentId]) -> Result<Vec<(DocumentId, Option<Holder>)>, StoreError> {
-        let mut found = self.table.holders(documents)?;
-        Ok(documents.iter().map(|d| (*d, found.remove(d))).collect())
+        let found = self.table.holders(documents)?;
+        Ok(documents.iter().map(|d| (*d, found.get(d).cloned())).collect())
     }
 
     /// The documents held now, in id order.

@@ -10,7 +10,9 @@
 //! (a snapshot, then the incrementals written after it), the kept sync
 //! states, the store's `storageId`, small `meta` values and the access
 //! records of `auth.rs`. [`ChunkStore`] and [`AuthStore`] are cheap handles
-//! on one backend.
+//! on one backend. When several servers share one PostgreSQL database,
+//! [`Leases`] say which node owns each document, and writes of a document
+//! from any other node are refused ([`StoreError::Fenced`]).
 //!
 //! Architecture invariant: a write is acknowledged only once it is durable.
 //! sled: after the group's flush; PostgreSQL: after the group's transaction
