@@ -58,6 +58,79 @@ fn leases_on_postgres() {
     }
 }
 
+/// A real restart of PostgreSQL: every connection of the store comes back,
+/// the token watch says `"*"` and listens again, and the lease survived.
+#[test]
+fn everything_comes_back_after_postgres_restarts() {
+    let cluster = ThrowawayCluster::start().expect("a throwaway PostgreSQL cluster (is PostgreSQL installed?)");
+    let url = cluster.create_database("restart").expect("createdb");
+    let db = Cluster { cluster: &cluster, database: "restart", url };
+    let (store, leases) = db.node("a", Duration::from_secs(600));
+    let auth = store.auth().expect("auth");
+    let (tx, changes) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    store
+        .watch_tokens(move |id| {
+            let _ = tx.lock().expect("sender").send(id);
+        })
+        .expect("watch");
+    let d = doc(1);
+    assert_eq!(leases.claim(&d).expect("claim"), Claim::Owned { epoch: 1 });
+    assert_eq!(leases.renew().expect("renew"), vec![]);
+    store.commit_group(vec![incremental(d, &[1])]).expect("commit");
+    auth.put_token("h1", &member("t1", TokenRole::Participant)).expect("token");
+
+    restart(&cluster);
+
+    assert_eq!(changes.recv_timeout(PATIENCE).expect("told after reconnecting"), "*");
+    twice(&|| store.get_meta("nothing").map(|value| assert_eq!(value, None)));
+    twice(&|| leases.renew().map(|lost| assert_eq!(lost, vec![], "the lease is durable")));
+    twice(&|| store.commit_group(vec![incremental(d, &[2])])?.into_iter().collect());
+    assert_eq!(chunks(&store, &d).last(), Some(&vec![2]));
+    auth.revoke("t1").expect("revoke");
+    assert_eq!(changes.recv_timeout(PATIENCE).expect("listening again"), "t1");
+}
+
+/// `pg_ctl restart` of the throwaway cluster (as `postgres` when root, as
+/// the cluster runs); it reuses the options the cluster was started with.
+fn restart(cluster: &ThrowawayCluster) {
+    use std::os::unix::fs::MetadataExt;
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL installed")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("bin"))
+        .filter(|bin| bin.join("pg_ctl").is_file())
+        .max_by_key(|bin| bin.parent().and_then(|v| v.file_name()?.to_str()?.split('.').next()?.parse::<u32>().ok()))
+        .expect("pg_ctl");
+    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let mut command = if root {
+        let mut command = std::process::Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(bin.join("pg_ctl"));
+        command
+    } else {
+        std::process::Command::new(bin.join("pg_ctl"))
+    };
+    // `-l`: the server must not inherit (and hold open) our output pipe.
+    let output = command
+        .arg("-D")
+        .arg(cluster.dir().join("data"))
+        .arg("-l")
+        .arg(cluster.dir().join("log"))
+        .args(["-m", "fast", "-w", "-t", "60", "restart"])
+        .output()
+        .expect("pg_ctl");
+    assert!(output.status.success(), "pg_ctl restart: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+}
+
+/// A call right after the database dropped its connections may fail (its
+/// connection closed under it); the next one must work.
+fn twice(call: &dyn Fn() -> Result<(), StoreError>) {
+    if let Err(e) = call() {
+        eprintln!("failed once after the connections were dropped: {e}");
+        call().expect("the next call reconnects");
+    }
+}
+
 #[test]
 fn sled_has_no_leases_and_no_token_watch() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -359,12 +432,6 @@ fn connections_come_back_after_they_were_terminated(db: &Cluster<'_>) {
     assert_eq!(terminated.trim(), "4", "reads, group commits, claims, renewals");
 
     // Each call at most once fails (its connection was closed under it).
-    let twice = |call: &dyn Fn() -> Result<(), StoreError>| {
-        if let Err(e) = call() {
-            eprintln!("failed once after termination: {e}");
-            call().expect("the next call reconnects");
-        }
-    };
     twice(&|| store.get_meta("k").map(|value| assert_eq!(value, Some(b"1".to_vec()))));
     twice(&|| leases.renew().map(|lost| assert_eq!(lost, vec![])));
     let attempts = std::cell::Cell::new(0u8);
