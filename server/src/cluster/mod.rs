@@ -13,7 +13,6 @@
 //! (owner here, or relay) is decided in `hub.rs` with [`Cluster::place`].
 
 pub(crate) mod envelope;
-mod lease_stub;
 pub(crate) mod link;
 pub(crate) mod proxy;
 
@@ -29,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ClusterConfig;
 use crate::metrics::Metrics;
 use crate::util::lock;
-pub(crate) use lease_stub::{Claim, Holder, LeaseConfig, Leases};
+use konsens_store::{Claim, Holder, LeaseConfig, Leases};
 use link::{Link, LinkEvent, Links};
 
 /// Where a document lives for this node.
@@ -66,7 +65,7 @@ impl Cluster {
     pub fn new(store: &ChunkStore, config: &ClusterConfig, max_frame_bytes: usize, metrics: Arc<Metrics>) -> Option<Self> {
         let node = uuid::Uuid::new_v4().to_string();
         let address = config.node_address.clone();
-        let leases = lease_stub::leases(store, LeaseConfig { node, address: address.clone().unwrap_or_default(), ttl: config.lease })?;
+        let leases = store.leases(LeaseConfig { node, address: address.clone().unwrap_or_default(), ttl: config.lease })?;
         Some(Self {
             leases,
             links: Links::new(config.secret.clone(), max_frame_bytes, metrics.clone()),
