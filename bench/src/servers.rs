@@ -217,20 +217,26 @@ impl Server {
     }
 
     /// SIGTERM, then wait: every server writes what it holds on the way out.
-    pub fn stop(mut self) -> Result<()> {
+    pub fn stop(self) -> Result<()> {
+        self.stop_within(Duration::from_secs(60)).map(|_| ())
+    }
+
+    /// SIGTERM, then wait up to `patience`; past it, SIGKILL. Whether it
+    /// exited by itself.
+    pub fn stop_within(mut self, patience: Duration) -> Result<bool> {
         let pid = self.pid().to_string();
         Command::new("kill").args(["-TERM", &pid]).status()?;
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + patience;
         loop {
             if self.child.try_wait()?.is_some() {
-                return Ok(());
+                return Ok(true);
             }
             if Instant::now() > deadline {
                 // What was measured stands; the hang is reported, not hidden.
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                eprintln!("  warning: {} did not exit within 60 s of SIGTERM and was killed", self.kind.label());
-                return Ok(());
+                eprintln!("  warning: {} did not exit within {} s of SIGTERM and was killed", self.kind.label(), patience.as_secs());
+                return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::scenarios::cluster::{Config, Drive, Owners, Results, Row, Setup, Store};
+use crate::scenarios::cluster::{Config, Drive, Owners, Results, Row, STOP_PATIENCE, Setup, Store};
 use crate::stats::{median, ms};
 
 pub fn cluster(config: &Config, results: &Results) -> String {
@@ -75,6 +75,17 @@ pub fn cluster(config: &Config, results: &Results) -> String {
             let _ = writeln!(s, "- failed: {}\n", e.lines().next().unwrap_or(""));
         }
         (None, None) => {}
+    }
+    for (store, stops) in [("sled", results.sled_stops), ("PostgreSQL", results.postgres_stops)] {
+        if stops.killed > 0 {
+            let _ = writeln!(
+                s,
+                "Of the {} nodes on {store} stopped with SIGTERM after their rows, {} did not exit within {} s and were killed.\n",
+                stops.stopped,
+                stops.killed,
+                STOP_PATIENCE.as_secs()
+            );
+        }
     }
     s.push_str(&model(&results.rows));
     s

@@ -32,6 +32,31 @@ use crate::wire::{self, Incoming};
 /// Presented on every link between the bench's nodes.
 const SECRET: &str = "konsens-bench-cluster-secret";
 
+/// How long a node may take to exit after SIGTERM before it is killed; the
+/// report counts the nodes that did not make it. A node on sled exits in
+/// well under a second.
+pub const STOP_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Nodes stopped with SIGTERM, and how many of them had to be killed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stops {
+    pub stopped: usize,
+    pub killed: usize,
+}
+
+impl Stops {
+    /// Stop `servers` together (each waits for its own exit on a thread).
+    fn stop(&mut self, servers: impl IntoIterator<Item = Server>) -> Result<()> {
+        let exits = std::thread::scope(|scope| {
+            let waits: Vec<_> = servers.into_iter().map(|s| scope.spawn(move || s.stop_within(STOP_PATIENCE))).collect();
+            waits.into_iter().map(|w| w.join().map_err(|_| anyhow::anyhow!("a stopping thread panicked"))?).collect::<Result<Vec<bool>>>()
+        })?;
+        self.stopped += exits.len();
+        self.killed += exits.iter().filter(|clean| !**clean).count();
+        Ok(())
+    }
+}
+
 /// Where a configuration keeps its documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {
@@ -157,6 +182,9 @@ pub struct Results {
     pub rows: Vec<Row>,
     pub failover: Option<Failover>,
     pub failover_error: Option<String>,
+    /// The nodes on sled and on PostgreSQL at the end of their rows.
+    pub sled_stops: Stops,
+    pub postgres_stops: Stops,
 }
 
 /// The whole scenario. A configuration that fails is reported in `failures`
@@ -174,6 +202,7 @@ pub fn run(config: &Config, dir: &Path, failures: &mut Vec<String>) -> Result<Re
         Setup { nodes: 3, store: Store::Postgres },
     ];
     let mut rows = Vec::new();
+    let (mut sled_stops, mut postgres_stops) = (Stops::default(), Stops::default());
     let mut databases = 0;
     for setup in setups {
         let mut drives = vec![Drive::Durable(Owners::Writers)];
@@ -190,7 +219,8 @@ pub fn run(config: &Config, dir: &Path, failures: &mut Vec<String>) -> Result<Re
             let here = dir.join(format!("cluster-{databases}"));
             let label = format!("{} ({})", setup.label(), drive.label());
             eprintln!("  {label}");
-            match run_row(setup, drive, config, database.as_deref(), postmaster, &here) {
+            let stops = if setup.store == Store::Sled { &mut sled_stops } else { &mut postgres_stops };
+            match run_row(setup, drive, config, database.as_deref(), postmaster, &here, stops) {
                 Ok(row) => {
                     eprintln!(
                         "    {:.0} changes/s, p50 {}, p99 {}, server CPU {:.2} ms/change, relayed {:.2}/change",
@@ -211,7 +241,7 @@ pub fn run(config: &Config, dir: &Path, failures: &mut Vec<String>) -> Result<Re
     }
     eprintln!("  failover");
     let database = postgres.create_database("failover")?;
-    let (failover, failover_error) = match failover(config, &database, &dir.join("failover")) {
+    let (failover, failover_error) = match failover(config, &database, &dir.join("failover"), &mut postgres_stops) {
         Ok(f) => (Some(f), None),
         Err(e) => {
             eprintln!("  cluster failover failed: {e:#}");
@@ -219,7 +249,7 @@ pub fn run(config: &Config, dir: &Path, failures: &mut Vec<String>) -> Result<Re
             (None, Some(format!("{e:#}")))
         }
     };
-    Ok(Results { rows, failover, failover_error })
+    Ok(Results { rows, failover, failover_error, sled_stops, postgres_stops })
 }
 
 /// Start `nodes` konsens servers: on sled (one node), or on `database`, each
@@ -249,7 +279,7 @@ fn start_nodes(nodes: usize, database: Option<&str>, lease: Duration, dir: &Path
     Ok(started)
 }
 
-fn run_row(setup: Setup, drive: Drive, config: &Config, database: Option<&str>, postmaster: u32, dir: &Path) -> Result<Row> {
+fn run_row(setup: Setup, drive: Drive, config: &Config, database: Option<&str>, postmaster: u32, dir: &Path, stops: &mut Stops) -> Result<Row> {
     let owners = match drive {
         Drive::Durable(owners) => owners,
         Drive::Many => Owners::Writers,
@@ -284,9 +314,7 @@ fn run_row(setup: Setup, drive: Drive, config: &Config, database: Option<&str>, 
     let commit_p50_ms = commit_quantile(&first.metrics, &last.metrics, 0.5).map(|s| s * 1e3);
     let owned = last.metrics.iter().map(|m| m.get("konsens_documents_owned").copied().unwrap_or(0.0)).collect();
     let seconds = last.at.duration_since(first.at).as_secs_f64();
-    for server in nodes.servers {
-        server.stop()?;
-    }
+    stops.stop(nodes.servers)?;
     Ok(Row { setup, drive, per_second, changes, p50_ms, p99_ms, lost, seconds, node_cpu, postgres_cpu, relayed, commit_p50_ms, owned })
 }
 
@@ -472,7 +500,7 @@ struct FailoverShared {
 /// Three nodes; a document created through node 0 (which owns it), writers
 /// on nodes 1 and 2 writing to it through relays; node 0 killed with
 /// `kill -9` once they are writing.
-fn failover(config: &Config, database: &str, dir: &Path) -> Result<Failover> {
+fn failover(config: &Config, database: &str, dir: &Path, stops: &mut Stops) -> Result<Failover> {
     let mut nodes: Vec<Option<Server>> = start_nodes(3, Some(database), config.lease, dir)?.into_iter().map(Some).collect();
     let urls: Vec<String> = nodes.iter().flatten().map(|s| s.url.clone()).collect();
     let writers = 2 * config.failover_writers_per_node;
@@ -543,9 +571,7 @@ fn failover(config: &Config, database: &str, dir: &Path) -> Result<Failover> {
             new_owner = Some(i);
         }
     }
-    for node in nodes.into_iter().flatten() {
-        node.stop()?;
-    }
+    stops.stop(nodes.into_iter().flatten())?;
     let times_ms = shared.borrow().recovered.iter().flatten().copied().collect();
     Ok(Failover { lease: config.lease, times_ms, acknowledged, lost, new_owner })
 }
