@@ -35,18 +35,18 @@ pub fn cluster(config: &Config, results: &Results) -> String {
         } else {
             String::new()
         };
-        let postgres = r.postgres_cpu.map(|c| format!("{:.2} ms", c / r.changes.max(1.0) * 1e3)).unwrap_or_else(|| "—".into());
+        let postgres = r.postgres_cpu.map(|c| us(c / r.changes.max(1.0) * 1e3)).unwrap_or_else(|| "—".into());
         let owned = r.owned.iter().map(|o| format!("{o:.0}")).collect::<Vec<_>>().join(" / ");
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {} | {} | {} | {:.2} ms | {:.0} %{per_node} | {postgres} | {:.2} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {:.0} %{per_node} | {postgres} | {:.2} | {} | {} |",
             r.setup.label(),
             r.drive.label(),
             r.per_second,
             ms(r.p50_ms),
             ms(r.p99_ms),
             r.lost,
-            r.cpu_ms_per_change(),
+            us(r.cpu_ms_per_change()),
             r.cpu() / seconds * 100.0,
             r.relayed_per_change(),
             ms(r.commit_p50_ms),
@@ -91,6 +91,11 @@ pub fn cluster(config: &Config, results: &Results) -> String {
     s
 }
 
+/// A CPU cost given in ms, in µs (a change costs tens of them).
+fn us(ms: f64) -> String {
+    format!("{:.0} µs", ms * 1e3)
+}
+
 fn find(rows: &[Row], nodes: usize, store: Store, drive: Drive) -> Option<&Row> {
     rows.iter().find(|r| r.setup == Setup { nodes, store } && r.drive == drive)
 }
@@ -121,21 +126,30 @@ fn model(rows: &[Row]) -> String {
             relay_costs.push(per_message);
             let _ = writeln!(
                 s,
-                "- **Relay cost ({name}).** {:.2} ms of server CPU per change on three nodes against {:.2} ms on one node (PostgreSQL), with {:.2} relayed messages per change: {:.3} ms of extra CPU per relayed message (both nodes' sides of the link).",
-                cluster.cpu_ms_per_change(),
-                base.cpu_ms_per_change(),
+                "- **Relay cost ({name}).** {} of server CPU per change on three nodes against {} on one node (PostgreSQL), with {:.2} relayed messages per change: {} of extra CPU per relayed message (both nodes' sides of the link).",
+                us(cluster.cpu_ms_per_change()),
+                us(base.cpu_ms_per_change()),
                 cluster.relayed_per_change(),
-                per_message
+                us(per_message)
             );
         }
     }
     if let (Some(single), Some(local)) = (single, local) {
         let _ = writeln!(
             s,
-            "- **Nothing relayed** (owner = writer's node): {:.2} ms per change on three nodes against {:.2} ms on one; the difference is three processes sharing a core (and three sets of leases renewed), not relaying.",
-            local.cpu_ms_per_change(),
-            single.cpu_ms_per_change()
+            "- **Nothing relayed** (owner = writer's node): {} of server CPU per change on three nodes against {} on one: the difference is what three processes sharing a core and renewing three sets of leases add without relaying.",
+            us(local.cpu_ms_per_change()),
+            us(single.cpu_ms_per_change())
         );
+        if let Some(spread) = spread
+            && spread.relayed_per_change() > 0.05
+        {
+            let _ = writeln!(
+                s,
+                "- **Relay cost net of that** (owners spread against owner = writer's node, both on three nodes): {} per relayed message. The model below uses the larger figure above, which counts the extra processes as part of relaying.",
+                us((spread.cpu_ms_per_change() - local.cpu_ms_per_change()) / spread.relayed_per_change())
+            );
+        }
     }
     if let (Some(single), Some(spread), Some(&r)) = (single, spread, relay_costs.first()) {
         let c = single.cpu_ms_per_change();
@@ -145,8 +159,10 @@ fn model(rows: &[Row]) -> String {
         let p = single.postgres_cpu.map(|p| p / single.changes.max(1.0) * 1e3);
         let _ = writeln!(
             s,
-            "- **N nodes of M cores.** A change costs its owner c = {c:.2} ms; with clients dealt out at random, (N − 1)/N of them are on another node and add k = {k:.2} relayed messages of r = {r:.3} ms each. If the nodes' CPU is the limit and a node uses its M cores, the cluster acknowledges about N·M / (c + (N − 1)/N · k · r) changes per second{}:",
-            p.map(|p| format!(", as long as PostgreSQL keeps up (it spent {p:.2} ms of CPU per change here; it must have that much for every change of the whole cluster)")).unwrap_or_default()
+            "- **N nodes of M cores.** A change costs its owner c = {} (durable drive, one node on PostgreSQL); with clients dealt out at random, (N − 1)/N of them are on another node and add k = {k:.2} relayed messages of r = {} each (the durable relay cost). If the nodes' CPU is the limit and a node uses its M cores, the cluster acknowledges about N·M / (c + (N − 1)/N · k · r) changes per second{}:",
+            us(c),
+            us(r),
+            p.map(|p| format!(", as long as PostgreSQL keeps up (it spent {} of CPU per change here, in group commits of many writes; it must have that for every change of the whole cluster)", us(p))).unwrap_or_default()
         );
         let _ = writeln!(s);
         let _ = writeln!(s, "| N nodes | M cores each | server CPU per change | changes/s (CPU-bound) | PostgreSQL cores needed |");
@@ -155,7 +171,7 @@ fn model(rows: &[Row]) -> String {
             let per_change = c + (n - 1.0) / n * k * r;
             let rate = n * m * 1e3 / per_change.max(1e-6);
             let pg = p.map(|p| format!("{:.1}", rate * p / 1e3)).unwrap_or_else(|| "—".into());
-            let _ = writeln!(s, "| {n:.0} | {m:.0} | {per_change:.2} ms | {rate:.0} | {pg} |");
+            let _ = writeln!(s, "| {n:.0} | {m:.0} | {} | {rate:.0} | {pg} |", us(per_change));
         }
         let _ = writeln!(s, "\nThe durable drive's rate at a fixed number of writers is bound by the commit latency (each writer waits for its own), not by CPU, until the CPU is busy; the table is the CPU bound.");
     }

@@ -173,7 +173,7 @@ pub struct Failover {
     /// how many of them a fresh reader did not find afterwards.
     pub acknowledged: usize,
     pub lost: usize,
-    /// The node that owns the document afterwards (by its `/metrics`).
+    /// The survivor that claimed the document's lease (by its `/metrics`).
     pub new_owner: Option<usize>,
 }
 
@@ -563,10 +563,12 @@ fn failover(config: &Config, database: &str, dir: &Path, stops: &mut Stops) -> R
     });
     let tails: String = nodes.iter().flatten().map(|s| s.log_tail() + "\n").collect();
     let (acknowledged, lost) = result.with_context(|| format!("failover:\n{tails}"))?;
+    // The survivor that claimed a lease (the only one in this database);
+    // `konsens_documents_owned` would lag until the next renewal.
     let mut new_owner = None;
     for (i, node) in nodes.iter().enumerate() {
         if let Some(node) = node
-            && scrape(&node.addr)?.get("konsens_documents_owned").copied().unwrap_or(0.0) >= 1.0
+            && scrape(&node.addr)?.get("konsens_lease_claims_total").copied().unwrap_or(0.0) >= 1.0
         {
             new_owner = Some(i);
         }
