@@ -260,7 +260,23 @@ const EN_RECS: &[Rec] = &[
 
 /// Write the demo process and its recommendations in `language` unless they
 /// exist already; returns the process's id either way.
-pub(crate) fn seed(store: &ChunkStore, language: DemoLanguage) -> Result<DocumentId, ServerError> {
+/// Store a new document. In a cluster the store takes writes only from the
+/// holder of a document's lease: hold it for the write (a fresh id is never
+/// held elsewhere), then let it go for whichever node loads it first.
+fn write_new(store: &ChunkStore, leases: Option<&konsens_store::Leases>, id: &DocumentId, bytes: Vec<u8>) -> Result<(), ServerError> {
+    if let Some(leases) = leases
+        && let konsens_store::Claim::HeldBy(holder) = leases.claim(id)?
+    {
+        return Err(ServerError::Config(format!("demo document {id} is held by node {}", holder.address)));
+    }
+    store.write(id, &StorageWrite::Snapshot(bytes))?;
+    if let Some(leases) = leases {
+        leases.release(id)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn seed(store: &ChunkStore, language: DemoLanguage, leases: Option<&konsens_store::Leases>) -> Result<DocumentId, ServerError> {
     let demo = content(language);
     if let Some(bytes) = store.get_meta(marker(language))?
         && let Ok(id) = String::from_utf8_lossy(&bytes).parse::<DocumentId>()
@@ -336,13 +352,13 @@ pub(crate) fn seed(store: &ChunkStore, language: DemoLanguage) -> Result<Documen
             let endorsement = Endorsement { stance: *stance, note: (*note).into(), by: p.participant.into(), at };
             write(&mut doc, p, at, &format!("endorse: {stance}"), |tx| schema::endorse(tx, p.organisation, &endorsement))?;
         }
-        store.write(&id, &StorageWrite::Snapshot(doc.save()))?;
+        write_new(store, leases, &id, doc.save())?;
         // Under access control the recommendation belongs to the demo process.
         store.auth()?.set_document_process(&id, &process_id)?;
         let url = id.url();
         write(&mut process, author, tick(), "add recommendation", |tx| schema::link_recommendation(tx, rec.workshop, &url))?;
     }
-    store.write(&process_id, &StorageWrite::Snapshot(process.save()))?;
+    write_new(store, leases, &process_id, process.save())?;
     store.auth()?.set_document_process(&process_id, &process_id)?;
     store.put_meta(marker(language), process_id.to_string().as_bytes())?;
     store.flush()?;

@@ -142,7 +142,7 @@ impl Server {
     /// Write the demo process (`--demo`) in `language` unless it is there
     /// already; returns its id.
     pub fn seed_demo(&self, language: DemoLanguage) -> Result<konsens_sync::DocumentId, ServerError> {
-        demo::seed(&self.hub.store, language)
+        demo::seed(&self.hub.store, language, self.hub.cluster.as_ref().map(|cluster| &cluster.leases))
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
