@@ -1,5 +1,5 @@
 //! HTTP: our own accept loop (connection caps, timeouts) and the routes: the
-//! WebSocket endpoint, the health check and the web app.
+//! WebSocket endpoint, the health check, the metrics and the web app.
 //!
 //! We do not use `axum::serve`: it sets no header-read timeout, so a client
 //! sending one header line every few seconds held its connection forever,
@@ -220,6 +220,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/sync", get(sync_socket))
         .route("/health", get(health))
         .route(crate::cluster::link::LINK_PATH, get(crate::relayed::link_socket))
+        .route("/metrics", get(metrics))
         .merge(crate::api::routes())
         // The amendments, authorship and notifications routes use the API's
         // helpers (caller, read checks, errors); merged here, not by `api`,
@@ -288,4 +289,20 @@ async fn health(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         writes: stats.writes.load(std::sync::atomic::Ordering::Relaxed),
         flushes: stats.flushes.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// Prometheus scrapes this. Without a token, like `/health`: operators
+/// firewall it (it names no document and no member).
+async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
+    match hub.metrics.encode(hub.connection_count(), hub.loaded_document_count()) {
+        Ok(text) => ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics not encoded");
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({"error": "metrics not encoded", "status": 500})),
+            )
+                .into_response()
+        }
+    }
 }

@@ -22,6 +22,7 @@ use crate::config::ServerConfig;
 use crate::document::{CreationLimit, DocCommand, DocumentContext, DocumentOwner, Exit};
 use crate::gate::Gate;
 use crate::handle::{CloseReason, ConnectionHandle};
+use crate::metrics::Metrics;
 use crate::miss_budget::{MISS_BUDGETS_KEPT, MissBudget, MissPace};
 use crate::util::lock;
 
@@ -42,6 +43,8 @@ pub(crate) struct Hub {
     pub cluster: Option<Arc<Cluster>>,
     /// Caps on open TCP connections (see `http::serve`).
     pub gate: Arc<Gate>,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<Metrics>,
     /// What document owners are given.
     documents_context: Arc<DocumentContext>,
     /// Connections waiting for documents that do not exist yet.
@@ -155,10 +158,12 @@ impl Hub {
             awaiting: awaiting.clone(),
             shutdown: shutdown.clone(),
         });
-        let cluster = Cluster::new(&store, &config.cluster, config.max_frame_bytes).map(Arc::new);
+        let metrics = Arc::new(Metrics::new());
+        let cluster = Cluster::new(&store, &config.cluster, config.max_frame_bytes, metrics.clone()).map(Arc::new);
         Self {
             cluster,
             gate,
+            metrics,
             documents_context,
             awaiting,
             config,
@@ -263,6 +268,27 @@ impl Hub {
             cancel.cancel();
         }
         handles.len() + unjoined.len()
+    }
+
+    /// A token's record changed on some node (revoked, re-issued, its role
+    /// changed): close its connections here, which reconnect with what the
+    /// record says now, or not at all. `*`: changes may have been missed
+    /// (the database connection was lost): close every connection whose
+    /// token is no longer valid.
+    pub fn token_changed(&self, token_id: &str) {
+        if token_id != "*" {
+            let closed = self.close_token_connections(token_id);
+            if closed > 0 {
+                tracing::info!(token = %token_id, closed, "a token changed on another node; closed its connections");
+            }
+            return;
+        }
+        let tokens: Vec<String> = lock(&self.by_token).keys().cloned().collect();
+        for token_id in tokens {
+            if self.auth.principal_by_id(&token_id).is_none() {
+                self.close_token_connections(&token_id);
+            }
+        }
     }
 
     /// Charge one answer about a document the token cannot read, or that

@@ -21,6 +21,7 @@ mod handle;
 mod http;
 mod hub;
 mod join;
+mod metrics;
 mod miss_budget;
 mod notifications;
 mod relayed;
@@ -127,6 +128,9 @@ impl Server {
             None
         };
         let hub = Arc::new(Hub::new(config, handshake, store, commit, auth));
+        // Set before anything is served, so every group is counted.
+        let metrics = hub.metrics.clone();
+        hub.commit.observe(move |latency, writes| metrics.commit_observed(latency, writes));
         Ok(Self {
             listener,
             hub,
@@ -178,6 +182,10 @@ impl Server {
             shutdown.await;
             signal_token.cancel();
         });
+        // A token changed on another node (revoked, re-issued, its role):
+        // its connections here close too. Nothing to hear on sled.
+        let token_hub = hub.clone();
+        hub.store.watch_tokens(move |token_id| token_hub.token_changed(&token_id))?;
         if let Some(cluster) = hub.cluster.clone() {
             if hub.config.cluster.node_address.is_none() || hub.config.cluster.secret.is_none() {
                 tracing::warn!("a shared database without --node-address and --cluster-secret: this node cannot relay to others, nor they to it");

@@ -16,6 +16,7 @@ use konsens_sync::{DocumentId, StorageId, StorageWrite};
 
 use crate::auth::{Provenance, TokenRecord};
 use crate::group_commit::Record;
+use crate::lease::{LeaseConfig, Leases};
 use crate::{Chunk, KeptSyncState, StoreError};
 
 /// One entry of a group handed to [`Backend::commit_group`].
@@ -55,6 +56,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn commit_group(&self, group: Vec<GroupItem>) -> Result<Vec<Result<(), StoreError>>, StoreError>;
     /// Bytes the store occupies.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+
+    // Several nodes on one database (see `lease.rs`).
+
+    /// This node's leases, and from now on [`Backend::commit_group`] refuses
+    /// writes of documents it does not hold. `None` (the default): the
+    /// backend serves one node only (sled), which needs no fencing.
+    fn leases(&self, _config: LeaseConfig) -> Option<Leases> {
+        None
+    }
+
+    /// Call `on_change` with a token's id whenever another node (or this
+    /// one) revokes, reissues or replaces it, and with `"*"` when changes
+    /// may have been missed. The default never calls it: with one node the
+    /// server that changes a token closes its connections itself.
+    fn watch_tokens(&self, _on_change: std::sync::Arc<dyn Fn(String) + Send + Sync>) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     // Small values beside the documents (the storage id, the CLI's drafts).
 

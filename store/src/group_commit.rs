@@ -5,10 +5,10 @@
 //! and peers share one fsync, and the store's blocking calls never run on an
 //! async worker.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use konsens_sync::{DocumentId, StorageId, StorageWrite};
 
@@ -74,12 +74,25 @@ pub struct GroupCommitStats {
     pub flushes: AtomicU64,
 }
 
+/// What [`GroupCommit::observe`] was given.
+struct CommitObserver(Box<dyn Fn(Duration, usize) + Send + Sync>);
+
+impl std::fmt::Debug for CommitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
+    }
+}
+
 /// Handle to the group-commit writer thread. Dropping every handle stops the
 /// thread after it has written and flushed what was queued.
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
-    jobs: mpsc::Sender<Job>,
+    /// Each job with when it was submitted.
+    jobs: mpsc::Sender<(Instant, Job)>,
     stats: Arc<GroupCommitStats>,
+    /// Set once, after the spawn: the server creates what records the
+    /// numbers after the writer is running.
+    observer: Arc<OnceLock<CommitObserver>>,
 }
 
 /// Upper bound on writes in one group, so a flood cannot delay every
@@ -97,25 +110,39 @@ impl GroupCommit {
     /// which `konsens-bench` uses to show what it buys.
     pub fn spawn_with_max_group(store: ChunkStore, max_group: usize) -> Result<(Self, thread::JoinHandle<()>), StoreError> {
         let max_group = max_group.clamp(1, MAX_GROUP);
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel();
         let stats = Arc::new(GroupCommitStats::default());
-        let thread_stats = stats.clone();
+        let observer = Arc::new(OnceLock::new());
+        let (thread_stats, thread_observer) = (stats.clone(), observer.clone());
         let auth = store.auth()?;
         let handle = thread::Builder::new()
             .name("konsens-group-commit".into())
-            .spawn(move || writer_loop(store, auth, queue, thread_stats, max_group))
+            .spawn(move || writer_loop(store, auth, queue, thread_stats, thread_observer, max_group))
             .map_err(|e| StoreError::Sled(::sled::Error::Io(e)))?;
-        Ok((Self { jobs, stats }, handle))
+        Ok((Self { jobs, stats, observer }, handle))
+    }
+
+    /// From now on, call `observe` for every group that became durable, with
+    /// the time from the group's first submission until its commit returned
+    /// and the document writes in it (on the writer thread, before anyone is
+    /// told the writes are durable). The store only measures; recording the
+    /// numbers (the server's `/metrics`) is the caller's business. Only the
+    /// first observer is kept: false if one was set already.
+    pub fn observe(&self, observe: impl Fn(Duration, usize) + Send + Sync + 'static) -> bool {
+        self.observer.set(CommitObserver(Box::new(observe))).is_ok()
     }
 
     /// Queue a write; `on_durable` runs on the writer thread once it is flushed.
     pub fn submit_write(&self, document: DocumentId, write: StorageWrite, on_durable: OnDurable) -> Result<(), StoreError> {
         self.jobs
-            .send(Job::Document {
-                document,
-                write,
-                on_durable,
-            })
+            .send((
+                Instant::now(),
+                Job::Document {
+                    document,
+                    write,
+                    on_durable,
+                },
+            ))
             .map_err(|_| StoreError::WriterStopped)
     }
 
@@ -125,7 +152,7 @@ impl GroupCommit {
         if records.is_empty() {
             return Ok(());
         }
-        self.jobs.send(Job::Records(records)).map_err(|_| StoreError::WriterStopped)
+        self.jobs.send((Instant::now(), Job::Records(records))).map_err(|_| StoreError::WriterStopped)
     }
 
     pub fn stats(&self) -> &GroupCommitStats {
@@ -133,13 +160,22 @@ impl GroupCommit {
     }
 }
 
-fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, stats: Arc<GroupCommitStats>, max_group: usize) {
+fn writer_loop(
+    store: ChunkStore,
+    auth: AuthStore,
+    queue: mpsc::Receiver<(Instant, Job)>,
+    stats: Arc<GroupCommitStats>,
+    observer: Arc<OnceLock<CommitObserver>>,
+    max_group: usize,
+) {
     while let Ok(first) = queue.recv() {
+        // The queue is in submission order: the first job waited longest.
+        let started = first.0;
         let group = take_group(&queue, first, max_group);
         // In submission order, so records land before the writes they precede.
         let mut items = Vec::with_capacity(group.len());
         let mut callbacks = Vec::with_capacity(group.len());
-        for job in group {
+        for (_, job) in group {
             match job {
                 Job::Document { document, write, on_durable } => {
                     items.push(GroupItem::Document { document, write });
@@ -163,7 +199,13 @@ fn writer_loop(store: ChunkStore, auth: AuthStore, queue: mpsc::Receiver<Job>, s
             .collect();
         let documents = callbacks.iter().filter(|c| c.is_some()).count();
         let results = match store.commit_group(items) {
-            Ok(results) => results,
+            Ok(results) => {
+                // Before the callbacks: whoever sees an acknowledgement also sees it counted.
+                if let Some(CommitObserver(observe)) = observer.get() {
+                    observe(started.elapsed(), documents);
+                }
+                results
+            }
             Err(e) => {
                 tracing::error!(error = %e, writes = documents, "group commit failed; nothing in this group is acknowledged");
                 vec![Err(e); written.len()]
@@ -211,9 +253,9 @@ const MAX_YIELDS: usize = 16;
 /// brought more; it flushes once nothing more came (the submitters are
 /// waiting for it) or after [`MAX_YIELDS`]. Where it has a core of its own,
 /// a yield returns at once and brings nothing: no delay.
-fn take_group(queue: &mpsc::Receiver<Job>, first: Job, max_group: usize) -> Vec<Job> {
+fn take_group<J>(queue: &mpsc::Receiver<J>, first: J, max_group: usize) -> Vec<J> {
     let mut group = vec![first];
-    let drain = |group: &mut Vec<Job>| {
+    let drain = |group: &mut Vec<J>| {
         while group.len() < max_group {
             match queue.try_recv() {
                 Ok(job) => group.push(job),
@@ -267,5 +309,35 @@ mod tests {
         let first = rx.recv().expect("first");
         submitter.join().expect("submitter");
         assert_eq!(take_group(&rx, first, MAX_GROUP).len(), 100);
+    }
+
+    #[test]
+    fn the_observer_counts_each_durable_group_before_its_writes_are_acknowledged() {
+        use std::sync::atomic::AtomicUsize;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (commit, writer) = GroupCommit::spawn(ChunkStore::open(dir.path()).expect("open sled")).expect("spawn");
+        let (groups, observed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (thread_groups, thread_observed) = (groups.clone(), observed.clone());
+        assert!(commit.observe(move |_, writes| {
+            thread_groups.fetch_add(1, Ordering::SeqCst);
+            thread_observed.fetch_add(writes, Ordering::SeqCst);
+        }));
+        assert!(!commit.observe(|_, _| {}), "the first observer stays");
+        let document = DocumentId::from_random([9; 16]);
+        let (tx, rx) = mpsc::channel();
+        for n in 0..10u8 {
+            let (tx, observed) = (tx.clone(), observed.clone());
+            let on_durable: OnDurable = Box::new(move |result| tx.send((result, observed.load(Ordering::SeqCst))).expect("receiver"));
+            commit.submit_write(document, StorageWrite::Incremental(vec![n]), on_durable).expect("submit");
+        }
+        for acknowledged in 1..=10 {
+            let (result, observed) = rx.recv().expect("every write is answered");
+            result.expect("durable");
+            assert!(observed >= acknowledged, "write {acknowledged} acknowledged with {observed} observed");
+        }
+        drop(commit);
+        writer.join().expect("writer exits");
+        assert_eq!(observed.load(Ordering::SeqCst), 10);
+        assert!((1..=10).contains(&groups.load(Ordering::SeqCst)));
     }
 }

@@ -10,7 +10,9 @@
 //! (a snapshot, then the incrementals written after it), the kept sync
 //! states, the store's `storageId`, small `meta` values and the access
 //! records of `auth.rs`. [`ChunkStore`] and [`AuthStore`] are cheap handles
-//! on one backend.
+//! on one backend. When several servers share one PostgreSQL database,
+//! [`Leases`] say which node owns each document, and writes of a document
+//! from any other node are refused ([`StoreError::Fenced`]).
 //!
 //! Architecture invariant: a write is acknowledged only once it is durable.
 //! sled: after the group's flush; PostgreSQL: after the group's transaction
@@ -19,6 +21,7 @@
 mod auth;
 mod backend;
 mod group_commit;
+mod lease;
 pub mod migrate;
 mod persister;
 pub mod postgres;
@@ -35,6 +38,7 @@ use thiserror::Error;
 pub use auth::{AuthStore, Provenance, TokenKind, TokenRecord, TokenRole};
 pub use backend::{Backend, GroupItem};
 pub use group_commit::{GroupCommit, GroupCommitStats, MAX_GROUP, OnDurable, Record};
+pub use lease::{Claim, Holder, LeaseConfig, Leases};
 pub use persister::{Persister, durable_input};
 
 /// The one error type of `konsens-store`. `Clone`, because one failed
@@ -71,6 +75,10 @@ pub enum StoreError {
     /// A stored record is not the JSON we wrote.
     #[error("unreadable record in tree {tree}: {reason}")]
     BadRecord { tree: &'static str, reason: String },
+    /// Cluster mode: this node no longer holds the document's lease at the
+    /// epoch it claimed (see [`Leases`]); nothing of the write was stored.
+    #[error("document {document} is owned by another node now; the write was refused")]
+    Fenced { document: String },
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -229,5 +237,23 @@ impl ChunkStore {
     /// Bytes the store occupies (sled: on disk; PostgreSQL: the database).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.backend.size_on_disk()
+    }
+
+    /// This node's leases when several nodes share the database (`None` on
+    /// sled: one node, nothing to fence). Calling it turns fencing on for
+    /// this store: from now on a write of a document this node does not
+    /// hold is refused with [`StoreError::Fenced`]. Call it once per store;
+    /// a second call starts over with the new handle's (empty) leases.
+    pub fn leases(&self, config: LeaseConfig) -> Option<Leases> {
+        self.backend.leases(config)
+    }
+
+    /// Call `on_change` (on the store's own thread: keep it quick) with the
+    /// id of every token revoked, reissued or replaced by any node, and
+    /// with `"*"` after the watch reconnected (changes may have been
+    /// missed: check every token). On sled it is never called: a single
+    /// node changes its tokens itself.
+    pub fn watch_tokens(&self, on_change: impl Fn(String) + Send + Sync + 'static) -> Result<(), StoreError> {
+        self.backend.watch_tokens(Arc::new(on_change))
     }
 }

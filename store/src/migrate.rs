@@ -24,14 +24,24 @@ pub struct CopyReport {
     pub document_processes: usize,
     pub actor_bindings: usize,
     pub provenance: usize,
+    /// Up to when members have seen their notifications, one per token.
+    pub notifications_seen: usize,
 }
 
 impl std::fmt::Display for CopyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} documents ({} chunks), {} sync states, {} meta values, {} tokens, {} document processes, {} actor bindings, {} provenance records",
-            self.documents, self.chunks, self.sync_states, self.meta, self.tokens, self.document_processes, self.actor_bindings, self.provenance
+            "{} documents ({} chunks), {} sync states, {} meta values, {} tokens ({} with notifications seen), {} document processes, {} actor bindings, {} provenance records",
+            self.documents,
+            self.chunks,
+            self.sync_states,
+            self.meta,
+            self.tokens,
+            self.notifications_seen,
+            self.document_processes,
+            self.actor_bindings,
+            self.provenance
         )
     }
 }
@@ -79,6 +89,13 @@ pub fn copy(from: &ChunkStore, to: &ChunkStore) -> Result<CopyReport, StoreError
     report.tokens = tokens.len();
     if !tokens.is_empty() {
         to_auth.put_tokens(&tokens)?;
+    }
+    // Kept per token id: a seen-time without its token is of no use.
+    for (_, token) in &tokens {
+        if let Some(seen) = from_auth.notifications_seen(&token.id)? {
+            to_auth.mark_notifications_seen(&token.id, seen)?;
+            report.notifications_seen += 1;
+        }
     }
 
     let mut records = Vec::new();
@@ -128,8 +145,15 @@ pub fn verify(from: &ChunkStore, to: &ChunkStore) -> Result<usize, StoreError> {
         }
     }
     let (from_auth, to_auth) = (from.auth()?, to.auth()?);
-    if from_auth.token_entries()? != to_auth.token_entries()? {
+    let tokens = from_auth.token_entries()?;
+    if tokens != to_auth.token_entries()? {
         differ.push("tokens".into());
+    }
+    for (_, token) in &tokens {
+        if from_auth.notifications_seen(&token.id)? != to_auth.notifications_seen(&token.id)? {
+            differ.push("notifications seen".into());
+            break;
+        }
     }
     let sorted = |mut pairs: Vec<(DocumentId, DocumentId)>| {
         pairs.sort_by_key(|(d, p)| (*d.as_bytes(), *p.as_bytes()));

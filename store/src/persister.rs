@@ -89,6 +89,9 @@ impl Persister {
 pub fn durable_input(seq: u64, result: Result<(), StoreError>) -> DocInput {
     match result {
         Ok(()) => DocInput::Durable { seq },
+        // Another node owns the document now: its owner leaves, rather than
+        // failing its peers (see `PersistError::Moved`).
+        Err(StoreError::Fenced { .. }) => DocInput::PersistFailed { seq, error: PersistError::Moved },
         // The engine only needs to know that memory is now ahead of disk; the
         // store's words go to the log.
         Err(e) => DocInput::PersistFailed { seq, error: PersistError::Storage(e.to_string()) },
@@ -128,6 +131,8 @@ mod tests {
     #[test]
     fn outcomes_become_engine_inputs() {
         assert!(matches!(durable_input(1, Ok(())), DocInput::Durable { seq: 1 }));
+        let moved = durable_input(3, Err(StoreError::Fenced { document: "x".into() }));
+        assert!(matches!(moved, DocInput::PersistFailed { seq: 3, error: PersistError::Moved }), "{moved:?}");
         let failed = durable_input(2, Err(StoreError::WriterStopped));
         assert!(matches!(&failed, DocInput::PersistFailed { seq: 2, error } if error.to_string().contains("stopped")), "{failed:?}");
     }

@@ -92,7 +92,7 @@ fn postgres_migrations_are_recorded_and_applied_once() {
     let url = cluster.create_database("twice").expect("createdb");
     drop(ChunkStore::connect(&url).expect("first start"));
     drop(ChunkStore::connect(&url).expect("second start applies nothing again"));
-    assert_eq!(cluster.psql("twice", "SELECT version, name FROM konsens_migrations ORDER BY version").expect("psql").trim(), "1|initial\n2|notifications seen");
+    assert_eq!(cluster.psql("twice", "SELECT version, name FROM konsens_migrations ORDER BY version").expect("psql").trim(), "1|initial\n2|notifications seen\n3|leases");
     // A schema newer than this build knows is refused, not used.
     cluster.psql("twice", "INSERT INTO konsens_migrations (version, name) VALUES (99, 'future')").expect("psql");
     let refused = ChunkStore::connect(&url);
@@ -300,7 +300,8 @@ fn migration_from_sled_keeps_everything(open: Open<'_>) {
     sled.write(&b, &StorageWrite::Snapshot(other.save())).expect("write");
     sled.put_sync_state(&a, &StorageId("laptop".into()), &doc.get_heads()).expect("state");
     let auth = sled.auth().expect("auth");
-    auth.put_tokens(&[("h1".into(), member("t1"))]).expect("token");
+    auth.put_tokens(&[("h1".into(), member("t1")), ("h2".into(), member("t2"))]).expect("token");
+    auth.mark_notifications_seen("t1", 4_000).expect("seen");
     auth.set_document_process(&a, &b).expect("process");
     auth.set_document_process(&b, &b).expect("process");
     auth.bind_actor(b"actor", "p-t1").expect("bind");
@@ -312,9 +313,13 @@ fn migration_from_sled_keeps_everything(open: Open<'_>) {
     let report = migrate::copy(&sled, &target).expect("copy");
     assert_eq!(
         (report.documents, report.chunks, report.sync_states, report.tokens, report.document_processes, report.actor_bindings, report.provenance),
-        (2, 3, 1, 1, 2, 1, 1)
+        (2, 3, 1, 2, 2, 1, 1)
     );
+    assert_eq!(report.notifications_seen, 1);
     assert_eq!(migrate::verify(&sled, &target).expect("verify"), 2);
+    let target_auth = target.auth().expect("auth");
+    assert_eq!(target_auth.notifications_seen("t1").expect("seen"), Some(4_000));
+    assert_eq!(target_auth.notifications_seen("t2").expect("seen"), None);
     assert_eq!(target.storage_id(|| "fresh".into()).expect("id"), StorageId("the-server".into()));
     let mut loaded = automerge::Automerge::new();
     for chunk in target.load(&a).expect("load") {
@@ -325,7 +330,12 @@ fn migration_from_sled_keeps_everything(open: Open<'_>) {
 
     // A second copy into the same store is refused: it would duplicate chunks.
     assert!(matches!(migrate::copy(&sled, &target), Err(StoreError::TargetNotEmpty { .. })));
-    // A difference is found: the original moves on after the copy.
+    // A difference is found: a member looks at their notifications after
+    // the copy, then the original document moves on.
+    auth.mark_notifications_seen("t2", 9_000).expect("seen");
+    let differs = migrate::verify(&sled, &target);
+    assert!(matches!(&differs, Err(StoreError::CopyDiffers { what }) if *what == ["notifications seen"]), "{differs:?}");
+    target_auth.mark_notifications_seen("t2", 9_000).expect("seen");
     doc.put(automerge::ROOT, "title", "später").expect("put");
     sled.write(&a, &StorageWrite::Incremental(doc.save_incremental())).expect("write");
     let differs = migrate::verify(&sled, &target);

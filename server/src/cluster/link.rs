@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::envelope::Envelope;
 use crate::handle::{CloseReason, ConnectionHandle};
+use crate::metrics::{Direction, Metrics};
 use crate::util::lock;
 
 /// How long dialling another node may take before it counts as unreachable.
@@ -52,11 +53,15 @@ pub(crate) struct Link {
     relays: std::sync::Mutex<HashMap<DocumentId, mpsc::UnboundedSender<LinkEvent>>>,
     /// Cancelled when the link is gone.
     pub closed: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl Link {
     /// Send a frame to the owner; false once the link is gone.
     pub async fn send(&self, envelope: &Envelope) -> bool {
+        if matches!(envelope, Envelope::Sync { .. } | Envelope::Ephemeral { .. }) {
+            self.metrics.relayed(Direction::ToOwner);
+        }
         !self.closed.is_cancelled() && self.outbound.send(envelope.encode()).await.is_ok()
     }
 
@@ -82,6 +87,7 @@ impl Link {
     fn deliver(&self, envelope: Envelope) {
         match envelope {
             Envelope::Out { conn, document, frame } => {
+                self.metrics.relayed(Direction::FromOwner);
                 let handle = lock(&self.routes).get(&(conn, document)).cloned();
                 if let Some(handle) = handle {
                     handle.send(frame);
@@ -113,11 +119,12 @@ pub(crate) struct Links {
     secret: Option<String>,
     max_frame_bytes: usize,
     links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Links {
-    pub fn new(secret: Option<String>, max_frame_bytes: usize) -> Self {
-        Self { secret, max_frame_bytes, links: tokio::sync::Mutex::default() }
+    pub fn new(secret: Option<String>, max_frame_bytes: usize, metrics: Arc<Metrics>) -> Self {
+        Self { secret, max_frame_bytes, links: tokio::sync::Mutex::default(), metrics }
     }
 
     /// The live link to `address`, dialled now if there is none.
@@ -129,13 +136,13 @@ impl Links {
         {
             return Ok(link.clone());
         }
-        let link = dial(address, secret, self.max_frame_bytes).await?;
+        let link = dial(address, secret, self.max_frame_bytes, self.metrics.clone()).await?;
         links.insert(address.to_owned(), link.clone());
         Ok(link)
     }
 }
 
-async fn dial(address: &str, secret: &str, max_frame_bytes: usize) -> Result<Arc<Link>, LinkError> {
+async fn dial(address: &str, secret: &str, max_frame_bytes: usize, metrics: Arc<Metrics>) -> Result<Arc<Link>, LinkError> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let unreachable = |reason: String| LinkError::Unreachable { address: address.to_owned(), reason };
     let url = format!("{}{LINK_PATH}", address.trim_end_matches('/'));
@@ -160,6 +167,7 @@ async fn dial(address: &str, secret: &str, max_frame_bytes: usize) -> Result<Arc
         routes: std::sync::Mutex::default(),
         relays: std::sync::Mutex::default(),
         closed: CancellationToken::new(),
+        metrics,
     });
     tracing::info!(%address, "link to another node open");
     let writer_link = link.clone();

@@ -13,7 +13,6 @@
 //! (owner here, or relay) is decided in `hub.rs` with [`Cluster::place`].
 
 pub(crate) mod envelope;
-mod lease_stub;
 pub(crate) mod link;
 pub(crate) mod proxy;
 
@@ -27,8 +26,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
+use crate::metrics::Metrics;
 use crate::util::lock;
-pub(crate) use lease_stub::{Claim, Holder, LeaseConfig, Leases};
+use konsens_store::{Claim, Holder, LeaseConfig, Leases};
 use link::{Link, LinkEvent, Links};
 
 /// Where a document lives for this node.
@@ -56,16 +56,23 @@ pub(crate) struct Cluster {
     /// life of this node in a lease that has not expired yet.
     address: Option<String>,
     watched: std::sync::Mutex<HashMap<DocumentId, Watched>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Cluster {
     /// A cluster member when the store is shared (PostgreSQL), else `None`
     /// (sled: one node, nothing to fence).
-    pub fn new(store: &ChunkStore, config: &ClusterConfig, max_frame_bytes: usize) -> Option<Self> {
+    pub fn new(store: &ChunkStore, config: &ClusterConfig, max_frame_bytes: usize, metrics: Arc<Metrics>) -> Option<Self> {
         let node = uuid::Uuid::new_v4().to_string();
         let address = config.node_address.clone();
-        let leases = lease_stub::leases(store, LeaseConfig { node, address: address.clone().unwrap_or_default(), ttl: config.lease })?;
-        Some(Self { leases, links: Links::new(config.secret.clone(), max_frame_bytes), address, watched: std::sync::Mutex::default() })
+        let leases = store.leases(LeaseConfig { node, address: address.clone().unwrap_or_default(), ttl: config.lease })?;
+        Some(Self {
+            leases,
+            links: Links::new(config.secret.clone(), max_frame_bytes, metrics.clone()),
+            address,
+            watched: std::sync::Mutex::default(),
+            metrics,
+        })
     }
 
     fn tick(&self) -> Duration {
@@ -82,6 +89,7 @@ impl Cluster {
             let claim = tokio::task::spawn_blocking(move || leases.claim(&document)).await;
             let wait = match claim {
                 Ok(Ok(Claim::Owned { epoch })) => {
+                    self.metrics.lease_claimed();
                     tracing::debug!(%document, epoch, "lease claimed");
                     return Some(Placement::Here);
                 }
@@ -146,15 +154,19 @@ impl Cluster {
             }
             let leases = self.leases.clone();
             match tokio::task::spawn_blocking(move || leases.renew()).await {
-                Ok(Ok(gone)) if !gone.is_empty() => {
-                    tracing::warn!(documents = gone.len(), "leases lost to another node");
-                    lost(gone);
+                Ok(Ok(gone)) => {
+                    self.metrics.lease_renewed(self.leases.held().len());
+                    if !gone.is_empty() {
+                        tracing::warn!(documents = gone.len(), "leases lost to another node");
+                        self.metrics.lease_lost(gone.len());
+                        lost(gone);
+                    }
                 }
-                Ok(Ok(_)) => {}
                 Ok(Err(error)) => tracing::error!(%error, "cannot renew leases"),
                 Err(error) => tracing::error!(%error, "the lease task failed"),
             }
             self.check_owners().await;
+            self.metrics.set_documents(self.leases.held().len(), lock(&self.watched).len());
         }
     }
 

@@ -10,6 +10,7 @@ use crate::StoreError;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/0001_initial.sql")),
     (2, "notifications seen", include_str!("../../migrations/0002_notifications_seen.sql")),
+    (3, "leases", include_str!("../../migrations/0003_leases.sql")),
 ];
 
 /// Key of the advisory lock that keeps two starting servers from migrating at once.
