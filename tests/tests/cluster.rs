@@ -496,6 +496,9 @@ fn a_paused_owner_writes_nothing_after_the_takeover() -> Result<()> {
         Ok(log.contains("the document moved to another node") || log.contains("leases lost"))
     })
     .with_context(|| cluster.logs())?;
+    for line in cluster.nodes[owner].log().lines().filter(|l| ["moved", "lost", "fenced", "Fenced"].iter().any(|w| l.contains(w))) {
+        println!("paused owner, node {owner} after SIGCONT: {line}");
+    }
     // The writers carry on while the old owner is awake again.
     wait_for_acks(&mut writers, 3, Some(resumed), Duration::from_secs(30), &cluster)?;
     let mut acked = BTreeMap::new();
