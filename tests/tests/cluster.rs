@@ -76,6 +76,21 @@ impl Node {
     fn log(&self) -> String {
         self.server.as_ref().map(ServerProcess::log).unwrap_or_default()
     }
+
+    /// One sample of the node's `/metrics` (`series`: name and labels as
+    /// printed, e.g. `konsens_lease_losses_total`).
+    fn metric(&self, series: &str) -> Result<f64> {
+        let text = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(konsens_tests::http_get(&self.listen, "/metrics"))?;
+        let line = text
+            .lines()
+            .find(|l| l.strip_prefix(series).is_some_and(|rest| rest.starts_with(' ')))
+            .with_context(|| format!("no {series} in /metrics of {}:\n{text}", self.listen))?;
+        let value = line.rsplit(' ').next().unwrap_or_default();
+        value.parse().with_context(|| format!("not a number: {line}"))
+    }
 }
 
 /// Three nodes on one PostgreSQL database.
@@ -379,8 +394,14 @@ fn three_nodes_converge() -> Result<()> {
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "the same heads on every node: {seen:?}");
     // One node owns it; the others relayed (a cluster, not three servers that happen to share tables).
     let owner = cluster.wait_for_owner(&doc, None)?;
-    let relays = (0..3).filter(|&i| i != owner && cluster.nodes[i].log().contains("relaying to the document's owner")).count();
-    assert_eq!(relays, 2, "both other nodes relayed to the owner (node {owner}):\n{}", cluster.logs());
+    for (index, node) in cluster.nodes.iter().enumerate() {
+        let relayed = node.metric(r#"konsens_relayed_messages_total{direction="to_owner"}"#)?;
+        if index == owner {
+            assert_eq!(relayed, 0.0, "the owner (node {owner}) relays nothing");
+        } else {
+            assert!(relayed > 0.0, "node {index} relayed its clients' messages to the owner (node {owner}):\n{}", cluster.logs());
+        }
+    }
     let stored = cluster.stored(&doc)?;
     assert_eq!(serde_json::to_value(AutoSerde::from(&stored))?, expected, "PostgreSQL holds both edits");
     assert_eq!(sorted_heads(&stored), seen[0]);
@@ -496,6 +517,8 @@ fn a_paused_owner_writes_nothing_after_the_takeover() -> Result<()> {
         Ok(log.contains("the document moved to another node") || log.contains("leases lost"))
     })
     .with_context(|| cluster.logs())?;
+    let losses = cluster.nodes[owner].metric("konsens_lease_losses_total")?;
+    assert!(losses >= 1.0, "the resumed node counts its lost lease ({losses})");
     for line in cluster.nodes[owner].log().lines().filter(|l| ["moved", "lost", "fenced", "Fenced"].iter().any(|w| l.contains(w))) {
         println!("paused owner, node {owner} after SIGCONT: {line}");
     }
