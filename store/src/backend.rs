@@ -81,6 +81,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Durable.
     fn remove_meta(&self, key: &str) -> Result<(), StoreError>;
+    /// Store `value` under `key` unless a value is there already; durable.
+    /// Returns what is stored now: several processes sharing a store (nodes
+    /// of a cluster starting together) all get the first one's value.
+    fn put_meta_once(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;
     /// All values whose key starts with `prefix`, in key order.
     fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 

@@ -156,9 +156,8 @@ impl ChunkStore {
         if let Some(existing) = self.backend.get_meta(STORAGE_ID_KEY)? {
             return Ok(StorageId(String::from_utf8_lossy(&existing).into_owned()));
         }
-        let id = fresh();
-        self.backend.put_meta(STORAGE_ID_KEY, id.as_bytes())?;
-        Ok(StorageId(id))
+        let id = self.backend.put_meta_once(STORAGE_ID_KEY, fresh().as_bytes())?;
+        Ok(StorageId(String::from_utf8_lossy(&id).into_owned()))
     }
 
     /// All stored chunks of a document, in the order they must be loaded.

@@ -50,6 +50,32 @@ fn suite_on_postgres() {
     }
 }
 
+/// Nodes of a cluster starting together on one empty database all take the
+/// storage id the first one wrote: a client sees one server through any node.
+#[test]
+fn postgres_nodes_starting_together_share_one_storage_id() {
+    let cluster = ThrowawayCluster::start().expect("a throwaway PostgreSQL cluster (is PostgreSQL installed?)");
+    let url = cluster.create_database("together").expect("createdb");
+    let stores: Vec<ChunkStore> = (0..6).map(|_| ChunkStore::connect(&url).expect("connect")).collect();
+    let barrier = std::sync::Barrier::new(stores.len());
+    let ids: Vec<StorageId> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(n, store)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    store.storage_id(|| format!("node-{n}")).expect("id")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert!(ids.iter().all(|id| *id == ids[0]), "one storage id for all: {ids:?}");
+    assert_eq!(ChunkStore::connect(&url).expect("connect").storage_id(|| "late".into()).expect("id"), ids[0]);
+}
+
 /// A failed commit acknowledges nothing: the whole group is rolled back,
 /// and every submitter of the writer hears the typed error.
 #[test]

@@ -460,6 +460,15 @@ impl Backend for PostgresBackend {
         })
     }
 
+    fn put_meta_once(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.run(move |client| async move {
+            client.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &value]).await?;
+            let row = client.query_one("SELECT value FROM meta WHERE key = $1", &[&key]).await?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
     fn remove_meta(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.run(move |client| async move {

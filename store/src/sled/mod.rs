@@ -207,6 +207,15 @@ impl Backend for SledBackend {
         self.flush()
     }
 
+    fn put_meta_once(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let stored = match self.meta.compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(value))? {
+            Ok(()) => value.to_vec(),
+            Err(current) => current.current.map(|v| v.to_vec()).unwrap_or_else(|| value.to_vec()),
+        };
+        self.flush()?;
+        Ok(stored)
+    }
+
     fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.meta
             .scan_prefix(prefix.as_bytes())
