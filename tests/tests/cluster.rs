@@ -392,6 +392,14 @@ fn three_nodes_converge() -> Result<()> {
         seen.push(heads);
     }
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "the same heads on every node: {seen:?}");
+    // A CLI user on node 2 pulls it; its history names both edits.
+    let store = tempfile::tempdir()?;
+    ok(store.path(), &["sync", &cluster.nodes[2].ws_url(), "--doc", &doc])?;
+    let history = json(store.path(), &["history", "--all", &doc])?;
+    let summaries: Vec<&str> = history.as_array().context("history is a list")?.iter().filter_map(|c| c["summary"].as_str()).collect();
+    for key in ["from_node_0", "from_node_1"] {
+        assert!(summaries.iter().any(|s| s.contains(key)), "the CLI on node 2 has the edit of {key}: {history}");
+    }
     // One node owns it; the others relayed (a cluster, not three servers that happen to share tables).
     let owner = cluster.wait_for_owner(&doc, None)?;
     for (index, node) in cluster.nodes.iter().enumerate() {
