@@ -446,8 +446,8 @@ mod tests {
     fn seeds_once_and_documents_read_back() -> TestResult {
         let (dir, store) = temp_store()?;
         for language in [DemoLanguage::German, DemoLanguage::English] {
-            let id = seed(&store, language)?;
-            assert_eq!(seed(&store, language)?, id, "a second seed reuses the first");
+            let id = seed(&store, language, None)?;
+            assert_eq!(seed(&store, language, None)?, id, "a second seed reuses the first");
             let (process, recs) = read(&store, &id)?;
             assert_eq!(process.workshops.len(), 6);
             assert_eq!(recs.len(), 6);
@@ -455,7 +455,7 @@ mod tests {
             assert!(statuses.len() >= 4, "recommendations in different states: {statuses:?}");
             assert!(recs.iter().any(|r| !r.comments.is_empty()), "a comment, anchored in its quote");
         }
-        assert_ne!(seed(&store, DemoLanguage::German)?, seed(&store, DemoLanguage::English)?, "one process per language");
+        assert_ne!(seed(&store, DemoLanguage::German, None)?, seed(&store, DemoLanguage::English, None)?, "one process per language");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
@@ -465,7 +465,7 @@ mod tests {
     fn german_by_default_with_german_content() -> TestResult {
         assert_eq!(DemoLanguage::default(), DemoLanguage::German);
         let (dir, store) = temp_store()?;
-        let (process, recs) = read(&store, &seed(&store, DemoLanguage::default())?)?;
+        let (process, recs) = read(&store, &seed(&store, DemoLanguage::default(), None)?)?;
         assert!(process.title.0.starts_with("Fachkräfteeinwanderung"), "{}", process.title.0);
         let titles: Vec<&str> = process.workshops.iter().map(|w| w.title.as_str()).collect();
         assert_eq!(
@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn english_on_request_keeps_the_english_content() -> TestResult {
         let (dir, store) = temp_store()?;
-        let (process, recs) = read(&store, &seed(&store, DemoLanguage::English)?)?;
+        let (process, recs) = read(&store, &seed(&store, DemoLanguage::English, None)?)?;
         assert_eq!(process.title.0, "Skilled immigration: from recruitment to retention (demo)");
         assert_eq!(process.workshops[0].title, "Financing models");
         assert!(recs.iter().any(|r| r.title.0 == "One-stop recognition within three months"));

@@ -559,3 +559,39 @@ fn a_paused_owner_writes_nothing_after_the_takeover() -> Result<()> {
     println!("paused owner: 0 of {total} acknowledged writes lost; node {owner} resumed and gave the document up to node {new_owner}");
     Ok(())
 }
+
+/// A revocation made through one node reaches a connection on another at
+/// once (PostgreSQL `NOTIFY`), not when it next reconnects.
+#[test]
+fn a_token_revoked_on_one_node_closes_its_connection_on_another() -> Result<()> {
+    let cluster = TestCluster::start(false)?;
+    let admin_token = cluster.nodes[0].server()?.admin_token.clone().context("the first node prints an administrator link")?;
+    let admin = tempfile::tempdir()?;
+    ok(admin.path(), &["join", &cluster.nodes[0].server()?.http_url(&format!("/join/{admin_token}"))])?;
+    let process = ok(admin.path(), &["process", "create", "--title", "Faire Anwerbung"])?;
+    ok(admin.path(), &["sync"])?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let node0 = cluster.nodes[0].listen.clone();
+        let invitation = json!({"role": "participant", "name": "Bora", "organisation": "Caritas"});
+        let (status, body) =
+            konsens_tests::http_request(&node0, "POST", &format!("/api/processes/{process}/invitations"), Some(&admin_token), Some(&invitation)).await?;
+        ensure!(status == 200, "invitation: {status} {body}");
+        let body: Value = serde_json::from_str(&body)?;
+        let (token, token_id) = (body["token"].as_str().context("token")?, body["token_id"].as_str().context("token_id")?);
+
+        // Bora is connected to node 1; the facilitator revokes on node 0.
+        let url = format!("{}?token={token}", cluster.nodes[1].ws_url());
+        let mut peer = konsens_tests::RawPeer::join(&url, "bora-laptop").await?;
+        let (status, body) = konsens_tests::http_request(&node0, "POST", &format!("/api/tokens/{token_id}/revoke"), Some(&admin_token), None).await?;
+        ensure!(status == 200, "revoke: {status} {body}");
+        let answer = tokio::time::timeout(Duration::from_secs(10), peer.next()).await.context("no close within 10 s")??;
+        match answer {
+            konsens_tests::Answer::Close { reason, .. } => ensure!(reason.contains("revoked"), "closed for another reason: {reason}"),
+            other => bail!("expected node 1 to close the revoked member's connection, got {other:?}\n{}", cluster.logs()),
+        }
+        let refused = konsens_tests::RawPeer::connect(&url, "bora-laptop").await;
+        ensure!(refused.is_err(), "a revoked token cannot connect to node 1 again");
+        Ok(())
+    })
+}
