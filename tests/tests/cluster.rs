@@ -576,7 +576,7 @@ fn a_token_revoked_on_one_node_closes_its_connection_on_another() -> Result<()> 
         let invitation = json!({"role": "participant", "name": "Bora", "organisation": "Caritas"});
         let (status, body) =
             konsens_tests::http_request(&node0, "POST", &format!("/api/processes/{process}/invitations"), Some(&admin_token), Some(&invitation)).await?;
-        ensure!(status == 200, "invitation: {status} {body}");
+        ensure!(status == 201, "invitation: {status} {body}");
         let body: Value = serde_json::from_str(&body)?;
         let (token, token_id) = (body["token"].as_str().context("token")?, body["token_id"].as_str().context("token_id")?);
 
