@@ -595,3 +595,81 @@ fn a_token_revoked_on_one_node_closes_its_connection_on_another() -> Result<()> 
         Ok(())
     })
 }
+
+/// samod, the Rust automerge-repo, notices nothing of the cluster either: a
+/// samod peer on one node creates a document, one on another node finds it
+/// through the relay, and each sees the other's change.
+#[test]
+fn samod_peers_on_two_nodes_converge() -> Result<()> {
+    use automerge::transaction::Transactable;
+    use automerge::{ROOT, ReadDoc};
+
+    fn text(doc: &Automerge, key: &str) -> Option<String> {
+        doc.get(ROOT, key).ok().flatten().and_then(|(value, _)| value.into_string().ok())
+    }
+    async fn dial(repo: &samod::Repo, url: &str) -> Result<samod::ConnectionId> {
+        let dialer = repo.dial_websocket(samod::Url::parse(url)?, samod::BackoffConfig::default())?;
+        tokio::time::timeout(Duration::from_secs(20), dialer.established()).await?.map_err(|e| anyhow::anyhow!("samod cannot connect to {url}: {e}"))?;
+        dialer.connection_id().context("samod reports no connection")
+    }
+    async fn wait_for(handle: &samod::DocHandle, key: &'static str, value: &'static str) -> Result<()> {
+        let mut changes = handle.changes();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if handle.with_document_async(move |doc| text(doc, key)).await?.as_deref() == Some(value) {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                futures_util::StreamExt::next(&mut changes).await.context("samod's change stream ended")?;
+            }
+        })
+        .await
+        .with_context(|| format!("waiting for {key} = {value}"))?
+    }
+
+    let cluster = TestCluster::start(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let writer = samod::Repo::build_tokio().with_peer_id("samod-node0".into()).load().await;
+        let to_node0 = dial(&writer, &cluster.nodes[0].ws_url()).await?;
+        let mut initial = Automerge::new();
+        let mut tx = initial.transaction();
+        tx.put(ROOT, "title", "Sprachkurse im Betrieb")?;
+        tx.commit();
+        let handle = writer.create(initial).await?;
+        tokio::time::timeout(Duration::from_secs(20), handle.they_have_our_changes(to_node0))
+            .await
+            .with_context(|| format!("node 0 to acknowledge samod's document\n{}", cluster.logs()))?;
+
+        let reader = samod::Repo::build_tokio().with_peer_id("samod-node1".into()).load().await;
+        dial(&reader, &cluster.nodes[1].ws_url()).await?;
+        let found = tokio::time::timeout(Duration::from_secs(20), reader.find(handle.document_id().clone()))
+            .await??
+            .with_context(|| format!("samod on node 1 finds no document\n{}", cluster.logs()))?;
+        wait_for(&found, "title", "Sprachkurse im Betrieb").await?;
+        found
+            .with_document_async(|doc| {
+                let mut tx = doc.transaction();
+                tx.put(ROOT, "status", "adopted")?;
+                tx.commit();
+                Ok::<_, automerge::AutomergeError>(())
+            })
+            .await??;
+        wait_for(&handle, "status", "adopted").await.with_context(|| cluster.logs())?;
+        writer.stop().await;
+        reader.stop().await;
+        Ok(())
+    })
+}
+
+/// Presence and other ephemeral messages reach a client on another node:
+/// official clients on node 1 and node 2, the document owned by whichever
+/// of them created it (node 1), so one direction runs through a relay.
+#[test]
+fn ephemeral_messages_cross_nodes() -> Result<()> {
+    let cluster = TestCluster::start(true)?;
+    let answer = konsens_tests::js_harness(&["ephemeral-across", &cluster.nodes[1].ws_url(), &cluster.nodes[2].ws_url()])
+        .with_context(|| cluster.logs())?;
+    assert_eq!(answer["a_to_b"], true, "{answer}");
+    assert_eq!(answer["b_to_a"], true, "{answer}");
+    Ok(())
+}
