@@ -673,3 +673,24 @@ fn ephemeral_messages_cross_nodes() -> Result<()> {
     assert_eq!(answer["b_to_a"], true, "{answer}");
     Ok(())
 }
+
+/// SIGTERM on a node of a cluster: it stops cleanly (its store connections
+/// keep no part of it alive) and gives its leases up on the way, so the
+/// document can move at once instead of after the lease time.
+#[test]
+fn a_node_stopped_cleanly_exits_and_releases_its_leases() -> Result<()> {
+    let mut cluster = TestCluster::start(true)?;
+    let doc = create_document(&cluster.nodes[0])?;
+    let owner = cluster.wait_for_owner(&doc, None)?;
+    let server = cluster.nodes[owner].server.take().context("the owner runs")?;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(server.terminate());
+    });
+    let status = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .context("the node did not exit within 20 s of SIGTERM")??;
+    ensure!(status.success(), "the node exits cleanly: {status}");
+    ensure!(cluster.owner(&doc)?.is_none(), "the stopped node released its lease on the way out");
+    Ok(())
+}
