@@ -260,7 +260,23 @@ const EN_RECS: &[Rec] = &[
 
 /// Write the demo process and its recommendations in `language` unless they
 /// exist already; returns the process's id either way.
-pub(crate) fn seed(store: &ChunkStore, language: DemoLanguage) -> Result<DocumentId, ServerError> {
+/// Store a new document. In a cluster the store takes writes only from the
+/// holder of a document's lease: hold it for the write (a fresh id is never
+/// held elsewhere), then let it go for whichever node loads it first.
+fn write_new(store: &ChunkStore, leases: Option<&konsens_store::Leases>, id: &DocumentId, bytes: Vec<u8>) -> Result<(), ServerError> {
+    if let Some(leases) = leases
+        && let konsens_store::Claim::HeldBy(holder) = leases.claim(id)?
+    {
+        return Err(ServerError::Config(format!("demo document {id} is held by node {}", holder.address)));
+    }
+    store.write(id, &StorageWrite::Snapshot(bytes))?;
+    if let Some(leases) = leases {
+        leases.release(id)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn seed(store: &ChunkStore, language: DemoLanguage, leases: Option<&konsens_store::Leases>) -> Result<DocumentId, ServerError> {
     let demo = content(language);
     if let Some(bytes) = store.get_meta(marker(language))?
         && let Ok(id) = String::from_utf8_lossy(&bytes).parse::<DocumentId>()
@@ -336,13 +352,13 @@ pub(crate) fn seed(store: &ChunkStore, language: DemoLanguage) -> Result<Documen
             let endorsement = Endorsement { stance: *stance, note: (*note).into(), by: p.participant.into(), at };
             write(&mut doc, p, at, &format!("endorse: {stance}"), |tx| schema::endorse(tx, p.organisation, &endorsement))?;
         }
-        store.write(&id, &StorageWrite::Snapshot(doc.save()))?;
+        write_new(store, leases, &id, doc.save())?;
         // Under access control the recommendation belongs to the demo process.
         store.auth()?.set_document_process(&id, &process_id)?;
         let url = id.url();
         write(&mut process, author, tick(), "add recommendation", |tx| schema::link_recommendation(tx, rec.workshop, &url))?;
     }
-    store.write(&process_id, &StorageWrite::Snapshot(process.save()))?;
+    write_new(store, leases, &process_id, process.save())?;
     store.auth()?.set_document_process(&process_id, &process_id)?;
     store.put_meta(marker(language), process_id.to_string().as_bytes())?;
     store.flush()?;
@@ -430,8 +446,8 @@ mod tests {
     fn seeds_once_and_documents_read_back() -> TestResult {
         let (dir, store) = temp_store()?;
         for language in [DemoLanguage::German, DemoLanguage::English] {
-            let id = seed(&store, language)?;
-            assert_eq!(seed(&store, language)?, id, "a second seed reuses the first");
+            let id = seed(&store, language, None)?;
+            assert_eq!(seed(&store, language, None)?, id, "a second seed reuses the first");
             let (process, recs) = read(&store, &id)?;
             assert_eq!(process.workshops.len(), 6);
             assert_eq!(recs.len(), 6);
@@ -439,7 +455,7 @@ mod tests {
             assert!(statuses.len() >= 4, "recommendations in different states: {statuses:?}");
             assert!(recs.iter().any(|r| !r.comments.is_empty()), "a comment, anchored in its quote");
         }
-        assert_ne!(seed(&store, DemoLanguage::German)?, seed(&store, DemoLanguage::English)?, "one process per language");
+        assert_ne!(seed(&store, DemoLanguage::German, None)?, seed(&store, DemoLanguage::English, None)?, "one process per language");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
@@ -449,7 +465,7 @@ mod tests {
     fn german_by_default_with_german_content() -> TestResult {
         assert_eq!(DemoLanguage::default(), DemoLanguage::German);
         let (dir, store) = temp_store()?;
-        let (process, recs) = read(&store, &seed(&store, DemoLanguage::default())?)?;
+        let (process, recs) = read(&store, &seed(&store, DemoLanguage::default(), None)?)?;
         assert!(process.title.0.starts_with("Fachkräfteeinwanderung"), "{}", process.title.0);
         let titles: Vec<&str> = process.workshops.iter().map(|w| w.title.as_str()).collect();
         assert_eq!(
@@ -480,7 +496,7 @@ mod tests {
     #[test]
     fn english_on_request_keeps_the_english_content() -> TestResult {
         let (dir, store) = temp_store()?;
-        let (process, recs) = read(&store, &seed(&store, DemoLanguage::English)?)?;
+        let (process, recs) = read(&store, &seed(&store, DemoLanguage::English, None)?)?;
         assert_eq!(process.title.0, "Skilled immigration: from recruitment to retention (demo)");
         assert_eq!(process.workshops[0].title, "Financing models");
         assert!(recs.iter().any(|r| r.title.0 == "One-stop recognition within three months"));

@@ -142,7 +142,7 @@ impl Server {
     /// Write the demo process (`--demo`) in `language` unless it is there
     /// already; returns its id.
     pub fn seed_demo(&self, language: DemoLanguage) -> Result<konsens_sync::DocumentId, ServerError> {
-        demo::seed(&self.hub.store, language)
+        demo::seed(&self.hub.store, language, self.hub.cluster.as_ref().map(|cluster| &cluster.leases))
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
@@ -184,8 +184,15 @@ impl Server {
         });
         // A token changed on another node (revoked, re-issued, its role):
         // its connections here close too. Nothing to hear on sled.
-        let token_hub = hub.clone();
-        hub.store.watch_tokens(move |token_id| token_hub.token_changed(&token_id))?;
+        // Weak: the store keeps the callback for its life, and the hub must
+        // go at shutdown (it holds the group-commit writer, which the final
+        // flush waits for).
+        let token_hub = Arc::downgrade(&hub);
+        hub.store.watch_tokens(move |token_id| {
+            if let Some(hub) = token_hub.upgrade() {
+                hub.token_changed(&token_id);
+            }
+        })?;
         if let Some(cluster) = hub.cluster.clone() {
             if hub.config.cluster.node_address.is_none() || hub.config.cluster.secret.is_none() {
                 tracing::warn!("a shared database without --node-address and --cluster-secret: this node cannot relay to others, nor they to it");

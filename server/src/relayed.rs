@@ -95,7 +95,11 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>) {
                 relayed.insert((conn, document), handle);
             }
             Envelope::Sync { conn, document, request, data } => {
-                let Some(handle) = relayed.get(&(conn, document)) else { continue };
+                tracing::trace!(?conn, %document, bytes = data.len(), "relayed sync in");
+                let Some(handle) = relayed.get(&(conn, document)) else {
+                    tracing::debug!(?conn, %document, "a relayed sync for a connection the link never opened; dropped");
+                    continue;
+                };
                 match automerge::sync::Message::decode(&data) {
                     Ok(message) => hub.dispatch(document, DocCommand::Sync { conn: handle.clone(), message, request }).await,
                     // The relaying node decoded it before; a node that sends garbage is broken.
@@ -139,6 +143,7 @@ async fn forward(handle: Arc<ConnectionHandle>, mut frames: mpsc::Receiver<Vec<u
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(frame) => {
+                    tracing::trace!(?conn, %document, bytes = frame.len(), "relayed frame out");
                     if link.send(Envelope::Out { conn, document, frame }.encode()).await.is_err() {
                         return;
                     }

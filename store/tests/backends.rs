@@ -3,7 +3,11 @@
 //! cluster. Without PostgreSQL installed the PostgreSQL run fails (it never
 //! skips): `scripts/test.sh` installs Debian's package.
 
+mod common;
+
 use std::sync::mpsc;
+
+use common::member;
 
 use automerge::{ChangeHash, ReadDoc, transaction::Transactable};
 use konsens_store::postgres::throwaway::ThrowawayCluster;
@@ -224,28 +228,10 @@ fn records_ride_with_the_group_and_claims_hold_at_once(open: Open<'_>) {
     assert_eq!(store.get_meta("draft").expect("meta"), Some(b"x".to_vec()));
 }
 
-fn member(id: &str) -> TokenRecord {
-    TokenRecord {
-        id: id.into(),
-        kind: TokenKind::Member,
-        process: Some(DocumentId::from_bytes([7; 16])),
-        participant: format!("p-{id}"),
-        name: id.into(),
-        organisation: "O".into(),
-        role: TokenRole::Participant,
-        created_at: 1,
-        expires_at: None,
-        revoked: false,
-        created_by: None,
-        joined_at: None,
-        last_seen: None,
-        email: None,
-    }
-}
 
 fn joining_is_recorded_once_and_last_seen_coarsely(open: Open<'_>) {
     let store = open().auth().expect("auth");
-    store.put_tokens(&[("h1".into(), member("t1")), ("h2".into(), member("t2"))]).expect("put");
+    store.put_tokens(&[("h1".into(), member("t1", TokenRole::Participant)), ("h2".into(), member("t2", TokenRole::Participant))]).expect("put");
     assert!(store.mark_seen("t1", 1_000, 300_000).expect("seen"));
     assert!(!store.mark_seen("t1", 2_000, 300_000).expect("seen"), "within the granularity nothing is written");
     assert!(store.mark_seen("t1", 400_000, 300_000).expect("seen"));
@@ -270,7 +256,7 @@ fn notifications_seen_only_moves_forward(open: Open<'_>) {
 
 fn a_reissued_token_answers_to_the_new_secret_only(open: Open<'_>) {
     let store = open().auth().expect("auth");
-    store.put_token("old", &member("t1")).expect("put");
+    store.put_token("old", &member("t1", TokenRole::Participant)).expect("put");
     let record = store.reissue("t1", "new").expect("reissue").expect("there");
     assert_eq!(record.participant, "p-t1");
     assert_eq!(store.token("old").expect("reads"), None);
@@ -283,8 +269,8 @@ fn revoked_tokens_processes_and_meta(open: Open<'_>) {
     {
         let store = open();
         let auth = store.auth().expect("auth");
-        let admin = TokenRecord { kind: TokenKind::Admin, role: TokenRole::Admin, process: None, ..member("t-admin") };
-        auth.put_tokens(&[("ha".into(), admin), ("hm".into(), member("t-m"))]).expect("put");
+        let admin = TokenRecord { kind: TokenKind::Admin, role: TokenRole::Admin, process: None, ..member("t-admin", TokenRole::Participant) };
+        auth.put_tokens(&[("ha".into(), admin), ("hm".into(), member("t-m", TokenRole::Participant))]).expect("put");
         assert!(auth.has_admin().expect("admin"));
         assert!(auth.revoke("t-admin").expect("revoke").expect("there").revoked);
         assert_eq!(auth.revoke("t-unknown").expect("revoke"), None);
@@ -326,7 +312,7 @@ fn migration_from_sled_keeps_everything(open: Open<'_>) {
     sled.write(&b, &StorageWrite::Snapshot(other.save())).expect("write");
     sled.put_sync_state(&a, &StorageId("laptop".into()), &doc.get_heads()).expect("state");
     let auth = sled.auth().expect("auth");
-    auth.put_tokens(&[("h1".into(), member("t1")), ("h2".into(), member("t2"))]).expect("token");
+    auth.put_tokens(&[("h1".into(), member("t1", TokenRole::Participant)), ("h2".into(), member("t2", TokenRole::Participant))]).expect("token");
     auth.mark_notifications_seen("t1", 4_000).expect("seen");
     auth.set_document_process(&a, &b).expect("process");
     auth.set_document_process(&b, &b).expect("process");

@@ -3,12 +3,16 @@
 //! handles on one throwaway database are two nodes, A and B, with a short
 //! ttl. Without PostgreSQL installed these tests fail (they never skip).
 
+mod common;
+
 use std::sync::mpsc;
+
+use common::member;
 use std::time::{Duration, Instant};
 
 use konsens_store::postgres::throwaway::ThrowawayCluster;
 use konsens_store::{
-    Chunk, ChunkStore, Claim, GroupItem, Holder, LeaseConfig, Leases, Record, StoreError, TokenKind, TokenRecord, TokenRole,
+    Chunk, ChunkStore, Claim, GroupItem, Holder, LeaseConfig, Leases, Record, StoreError, TokenRole,
 };
 use konsens_sync::{DocumentId, StorageId, StorageWrite};
 
@@ -368,24 +372,6 @@ fn a_claim_waits_for_a_commit_holding_the_lease(db: &Cluster<'_>) {
     assert!(is_fenced(&results[0], &d), "{results:?}");
 }
 
-fn member(id: &str, role: TokenRole) -> TokenRecord {
-    TokenRecord {
-        id: id.into(),
-        kind: TokenKind::Member,
-        process: Some(DocumentId::from_bytes([7; 16])),
-        participant: format!("p-{id}"),
-        name: id.into(),
-        organisation: "O".into(),
-        role,
-        created_at: 1,
-        expires_at: None,
-        revoked: false,
-        created_by: None,
-        joined_at: None,
-        last_seen: None,
-        email: None,
-    }
-}
 
 fn token_changes_reach_every_node(db: &Cluster<'_>) {
     let a = ChunkStore::connect(&db.url).expect("connect").auth().expect("auth");

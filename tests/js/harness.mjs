@@ -162,7 +162,10 @@ export async function connect(url, label = "client", { tolerateRefusals = false 
  * automerge-repo records, per remote storageId, the heads that peer announced
  * in its last sync message (`handle.getSyncInfo(storageId).lastHeads`, updated
  * with a `remote-heads` event). The server only announces heads it has
- * applied, so equality with our heads is its acknowledgement.
+ * applied, so equality with our heads is its acknowledgement. Checked again
+ * when our heads change too: a sync message's `remote-heads` comes before its
+ * changes are applied here, so with other writers busy the server's report
+ * would otherwise always be one message ahead of our heads.
  */
 export function waitForAck(conn, handle, what) {
   const { serverStorageId } = conn
@@ -175,13 +178,15 @@ export function waitForAck(conn, handle, what) {
     description,
     new Promise(resolve => {
       if (acked()) return resolve()
-      const onRemoteHeads = () => {
+      const check = () => {
         if (acked()) {
-          handle.off("remote-heads", onRemoteHeads)
+          handle.off("remote-heads", check)
+          handle.off("heads-changed", check)
           resolve()
         }
       }
-      handle.on("remote-heads", onRemoteHeads)
+      handle.on("remote-heads", check)
+      handle.on("heads-changed", check)
     })
   )
 }

@@ -122,10 +122,11 @@ function nextEphemeral(handle, senderId, nonce) {
   })
 }
 
-async function ephemeral(wsUrl) {
-  // Two repos = two WebSocket connections with different peer ids.
+async function ephemeral(wsUrl, otherWsUrl = wsUrl) {
+  // Two repos = two WebSocket connections with different peer ids (to two
+  // nodes of a cluster with ephemeral-across).
   const a = await connect(wsUrl, "A")
-  const b = await connect(wsUrl, "B")
+  const b = await connect(otherWsUrl, "B")
 
   const handleA = a.repo.create({ purpose: "ephemeral relay test" })
   await waitForAck(a, handleA, `A's document ${handleA.url}`)
@@ -238,6 +239,7 @@ const USAGE = `usage: node interop.mjs <command> ...
   read         <ws-url> <automerge-url>
   change       <ws-url> <automerge-url> <key> <json-value>
   ephemeral    <ws-url>
+  ephemeral-across <ws-url> <other-ws-url>   (as ephemeral, B on the other url)
   stubborn     <ws-url> <other-ws-url> <automerge-url> <key> <json-value> <seconds>
   stock-server <port> <data-dir>`
 
@@ -246,6 +248,7 @@ const commands = {
   read: [read, 2],
   change: [change, 4],
   ephemeral: [ephemeral, 1],
+  "ephemeral-across": [ephemeral, 2],
   stubborn: [stubborn, 6],
   "stock-server": [stockServer, 2],
 }

@@ -219,6 +219,25 @@ impl ServerProcess {
         Ok(())
     }
 
+    /// SIGSTOP: the process freezes as a whole (a stalled VM, a long GC
+    /// pause): its sockets stay open but nothing runs, not even timers.
+    pub fn pause(&self) -> Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// SIGCONT after [`Self::pause`]: it carries on where it stopped.
+    pub fn resume(&self) -> Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status()?;
+        if !status.success() {
+            bail!("kill {signal} {} failed: {status}", self.child.id());
+        }
+        Ok(())
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(mut self) -> Result<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
@@ -463,19 +482,25 @@ pub mod cli {
 /// Run one command of the official JS client's harness (`tests/js/interop.mjs`)
 /// and return the JSON line it printed.
 pub fn js_harness(args: &[&str]) -> Result<serde_json::Value> {
+    js_script("interop.mjs", args)
+}
+
+/// Run `tests/js/<script>` with `args` in Node and return the last JSON
+/// line it printed (the harness's convention: one result line on stdout).
+pub fn js_script(script: &str, args: &[&str]) -> Result<serde_json::Value> {
     let root = repo_root();
     if !root.join("tests/js/node_modules/@automerge/automerge-repo").exists() {
         bail!("tests/js/node_modules is missing: run `npm ci --prefix tests/js` (the README's test command does)");
     }
     let output = std::process::Command::new("node")
-        .arg(root.join("tests/js/interop.mjs"))
+        .arg(root.join("tests/js").join(script))
         .args(args)
         .output()
         .context("running node (is Node.js installed?)")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
-        bail!("node interop.mjs {args:?} failed ({}):\n{stderr}", output.status);
+        bail!("node {script} {args:?} failed ({}):\n{stderr}", output.status);
     }
     let line = stdout.lines().last().context("no output")?;
     serde_json::from_str(line).with_context(|| format!("not JSON: {line}\nstderr:\n{stderr}"))

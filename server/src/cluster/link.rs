@@ -89,8 +89,12 @@ impl Link {
             Envelope::Out { conn, document, frame } => {
                 self.metrics.relayed(Direction::FromOwner);
                 let handle = lock(&self.routes).get(&(conn, document)).cloned();
-                if let Some(handle) = handle {
-                    handle.send(frame);
+                match handle {
+                    Some(handle) => {
+                        let sent = handle.send(frame);
+                        tracing::trace!(?conn, %document, sent, "from the owner to our client");
+                    }
+                    None => tracing::debug!(?conn, %document, "a frame from the owner for a connection no longer relayed; dropped"),
                 }
             }
             Envelope::Closed { conn, document, moved: true, .. } => {

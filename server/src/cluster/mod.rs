@@ -158,6 +158,9 @@ impl Cluster {
                     self.metrics.lease_renewed(self.leases.held().len());
                     if !gone.is_empty() {
                         tracing::warn!(documents = gone.len(), "leases lost to another node");
+                        // Every lost lease shows here, also one whose owner
+                        // noticed first (a fenced write): the store forgets a
+                        // lease only when a renewal finds it gone.
                         self.metrics.lease_lost(gone.len());
                         lost(gone);
                     }

@@ -86,6 +86,7 @@ impl Relay {
     /// False: the link is gone.
     async fn forward(&mut self, command: DocCommand) -> bool {
         let document = self.document;
+        tracing::trace!(%document, ?command, "relaying to the owner");
         match command {
             DocCommand::Sync { conn, message, request } => {
                 if conn.relayed {
