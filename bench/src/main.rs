@@ -328,8 +328,8 @@ fn main() -> Result<()> {
                 duration: Duration::from_secs(10),
                 documents: 1000,
                 typing: Duration::from_secs(20),
-                // The server's default.
-                lease: Duration::from_millis(4000),
+                // The server's default (`DEFAULT_LEASE_MS`).
+                lease: Duration::from_millis(3000),
                 failover_writers_per_node: 2,
             }
         };
