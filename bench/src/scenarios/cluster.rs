@@ -234,7 +234,7 @@ pub fn run(config: &Config, dir: &Path, failures: &mut Vec<String>) -> Result<Re
                 }
                 Err(e) => {
                     eprintln!("  cluster {label} failed: {e:#}");
-                    failures.push(format!("cluster, {label}: {e:#}"));
+                    failures.push(format!("cluster, {label}: {}", reason(&e)));
                 }
             }
         }
@@ -245,11 +245,17 @@ pub fn run(config: &Config, dir: &Path, failures: &mut Vec<String>) -> Result<Re
         Ok(f) => (Some(f), None),
         Err(e) => {
             eprintln!("  cluster failover failed: {e:#}");
-            failures.push(format!("cluster, failover: {e:#}"));
-            (None, Some(format!("{e:#}")))
+            failures.push(format!("cluster, failover: {}", reason(&e)));
+            (None, Some(reason(&e)))
         }
     };
     Ok(Results { rows, failover, failover_error, sled_stops, postgres_stops })
+}
+
+/// An error for the report: the first line of each cause (the log tails
+/// the contexts carry went to stderr already).
+fn reason(e: &anyhow::Error) -> String {
+    e.chain().map(|c| c.to_string().lines().next().unwrap_or("").to_owned()).collect::<Vec<_>>().join(": ")
 }
 
 /// Start `nodes` konsens servers: on sled (one node), or on `database`, each
