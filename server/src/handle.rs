@@ -163,15 +163,10 @@ impl ConnectionHandle {
         Self { id, peer_id, principal, storage, relayed: false, outbound, close: CloseSignal::default() }
     }
 
-    /// A connection relayed from another node (see [`Self::relayed`]).
-    pub fn relayed(
-        id: ConnectionId,
-        peer_id: PeerId,
-        principal: Principal,
-        storage: Option<StorageId>,
-        outbound: mpsc::Sender<Vec<u8>>,
-    ) -> Self {
-        Self { relayed: true, ..Self::new(id, peer_id, principal, storage, outbound) }
+    /// The same handle, for a connection relayed from another node (see
+    /// [`Self::relayed`]).
+    pub fn from_another_node(self) -> Self {
+        Self { relayed: true, ..self }
     }
 
     /// Queue a frame. Returns false when the connection is gone.

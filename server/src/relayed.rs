@@ -90,7 +90,7 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>) {
                     hub.notify_disconnected(document, previous.id).await;
                 }
                 let (outbound, frames) = mpsc::channel(hub.config.outbound_queue);
-                let handle = Arc::new(ConnectionHandle::relayed(hub.next_connection_id(), peer, principal, storage, outbound));
+                let handle = Arc::new(ConnectionHandle::new(hub.next_connection_id(), peer, principal, storage, outbound).from_another_node());
                 tokio::spawn(forward(handle.clone(), frames, link.clone(), conn, document));
                 relayed.insert((conn, document), handle);
             }

@@ -87,9 +87,9 @@ fn everything_comes_back_after_postgres_restarts() {
     restart(&cluster);
 
     assert_eq!(changes.recv_timeout(PATIENCE).expect("told after reconnecting"), "*");
-    twice(&|| store.get_meta("nothing").map(|value| assert_eq!(value, None)));
-    twice(&|| leases.renew().map(|lost| assert_eq!(lost, vec![], "the lease is durable")));
-    twice(&|| store.commit_group(vec![incremental(d, &[2])])?.into_iter().collect());
+    until_reconnected(&|| store.get_meta("nothing").map(|value| assert_eq!(value, None)));
+    until_reconnected(&|| leases.renew().map(|lost| assert_eq!(lost, vec![], "the lease is durable")));
+    until_reconnected(&|| store.commit_group(vec![incremental(d, &[2])])?.into_iter().collect());
     assert_eq!(chunks(&store, &d).last(), Some(&vec![2]));
     auth.revoke("t1").expect("revoke");
     assert_eq!(changes.recv_timeout(PATIENCE).expect("listening again"), "t1");
@@ -127,11 +127,16 @@ fn restart(cluster: &ThrowawayCluster) {
 }
 
 /// A call right after the database dropped its connections may fail (its
-/// connection closed under it); the next one must work.
-fn twice(call: &dyn Fn() -> Result<(), StoreError>) {
-    if let Err(e) = call() {
-        eprintln!("failed once after the connections were dropped: {e}");
-        call().expect("the next call reconnects");
+/// connection closed under it), and so may calls during the reconnect's
+/// backoff (they fail fast rather than wait); a call after it must work.
+fn until_reconnected(call: &dyn Fn() -> Result<(), StoreError>) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut result = call();
+    while let Err(e) = &result {
+        eprintln!("failed after the connections were dropped: {e}");
+        assert!(Instant::now() < deadline, "no reconnect within 15 s: {e}");
+        std::thread::sleep(Duration::from_millis(100));
+        result = call();
     }
 }
 
@@ -418,10 +423,10 @@ fn connections_come_back_after_they_were_terminated(db: &Cluster<'_>) {
     assert_eq!(terminated.trim(), "4", "reads, group commits, claims, renewals");
 
     // Each call at most once fails (its connection was closed under it).
-    twice(&|| store.get_meta("k").map(|value| assert_eq!(value, Some(b"1".to_vec()))));
-    twice(&|| leases.renew().map(|lost| assert_eq!(lost, vec![])));
+    until_reconnected(&|| store.get_meta("k").map(|value| assert_eq!(value, Some(b"1".to_vec()))));
+    until_reconnected(&|| leases.renew().map(|lost| assert_eq!(lost, vec![])));
     let attempts = std::cell::Cell::new(0u8);
-    twice(&|| {
+    until_reconnected(&|| {
         attempts.set(attempts.get() + 1);
         let results = store.commit_group(vec![incremental(d, &[1 + attempts.get()])])?;
         results.into_iter().collect()
