@@ -159,6 +159,20 @@ pub struct ClusterConfig {
     pub lease: Duration,
 }
 
+impl ClusterConfig {
+    /// A node of a cluster needs both an address the others can dial and the
+    /// secret they present: with only one, documents it owns would stall the
+    /// other nodes' clients (nobody can relay to it), so it does not start.
+    pub fn check(&self, shared_database: bool) -> Result<(), String> {
+        match (shared_database, &self.node_address, &self.secret) {
+            (true, Some(_), None) => Err("--node-address without --cluster-secret: other nodes could not relay to this one; set both (or neither, for a single node)".into()),
+            (true, None, Some(_)) => Err("--cluster-secret without --node-address: other nodes could not reach this one to relay to the documents it owns; set --node-address ws://HOST:PORT".into()),
+            (false, Some(_), _) | (false, _, Some(_)) => Err("--node-address and --cluster-secret need --database: nodes of a cluster share one PostgreSQL database".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl std::fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterConfig")

@@ -96,6 +96,7 @@ pub struct Server {
 impl Server {
     /// Open the store and bind the listener.
     pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
+        config.cluster.check(config.database.is_some()).map_err(ServerError::Config)?;
         let store_config = config.clone();
         let store = tokio::task::spawn_blocking(move || store_config.open_store())
             .await

@@ -694,3 +694,31 @@ fn a_node_stopped_cleanly_exits_and_releases_its_leases() -> Result<()> {
     ensure!(cluster.owner(&doc)?.is_none(), "the stopped node released its lease on the way out");
     Ok(())
 }
+
+/// Half a cluster configuration is refused at start, with the reason, before
+/// anything is opened: a node others cannot relay to would stall their clients.
+#[test]
+fn half_a_cluster_configuration_is_refused() -> Result<()> {
+    let cases: [(&[&str], &str); 3] = [
+        (&["--database", "postgres://konsens@127.0.0.1:1/none", "--cluster-secret", "s"], "--cluster-secret without --node-address"),
+        (&["--database", "postgres://konsens@127.0.0.1:1/none", "--node-address", "ws://127.0.0.1:9"], "--node-address without --cluster-secret"),
+        (&["--cluster-secret", "s", "--node-address", "ws://127.0.0.1:9"], "need --database"),
+    ];
+    let data = tempfile::tempdir()?;
+    for (args, reason) in cases {
+        let out = Command::new(konsens_tests::binary("konsens-server")?)
+            .arg("--data")
+            .arg(data.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("KONSENS_DATABASE")
+            .env_remove("KONSENS_CLUSTER_SECRET")
+            .env_remove("KONSENS_NODE_ADDRESS")
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(!out.status.success(), "{args:?} must not start");
+        ensure!(stderr.contains(reason), "{args:?}: expected {reason:?} in:\n{stderr}");
+        ensure!(!stderr.contains("panicked"), "{args:?}: a clear error, not a panic:\n{stderr}");
+    }
+    Ok(())
+}
