@@ -9,7 +9,7 @@
 // release is a new service worker with its own cache; on activation it
 // deletes the caches of earlier releases.
 
-const VERSION = "2ae76fd71edcc5ea"
+const VERSION = "ae7e45139148f7ad"
 const CACHE = `konsens-app-${VERSION}`
 const ASSETS = ["/", "/assets/app.js", "/assets/app.css", "/assets/automerge.wasm"]
 // The app's own routes: every one is the same page, which routes in the browser.

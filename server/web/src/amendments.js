@@ -14,7 +14,6 @@ import { h, fill, field, batched } from "./dom.js"
 import { t, formatTime } from "./i18n.js"
 import * as M from "./model.js"
 import { hunks, paragraphs } from "./diff.js"
-import { fillEndorsements } from "./endorsements.js"
 import "./amendments.css"
 
 const S = value => new A.ImmutableString(String(value))
@@ -499,7 +498,22 @@ export function amendmentsSection(app, handle, processId, { onAccess } = {}) {
     c.authorActions.hidden = !(isAuthor && live && mayWrite)
 
     const ends = Object.entries(entry.endorsements ?? {}).sort(([a], [b]) => a.localeCompare(b))
-    fillEndorsements(c.endorsements, ends, label)
+    fill(
+      c.endorsements,
+      ends.length
+        ? ends.map(([org, e]) =>
+            h(
+              "li",
+              { dataset: { organisation: org, stance: M.str(e.stance) } },
+              h("strong", {}, org),
+              ": ",
+              h("span", { class: `badge stance-${M.str(e.stance)}` }, t(M.str(e.stance))),
+              M.str(e.note) ? ` – ${M.str(e.note)}` : "",
+              h("span", { class: "meta" }, ` ${t("by", { name: label(M.str(e.by)) })}`)
+            )
+          )
+        : h("li", { class: "hint" }, t("noEndorsements"))
+    )
     c.endorseForm.hidden = !mayEndorse || !live
     c.decide.hidden = !mayDecide || !live || !diff
     return c

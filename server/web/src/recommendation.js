@@ -16,7 +16,6 @@ import { historyPanel, wordDiff } from "./history.js"
 import { readOnlyNotice } from "./start.js"
 import { consentSection } from "./consent.js"
 import { amendmentsSection } from "./amendments.js"
-import { fillEndorsements } from "./endorsements.js"
 import { authorshipView } from "./authorship.js"
 
 // Presence colours: dark enough for white names on them (contrast ≥ 4.5:1)
@@ -614,7 +613,23 @@ function editor(app, handle, root) {
     fill(resolvedEl, h("summary", {}, t("showResolved", { n: done.length })), done)
     resolvedEl.hidden = done.length === 0
 
-    fillEndorsements(endorsementList, Object.entries(doc.endorsements ?? {}), label, e => ` · ${formatTime(e.at)}`)
+    const endorsements = Object.entries(doc.endorsements ?? {})
+    fill(
+      endorsementList,
+      endorsements.length
+        ? endorsements.map(([org, e]) =>
+            h(
+              "li",
+              { dataset: { organisation: org, stance: M.str(e.stance) } },
+              h("strong", {}, org),
+              ": ",
+              h("span", { class: `badge stance-${M.str(e.stance)}` }, t(M.str(e.stance))),
+              M.str(e.note) ? ` – ${M.str(e.note)}` : "",
+              h("span", { class: "meta" }, ` ${t("by", { name: label(M.str(e.by)) })} · ${formatTime(e.at)}`)
+            )
+          )
+        : h("li", { class: "hint" }, t("noEndorsements"))
+    )
     const mine = doc.endorsements?.[me.organisation]
     if (mine && document.activeElement !== stance) stance.value = M.str(mine.stance)
 
