@@ -24,7 +24,12 @@ const ISO_DATE = /\b\d{4}-\d{2}-\d{2}\b/
 async function demoServer(extra) {
   const server = await startSecureServer(["--demo", ...extra])
   servers.push(server)
-  const path = server.log().match(/demo process ready url=(\/p\/\S+)/)?.[1]
+  // The server's log arrives on its own pipe, possibly after the line the
+  // start waited for: look until it is there (or 10 s have passed).
+  const logged = () => server.log().match(/demo process ready url=(\/p\/\S+)/)?.[1]
+  const deadline = Date.now() + 10_000
+  while (!logged() && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+  const path = logged()
   assert.ok(path, "the server logs the demo process's path")
   return { server, processId: path.slice(3) }
 }
