@@ -13,6 +13,8 @@ use ciborium::Value;
 
 use crate::{DocumentId, ProtocolError};
 
+mod fast_decode;
+
 /// The only protocol version automerge-repo 2.x speaks.
 pub const PROTOCOL_VERSION: &str = "1";
 
@@ -292,6 +294,15 @@ impl Message {
                 limit: max_size,
             });
         }
+        match fast_decode::decode(bytes) {
+            Some(message) => Ok(message),
+            None => Self::decode_general(bytes),
+        }
+    }
+
+    /// Any frame, through a CBOR value tree: every message type, and the
+    /// typed error for whatever is not a message.
+    pub(crate) fn decode_general(bytes: &[u8]) -> Result<Self, ProtocolError> {
         let value: Value = ciborium::de::from_reader(bytes)
             .map_err(|e| ProtocolError::MalformedCbor(e.to_string()))?;
         let Value::Map(entries) = value else {
