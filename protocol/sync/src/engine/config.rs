@@ -4,6 +4,10 @@
 /// `TransportConfig`: build one (usually the default), share it behind an
 /// `Arc` among every document's engine, pass it to
 /// [`super::DocEngine::with_config`] or [`super::DocEngine::load_with_config`].
+/// The deferred batch is this fraction (1/n) of the document's changes,
+/// between its floor and its cap (see [`EngineConfig::deferred_changes`]).
+const DEFERRED_SHARE: usize = 16;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     pub(crate) fast_paths: bool,
@@ -11,6 +15,7 @@ pub struct EngineConfig {
     pub(crate) ephemeral_dedup_window: usize,
     pub(crate) compaction_floor_bytes: usize,
     pub(crate) deferred_changes: usize,
+    pub(crate) deferred_changes_max: usize,
     pub(crate) quiet_while_awaiting_reply: bool,
 }
 
@@ -22,6 +27,10 @@ impl Default for EngineConfig {
             ephemeral_dedup_window: 4096,
             compaction_floor_bytes: 1024,
             deferred_changes: 1024,
+            // A sixteenth of the document's changes, up to the changes whose
+            // dependencies the document keeps at hand (engine/document.rs),
+            // so "changes since" a recent state never walks the change graph.
+            deferred_changes_max: super::document::RECENT_CHANGES,
             quiet_while_awaiting_reply: true,
         }
     }
@@ -61,15 +70,27 @@ impl EngineConfig {
         self
     }
 
-    /// How many received changes may wait on the change graph before they
-    /// are applied to the materialised document, in one batch (see
+    /// How many received changes wait on the change graph before they are
+    /// applied to the materialised document, in one batch (see
     /// `engine/document.rs`); 0 applies every round's changes at once.
     /// Automerge applies a batch in time proportional to the objects it
-    /// touches, not to the batch, so each keystroke costs 1/1024 of one
-    /// apply; and a round's "changes since" walks at most this many.
+    /// touches, not to the batch. By default the batch grows with the
+    /// document: a sixteenth of its changes, at least 1,024 and at most
+    /// 4,096, so an apply (which walks the whole text) comes once per
+    /// sixteenth of the text's growth and a change's share of it does not
+    /// grow with the text. Set here, the batch is this many, whatever the
+    /// size.
     pub fn deferred_changes(&mut self, changes: usize) -> &mut Self {
         self.deferred_changes = changes;
+        self.deferred_changes_max = changes;
         self
+    }
+
+    /// The batch for a document of `changes` changes (see
+    /// [`Self::deferred_changes`]); at least 1.
+    pub(crate) fn deferred_batch(&self, changes: usize) -> usize {
+        let floor = self.deferred_changes.max(1);
+        (changes / DEFERRED_SHARE).min(self.deferred_changes_max).max(floor)
     }
 
     /// Send a peer nothing in answer to its acknowledgement of an older
@@ -88,5 +109,29 @@ impl EngineConfig {
 
     pub fn fast_paths_enabled(&self) -> bool {
         self.fast_paths
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EngineConfig;
+
+    #[test]
+    fn the_default_batch_grows_with_the_document_between_its_floor_and_cap() {
+        let config = EngineConfig::default();
+        assert_eq!(config.deferred_batch(0), 1024);
+        assert_eq!(config.deferred_batch(20_000), 1250);
+        assert_eq!(config.deferred_batch(40_000), 2500);
+        assert_eq!(config.deferred_batch(200_000), 4096);
+    }
+
+    #[test]
+    fn a_batch_set_by_hand_is_that_size_at_every_size() {
+        let mut config = EngineConfig::default();
+        config.deferred_changes(3);
+        assert_eq!(config.deferred_batch(10), 3);
+        assert_eq!(config.deferred_batch(200_000), 3);
+        config.deferred_changes(0);
+        assert_eq!(config.deferred_batch(200_000), 1, "never zero: the engine does not defer then anyway");
     }
 }

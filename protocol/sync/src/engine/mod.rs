@@ -488,7 +488,7 @@ impl DocEngine {
         }
         // Replies are out; now is the time to apply what gathered, and to
         // compact storage, which waited for it (Document::write_after).
-        if self.phase == Phase::Idle && self.document.deferred_count() >= self.config.deferred_changes.max(1) {
+        if self.phase == Phase::Idle && self.document.deferred_count() >= self.config.deferred_batch(self.document.change_count()) {
             self.document.apply_deferred();
             if self.compaction.due() {
                 let write = self.document.snapshot(&mut self.compaction);
