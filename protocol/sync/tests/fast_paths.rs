@@ -112,15 +112,17 @@ struct World {
 
 impl World {
     fn new(fast_paths: bool, base: &Automerge, peers: u8) -> Self {
-        Self::with_quiet(fast_paths, false, base, peers)
+        Self::with_rules(fast_paths, false, false, base, peers)
     }
 
-    /// `quiet`: [`EngineConfig::quiet_while_awaiting_reply`], off for the
-    /// comparisons with Automerge (it is where we differ on purpose).
-    fn with_quiet(fast_paths: bool, quiet: bool, base: &Automerge, peers: u8) -> Self {
+    /// `quiet`: [`EngineConfig::quiet_while_awaiting_reply`]; `wait`:
+    /// [`EngineConfig::changes_wait_for_reply`]. Both off for the
+    /// comparisons with Automerge (they are where we differ on purpose).
+    fn with_rules(fast_paths: bool, quiet: bool, wait: bool, base: &Automerge, peers: u8) -> Self {
         let mut config = EngineConfig::default();
         config.fast_paths(fast_paths);
         config.quiet_while_awaiting_reply(quiet);
+        config.changes_wait_for_reply(wait);
         // The reference is Automerge throughout: every change applied at
         // once. With fast paths, changes are deferred, a few at a time, so
         // both deferring and applying what gathered are compared.
@@ -387,7 +389,9 @@ fn a_lost_message() {
 fn a_lagging_watcher_is_not_answered_while_a_reply_is_on_its_way() {
     let base = base_document(30);
     let run = |quiet: bool| {
-        let mut w = World::with_quiet(true, quiet, &base, 2);
+        // The second relay goes out before the late answer: changes do not
+        // wait for it here (that rule has its test below).
+        let mut w = World::with_rules(true, quiet, false, &base, 2);
         w.settle(0);
         w.settle(1);
         w.peers[0].edit("typed", 1);
@@ -412,3 +416,61 @@ fn a_lagging_watcher_is_not_answered_while_a_reply_is_on_its_way() {
     assert_eq!(watcher_automerge, heads_automerge);
     assert!(counts.acks > 0, "{counts:?}");
 }
+
+/// A watcher slower than the typist: it has not answered our relay of the
+/// first keystroke when the second and third arrive. With
+/// `changes_wait_for_reply` the server sends it nothing more until it
+/// answers, then both keystrokes in one message; Automerge sends one message
+/// per keystroke. Both runs end with the same documents.
+#[test]
+fn a_slow_watcher_gets_what_gathered_in_one_message_once_it_answers() {
+    let base = base_document(30);
+    let run = |wait: bool| {
+        let mut w = World::with_rules(true, true, wait, &base, 2);
+        w.settle(0);
+        w.settle(1);
+        let relays_to_watcher = |w: &World| w.said.iter().filter(|(i, m)| *i == 1 && !m.changes.is_empty()).count();
+        let before = relays_to_watcher(&w);
+        for value in 1..=3 {
+            w.peers[0].edit("typed", value);
+            w.peer_speaks(0);
+        }
+        // The watcher received what was sent to it, but has not answered yet.
+        let while_silent = relays_to_watcher(&w) - before;
+        w.settle(1);
+        w.settle(0);
+        let in_all = relays_to_watcher(&w) - before;
+        (while_silent, in_all, w.server.heads(), w.peers[1].doc.get_heads())
+    };
+    let (silent_waiting, all_waiting, heads_waiting, watcher_waiting) = run(true);
+    let (silent_automerge, all_automerge, heads_automerge, watcher_automerge) = run(false);
+    assert_eq!(silent_automerge, 3, "Automerge relays every keystroke at once");
+    assert_eq!(all_automerge, 3);
+    assert_eq!(silent_waiting, 1, "only the first keystroke before the watcher answers");
+    assert_eq!(all_waiting, 2, "the second and third in one message after it answered");
+    assert_eq!(heads_waiting, heads_automerge);
+    assert_eq!(watcher_waiting, heads_waiting, "the watcher has everything");
+    assert_eq!(watcher_automerge, heads_automerge);
+}
+
+/// A peer whose message the runtime dropped unread (refused changes) still
+/// spoke: `Heard` releases what waited for its answer.
+#[test]
+fn a_peer_heard_but_not_read_gets_what_waited() {
+    let base = base_document(30);
+    let mut w = World::with_rules(true, true, true, &base, 2);
+    w.settle(0);
+    w.settle(1);
+    w.peers[0].edit("typed", 1);
+    w.peer_speaks(0);
+    w.peers[0].edit("typed", 2);
+    w.peer_speaks(0);
+    let to_watcher = |w: &World| w.said.iter().filter(|(i, _)| *i == 1).count();
+    let before = to_watcher(&w);
+    let conn = w.peers[1].conn;
+    w.server_handles(vec![DocInput::Heard { conn }]);
+    assert_eq!(to_watcher(&w) - before, 1, "the second keystroke goes out once the watcher was heard");
+    w.settle(1);
+    assert_eq!(w.peers[1].doc.get_heads(), w.server.heads());
+}
+

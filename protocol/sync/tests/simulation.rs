@@ -328,6 +328,7 @@ impl Sim {
         // itself, not the generator, so both runs make the same draws).
         config.deferred_changes(if fast_paths { (seed % 7 + 1) as usize } else { 0 });
         config.quiet_while_awaiting_reply(quiet);
+        config.changes_wait_for_reply(quiet);
         // When storage is compacted differs on purpose (a snapshot waits
         // while changes are deferred), and a flush more or less changes the
         // whole run: the runs compared with each other do not compact; the
@@ -1156,16 +1157,20 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
         None => (0..env_u64("KONSENS_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect(),
     };
     let mut total = Stats::default();
-    let (mut deferred_rounds, mut received_known, mut since_recent) = (0, 0, 0);
+    let (mut deferred_rounds, mut received_known, mut since_recent, mut held_for_answer) = (0, 0, 0, 0);
     let mut failures = Vec::new();
     for &seed in &seeds {
         let fast = run_seed(seed, true, false);
         let slow = run_seed(seed, false, false);
         // Where we differ from Automerge on purpose: fewer messages to
         // lagging peers. Not the same run, but every invariant holds.
-        if let Err(text) = run_seed(seed, true, true) {
-            eprintln!("seed {seed} (quiet while awaiting a reply) failed; replay with KONSENS_SIM_SEED={seed}: {text}");
-            failures.push((seed, format!("quiet while awaiting a reply: {text}")));
+        // Changes also wait for a peer's answer there.
+        match run_seed(seed, true, true) {
+            Ok(ours) => held_for_answer += ours.fast.held_for_answer,
+            Err(text) => {
+                eprintln!("seed {seed} (quiet while awaiting a reply) failed; replay with KONSENS_SIM_SEED={seed}: {text}");
+                failures.push((seed, format!("quiet while awaiting a reply: {text}")));
+            }
         }
         match (fast, slow) {
             (Ok(fast), Ok(slow)) => {
@@ -1195,13 +1200,14 @@ fn randomized_simulation_keeps_acknowledged_changes_and_converges() {
             }
         }
     }
-    println!("{} seeds (each with fast paths on and off), totals with fast paths on: {total:#?}; deferred rounds {deferred_rounds}, received on the recent graph {received_known}, changes since a recorded state {since_recent}", seeds.len());
+    println!("{} seeds (each with fast paths on and off), totals with fast paths on: {total:#?}; deferred rounds {deferred_rounds}, received on the recent graph {received_known}, changes since a recorded state {since_recent}; with our own rules, messages held for a peer's answer {held_for_answer}", seeds.len());
     if seeds.len() >= 20 {
         // Reconnects and reloads happen in most seeds; resuming must be exercised.
         assert!(total.sync_states_saved > 0 && total.sync_states_restored > 0, "no sync state was kept or restored: {total:#?}");
         assert!(deferred_rounds > 0, "no server deferred a change");
         assert!(received_known > 0, "no server received on the recent changes' graph");
         assert!(since_recent > 0, "no peer's changes were taken from a recorded state");
+        assert!(held_for_answer > 0, "no message waited for a peer's answer");
     }
     assert!(
         failures.is_empty(),

@@ -334,7 +334,12 @@ impl DocumentOwner {
                         Pass::EngineAwaitingCreation => {
                             self.peers.awaiting_creation.insert(conn.id);
                         }
-                        Pass::Dropped => return,
+                        Pass::Dropped => {
+                            // Answered or ignored here, but the peer spoke:
+                            // changes held for its answer go out.
+                            inputs.push(DocInput::Heard { conn: conn.id });
+                            return;
+                        }
                     },
                 }
                 let (id, sender) = (conn.id, conn.peer_id.clone());

@@ -17,6 +17,7 @@ pub struct EngineConfig {
     pub(crate) deferred_changes: usize,
     pub(crate) deferred_changes_max: usize,
     pub(crate) quiet_while_awaiting_reply: bool,
+    pub(crate) changes_wait_for_reply: bool,
 }
 
 impl Default for EngineConfig {
@@ -32,6 +33,7 @@ impl Default for EngineConfig {
             // so "changes since" a recent state never walks the change graph.
             deferred_changes_max: super::document::RECENT_CHANGES,
             quiet_while_awaiting_reply: true,
+            changes_wait_for_reply: true,
         }
     }
 }
@@ -104,6 +106,22 @@ impl EngineConfig {
     /// the simulation compares with).
     pub fn quiet_while_awaiting_reply(&mut self, on: bool) -> &mut Self {
         self.quiet_while_awaiting_reply = on;
+        self
+    }
+
+    /// After a message carrying changes, send that peer nothing more until
+    /// it speaks again (any message: its answer, or one that crossed ours);
+    /// what gathers meanwhile goes out in one message then. A peer that
+    /// keeps up sees no difference: it answers before the next change. A
+    /// slow one (a phone, a busy tab, a client applying into a long text,
+    /// where Automerge pays per message, not per change) gets one message
+    /// per round trip of its own instead of a backlog of one per change,
+    /// and catches up. Automerge peers answer every message that brings
+    /// them changes; a runtime that drops a peer's message unread must still
+    /// tell the engine it spoke ([`super::DocInput::Heard`]). Off, the
+    /// messages are Automerge's (the reference the simulation compares with).
+    pub fn changes_wait_for_reply(&mut self, on: bool) -> &mut Self {
+        self.changes_wait_for_reply = on;
         self
     }
 

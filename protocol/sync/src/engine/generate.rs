@@ -24,8 +24,14 @@ impl DocEngine {
         let fast_paths = self.config.fast_paths;
         let sent_log = self.config.sent_log;
         let quiet = self.config.quiet_while_awaiting_reply;
+        let wait_for_reply = self.config.changes_wait_for_reply;
         for (conn, peer) in self.peers.iter_mut() {
             if !peer.dirty {
+                continue;
+            }
+            // It stays dirty: its message goes out when it answers.
+            if wait_for_reply && peer.sync.awaits_answer_to_changes() {
+                self.fast_counts.held_for_answer += 1;
                 continue;
             }
             peer.dirty = false;

@@ -106,6 +106,12 @@ pub enum DocInput {
     /// never have become durable; a message with no heads ("I lost my data")
     /// is what makes every Automerge peer clear that record, old ones too.
     Resync { conn: ConnectionId, peer: PeerId },
+    /// The peer on this connection sent a message about this document that
+    /// the runtime answered or dropped without handing it to the engine
+    /// (refused changes, say). It is not waiting for us: if changes for it
+    /// were held until it spoke (see [`EngineConfig::changes_wait_for_reply`]),
+    /// they go out now.
+    Heard { conn: ConnectionId },
     /// The connection is gone; forget its sync state (keeping what we share
     /// with its storage, see [`DocEffect::SaveSyncState`]).
     Disconnected { conn: ConnectionId },
@@ -177,6 +183,9 @@ pub struct FastPathCounts {
     /// was a recorded state of ours), and computed by a walk of the history.
     pub since_recent: u64,
     pub since_walked: u64,
+    /// Times a peer's message was held because it had not answered our
+    /// last message with changes ([`EngineConfig::changes_wait_for_reply`]).
+    pub held_for_answer: u64,
 }
 
 impl FastPathCounts {
@@ -404,6 +413,11 @@ impl DocEngine {
                     state.sync.reset_next();
                     state.dirty = true;
                     self.peers.insert(conn, state);
+                }
+                DocInput::Heard { conn } => {
+                    if let Some(peer) = self.peers.get_mut(&conn) {
+                        peer.sync.heard();
+                    }
                 }
                 DocInput::Disconnected { conn } => {
                     let peer = self.peers.remove(&conn);

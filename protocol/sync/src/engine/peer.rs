@@ -41,7 +41,7 @@ impl PeerState {
         }
         Self {
             peer_id,
-            sync: PeerSync { state, sent_log: VecDeque::new(), awaiting_reply: false, reset_pending: false },
+            sync: PeerSync { state, sent_log: VecDeque::new(), awaiting_reply: false, reset_pending: false, unanswered_changes: false },
             dirty: false,
             told_unavailable: false,
         }
@@ -61,6 +61,9 @@ pub(super) struct PeerSync {
     awaiting_reply: bool,
     /// The next message goes out without heads (see [`super::DocInput::Resync`]).
     reset_pending: bool,
+    /// Our last message carried changes and the peer has not spoken since
+    /// (see [`super::EngineConfig::changes_wait_for_reply`]).
+    unanswered_changes: bool,
 }
 
 impl PeerSync {
@@ -68,6 +71,18 @@ impl PeerSync {
     /// believes it sent us, and sends anything we lack again.
     pub(super) fn reset_next(&mut self) {
         self.reset_pending = true;
+    }
+
+    /// The peer spoke, though its message never reached us (the runtime
+    /// dropped it unread): it is not waiting for us.
+    pub(super) fn heard(&mut self) {
+        self.unanswered_changes = false;
+    }
+
+    /// Our last message brought the peer changes it has not answered: what
+    /// is new waits for its answer (unless a reset must go out).
+    pub(super) fn awaits_answer_to_changes(&self) -> bool {
+        self.unanswered_changes && !self.reset_pending
     }
 
     pub(super) fn their_heads(&self) -> Option<&[ChangeHash]> {
@@ -82,6 +97,7 @@ impl PeerSync {
     /// last sent stays, unless the peer lost its data (Automerge then clears
     /// it so that everything is sent again, which we keep).
     fn received<R>(&mut self, apply: impl FnOnce(&mut sync::State, &mut SentLog) -> R) -> R {
+        self.unanswered_changes = false;
         let last_sent = self.state.last_sent_heads.clone();
         let result = apply(&mut self.state, &mut self.sent_log);
         if !self.state.last_sent_heads.is_empty() {
@@ -179,6 +195,7 @@ impl PeerSync {
         };
         let mut message = message;
         if let Some(message) = &mut message {
+            self.unanswered_changes = !message.changes.is_empty();
             self.sent_log.push_back(Sent { heads: message.heads.clone(), hashes });
             while self.sent_log.len() > sent_log_len {
                 self.sent_log.pop_front();
@@ -197,5 +214,6 @@ impl PeerSync {
         self.state.sent_hashes.clear();
         self.state.in_flight = false;
         self.sent_log.clear();
+        self.unanswered_changes = false;
     }
 }
