@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::scenarios::official::{Config, DRIVER_LOAD_LIMIT, OfficialRow, Pace, Rates, SUSTAINABLE_LOAD};
+use crate::scenarios::official::{CALIBRATION_ROUNDS, Config, DRIVER_LOAD_LIMIT, OfficialRow, Pace, Rates, SUSTAINABLE_LOAD};
 use crate::scenarios::workshop::{RATE_PER_TYPIST, Row};
 use crate::servers::Kind;
 use crate::stats::ms;
@@ -87,8 +87,8 @@ A row is *valid* when every keystroke reached every participant and the Node dri
         match config.rate {
             Some(r) => format!("This run used one rate, given on the command line: {}/s.", trim(r)),
             None => format!(
-                "Each k runs at the *human* rate ({RATE_PER_TYPIST}/s per typist) and at a *sustainable* one: before the first server's rows of a k, k typists type one keystroke each and wait until every client holds them ({} rounds, every client current), which gives the Node driver's CPU per keystroke; the sustainable rate is {:.0} % of a core divided by that, rounded down, and the same for every server and for the light peers. When it is above the human rate, the human row alone runs.",
-                3,
+                "Each k runs at the *human* rate ({RATE_PER_TYPIST}/s per typist) and at a *sustainable* one: before the first server's rows of a k, one typist types {}·k keystrokes one at a time, each waited for until every client holds it (every client current, every keystroke in a message of its own, as at that rate), which gives the Node driver's CPU per keystroke; the sustainable rate is {:.0} % of a core divided by that, rounded down, and the same for every server and for the light peers. When it is above the human rate, the human row alone runs.",
+                CALIBRATION_ROUNDS,
                 SUSTAINABLE_LOAD * 100.0
             ),
         },
