@@ -511,6 +511,16 @@ impl Actor {
             }
             SessionAction::PeerError { message, refusal } => {
                 tracing::warn!(%message, "server reported an error");
+                // The server answered, though not with a sync message (it
+                // could not store our changes, say): local changes held for
+                // its answer go out (`EngineConfig::changes_wait_for_reply`).
+                let ids: Vec<DocumentId> = self.engines.keys().copied().collect();
+                for id in ids {
+                    if let Some(engine) = self.engines.get_mut(&id) {
+                        let effects = engine.handle([DocInput::Heard { conn }]);
+                        self.execute(id, effects);
+                    }
+                }
                 if let Some(refusal) = refusal {
                     self.recover(refusal, message);
                 }
