@@ -115,6 +115,9 @@ test("an amendment: proposed, co-edited, followed live, two of three changes acc
   const fatimaCard = fatima.page.locator(`.amendment[data-amendment="${branchId}"]`)
   await appendTo(paul.page, 1, " No exceptions.")
   await waitSynced(paul.page)
+  // Paul's keystrokes reach Fatima as they come (a first message may hold
+  // only "No"): wait for the whole insertion, not only for its hunk.
+  await fatimaCard.locator(".amend-diff ins", { hasText: "No exceptions." }).waitFor({ timeout: 15_000 })
   await fatimaCard.locator(".amend-diff[data-hunks='3']").waitFor({ timeout: 15_000 })
   assert.deepEqual((await fatimaCard.locator(".amend-diff ins").allInnerTexts()).map(s => s.trim()), ["Fees are listed online.", "No exceptions.", "Reports are monthly."])
   assert.match(await fatimaCard.locator(".amend-coauthors").innerText(), /Paul Partner \(Construction Union\)/)
