@@ -146,7 +146,18 @@ impl Hub {
         let gate = Arc::new(Gate::new(config.limits.max_connections, config.limits.connections_per_address));
         let awaiting = Arc::new(AwaitingCreation::default());
         let shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new());
+        let cluster = Cluster::new(&store, &config.cluster, config.max_frame_bytes, metrics.clone()).map(Arc::new);
+        let mut engine = konsens_sync::EngineConfig::default();
+        if cluster.is_some() {
+            // Failover resyncs a relayed peer without a reconnect; in the
+            // cluster failover bench a writer then stayed silent while what
+            // was held for its answer waited (cause not found yet). Until
+            // it is, a cluster sends as Automerge does.
+            engine.changes_wait_for_reply(false);
+        }
         let documents_context = Arc::new(DocumentContext {
+            engine: Arc::new(engine),
             store: store.clone(),
             commit: commit.clone(),
             auth: auth.clone(),
@@ -158,8 +169,6 @@ impl Hub {
             awaiting: awaiting.clone(),
             shutdown: shutdown.clone(),
         });
-        let metrics = Arc::new(Metrics::new());
-        let cluster = Cluster::new(&store, &config.cluster, config.max_frame_bytes, metrics.clone()).map(Arc::new);
         Self {
             cluster,
             gate,

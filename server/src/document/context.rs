@@ -14,6 +14,8 @@ use crate::document::creation_limit::CreationLimit;
 /// Shared by all owners (one `Arc`).
 #[derive(Debug)]
 pub(crate) struct DocumentContext {
+    /// Every document engine's settings.
+    pub engine: Arc<konsens_sync::EngineConfig>,
     /// Documents are loaded from it (writes go through `commit`).
     pub store: ChunkStore,
     pub commit: GroupCommit,

@@ -109,10 +109,11 @@ impl DocumentOwner {
             Err(e) => return State::Unreadable(format!("load task failed: {e}")),
         };
         self.stored_bytes = chunks.iter().map(|c| c.bytes.len()).sum();
-        let engine = DocEngine::load(
+        let engine = DocEngine::load_with_config(
             id,
             self.ctx.our_peer_id.clone(),
             Role::Server,
+            self.ctx.engine.clone(),
             chunks.iter().map(|c| (c.is_snapshot, c.bytes.as_slice())),
         );
         match engine {

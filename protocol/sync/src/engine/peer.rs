@@ -195,7 +195,11 @@ impl PeerSync {
         };
         let mut message = message;
         if let Some(message) = &mut message {
-            self.unanswered_changes = !message.changes.is_empty();
+            // An Automerge peer answers every message that changes its heads.
+            // Only one whose heads we have heard surely lacks what we send;
+            // before it spoke, or after a resync, it may hold those changes
+            // already and stay silent, so nothing waits for it then.
+            self.unanswered_changes = !message.changes.is_empty() && self.state.their_heads.is_some() && !self.reset_pending;
             self.sent_log.push_back(Sent { heads: message.heads.clone(), hashes });
             while self.sent_log.len() > sent_log_len {
                 self.sent_log.pop_front();
