@@ -1,13 +1,13 @@
 //! The engine's tunables in one place, with today's values as the default.
 
-/// How a [`super::DocEngine`] behaves where there is a choice. Like quinn's
-/// `TransportConfig`: build one (usually the default), share it behind an
-/// `Arc` among every document's engine, pass it to
-/// [`super::DocEngine::with_config`] or [`super::DocEngine::load_with_config`].
 /// The deferred batch is this fraction (1/n) of the document's changes,
 /// between its floor and its cap (see [`EngineConfig::deferred_changes`]).
 const DEFERRED_SHARE: usize = 16;
 
+/// How a [`super::DocEngine`] behaves where there is a choice. Like quinn's
+/// `TransportConfig`: build one (usually the default), share it behind an
+/// `Arc` among every document's engine, pass it to
+/// [`super::DocEngine::with_config`] or [`super::DocEngine::load_with_config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     pub(crate) fast_paths: bool,
